@@ -1,0 +1,89 @@
+/*
+ * sample.h: the in-memory shape of telemetry inside the ingest stage.
+ *
+ * Internal to ingest/.  Parsers (text, OpenMetrics, later protobuf and
+ * remote-write) produce ingest_sample values that borrow from the input
+ * buffer; the scraper turns them into ingest_series (final label set after
+ * target labels and relabeling, __name__ first, other labels sorted by
+ * name, as Prometheus stores them) collected in one ingest_batch per scrape;
+ * the encoders and the Kafka sink consume a batch.  Nothing here owns
+ * memory: everything points into the scrape buffer or the scrape arena,
+ * and is valid until the arena is reset after the batch is published.
+ */
+#ifndef INGEST_SAMPLE_H
+#define INGEST_SAMPLE_H
+
+#include <stdint.h>
+
+#include "common/ndt.h"
+
+#define INGEST_NO_TIMESTAMP INT64_MIN
+
+typedef enum ingest_metric_type {
+    INGEST_TYPE_UNKNOWN = 0, /* no # TYPE line (text "untyped", OM "unknown") */
+    INGEST_TYPE_COUNTER,
+    INGEST_TYPE_GAUGE,
+    INGEST_TYPE_HISTOGRAM,
+    INGEST_TYPE_GAUGE_HISTOGRAM,
+    INGEST_TYPE_SUMMARY,
+    INGEST_TYPE_INFO,
+    INGEST_TYPE_STATESET,
+} ingest_metric_type;
+
+const char *ingest_metric_type_name(ingest_metric_type type);
+
+typedef struct ingest_label {
+    ndt_str name;
+    ndt_str value;
+} ingest_label;
+
+/* An OpenMetrics exemplar attached to a sample. */
+typedef struct ingest_exemplar {
+    const ingest_label *labels;
+    size_t nlabels;
+    double value;
+    int64_t timestamp_ms; /* INGEST_NO_TIMESTAMP if absent */
+} ingest_exemplar;
+
+/* One sample as read from an exposition: name and labels as written
+ * (label values unescaped), the family it belongs to and its metadata. */
+typedef struct ingest_sample {
+    ndt_str name;            /* series name, e.g. foo_bucket */
+    ndt_str family;          /* family name from # TYPE, or name if none */
+    ingest_metric_type type; /* type of the family */
+    ndt_str help;            /* raw HELP text of the family (escapes kept) */
+    ndt_str unit;            /* OpenMetrics # UNIT, empty otherwise */
+    const ingest_label *labels;
+    size_t nlabels;
+    double value;
+    int64_t timestamp_ms;    /* INGEST_NO_TIMESTAMP if absent */
+    const ingest_exemplar *exemplar; /* NULL if none */
+    uint32_t line;           /* 1-based line in the exposition */
+} ingest_sample;
+
+/* One series ready to publish: final labels including __name__ (first),
+ * the rest sorted by name. */
+typedef struct ingest_series {
+    const ingest_label *labels;
+    size_t nlabels;
+    double value;
+    int64_t timestamp_ms;    /* always set: the sample's or the scrape's */
+    ingest_metric_type type;
+} ingest_series;
+
+/* Everything one scrape (or one remote-write request) yields. */
+typedef struct ingest_batch {
+    ndt_str job;
+    ndt_str instance;        /* Kafka message key */
+    int64_t scrape_timestamp_ms;
+    const ingest_series *series;
+    size_t nseries;
+} ingest_batch;
+
+/* The value of __name__ of a series (its first label by construction). */
+static inline ndt_str ingest_series_name(const ingest_series *s)
+{
+    return s->nlabels ? s->labels[0].value : (ndt_str){ "", 0 };
+}
+
+#endif

@@ -1,0 +1,174 @@
+/*
+ * test_common.c: the arena, the bounded buffer and the log writer.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/arena.h"
+#include "common/buf.h"
+#include "common/log.h"
+
+static void arena_reuses_blocks_after_reset(void **state)
+{
+    (void)state;
+    ndt_arena a;
+    ndt_arena_init(&a, 128, 0);
+    void *first = ndt_arena_alloc(&a, 100);
+    assert_non_null(first);
+    assert_non_null(ndt_arena_alloc(&a, 100)); /* spills into a second block */
+    size_t allocated = a.allocated;
+    ndt_arena_reset(&a);
+    assert_ptr_equal(ndt_arena_alloc(&a, 100), first);
+    assert_non_null(ndt_arena_alloc(&a, 100));
+    assert_int_equal(a.allocated, allocated); /* nothing new from malloc */
+    ndt_arena_free(&a);
+}
+
+static void arena_cap_refuses_growth(void **state)
+{
+    (void)state;
+    ndt_arena a;
+    ndt_arena_init(&a, 64, 256);
+    int ok = 0;
+    while (ndt_arena_alloc(&a, 48))
+        ok++;
+    assert_true(ok >= 4 && ok <= 6);
+    assert_true(a.allocated <= 256);
+    /* 16 bytes stay free in each block: a 20-byte string fits nowhere. */
+    char *s = ndt_arena_strndup(&a, "0123456789abcdefghi", 19);
+    assert_null(s);
+    ndt_arena_free(&a);
+}
+
+static void arena_large_allocation_gets_its_own_block(void **state)
+{
+    (void)state;
+    ndt_arena a;
+    ndt_arena_init(&a, 64, 0);
+    char *p = ndt_arena_alloc(&a, 10000);
+    assert_non_null(p);
+    memset(p, 'x', 10000);
+    char *s = ndt_arena_strndup(&a, "hello", 5);
+    assert_string_equal(s, "hello");
+    assert_int_equal((uintptr_t)ndt_arena_alloc(&a, 1) % _Alignof(max_align_t), 0);
+    ndt_arena_free(&a);
+}
+
+static void buf_respects_limit(void **state)
+{
+    (void)state;
+    ndt_buf b;
+    ndt_buf_init(&b, 10);
+    assert_int_equal(ndt_buf_append(&b, "0123456789", 10), 0);
+    assert_int_equal(ndt_buf_append(&b, "x", 1), -1);
+    assert_int_equal(b.len, 10);
+    assert_int_equal(ndt_buf_terminate(&b), 0);
+    assert_string_equal(b.data, "0123456789");
+    ndt_buf_free(&b);
+}
+
+static void buf_doubles_round_trip(void **state)
+{
+    (void)state;
+    const double values[] = { 0.1, 1.5, -2, 1e300, 5e-324, 123456789.123, 1.0 / 3, 1e20 };
+    ndt_buf b;
+    ndt_buf_init(&b, 0);
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        ndt_buf_reset(&b);
+        ndt_buf_append_double(&b, values[i]);
+        ndt_buf_terminate(&b);
+        assert_true(strtod(b.data, NULL) == values[i]);
+    }
+    ndt_buf_reset(&b);
+    ndt_buf_append_double(&b, NAN);
+    ndt_buf_append_char(&b, ' ');
+    ndt_buf_append_double(&b, -INFINITY);
+    ndt_buf_append_char(&b, ' ');
+    ndt_buf_append_double(&b, 42);
+    ndt_buf_terminate(&b);
+    assert_string_equal(b.data, "NaN -Inf 42");
+    ndt_buf_free(&b);
+}
+
+/* Captures what ndt_log writes to stderr. */
+static char *capture_log(void (*fn)(void))
+{
+    char path[] = "/tmp/ndt-test-log-XXXXXX";
+    int fd = mkstemp(path);
+    int saved = dup(2);
+    dup2(fd, 2);
+    fn();
+    dup2(saved, 2);
+    close(saved);
+    lseek(fd, 0, SEEK_SET);
+    static char out[4096];
+    ssize_t n = read(fd, out, sizeof(out) - 1);
+    out[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    return out;
+}
+
+static void log_logfmt_line(void)
+{
+    ndt_log_set_format(NDT_LOG_LOGFMT);
+    ndt_log(NDT_LOG_WARN, "ingest", "scrape failed", NDT_KV_STR("target", "http://h:1/metrics"),
+            NDT_KV_STR("error", "connection refused \"x\""), NDT_KV_INT("n", -3));
+}
+
+static void log_json_line(void)
+{
+    ndt_log_set_format(NDT_LOG_JSON);
+    ndt_log(NDT_LOG_INFO, "ingest", "ok", NDT_KV_DOUBLE("v", 0.5), NDT_KV_BOOL("up", 1));
+    ndt_log_set_format(NDT_LOG_LOGFMT);
+}
+
+static void log_below_level(void)
+{
+    ndt_log(NDT_LOG_DEBUG, "ingest", "hidden");
+}
+
+static void log_formats(void **state)
+{
+    (void)state;
+    char *line = capture_log(log_logfmt_line);
+    assert_non_null(strstr(line, " level=warn stage=ingest msg=\"scrape failed\" target=http://h:1/metrics "
+                                 "error=\"connection refused \\\"x\\\"\" n=-3\n"));
+    assert_memory_equal(line, "ts=", 3);
+    line = capture_log(log_json_line);
+    assert_non_null(strstr(line, "\"level\":\"info\",\"stage\":\"ingest\",\"msg\":\"ok\",\"v\":0.5,\"up\":true}\n"));
+    assert_memory_equal(line, "{\"ts\":\"", 7);
+    line = capture_log(log_below_level);
+    assert_string_equal(line, "");
+}
+
+static void log_redacts_credentials(void **state)
+{
+    (void)state;
+    char buf[128];
+    ndt_log_redact_url("https://user:secret@host:9100/metrics?x=1", buf, sizeof(buf));
+    assert_string_equal(buf, "https://xxx@host:9100/metrics?x=1");
+    ndt_log_redact_url("http://host/a@b", buf, sizeof(buf));
+    assert_string_equal(buf, "http://host/a@b");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(arena_reuses_blocks_after_reset),
+        cmocka_unit_test(arena_cap_refuses_growth),
+        cmocka_unit_test(arena_large_allocation_gets_its_own_block),
+        cmocka_unit_test(buf_respects_limit),
+        cmocka_unit_test(buf_doubles_round_trip),
+        cmocka_unit_test(log_formats),
+        cmocka_unit_test(log_redacts_credentials),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
