@@ -1,0 +1,57 @@
+/*
+ * expo.h: parsers for the Prometheus text exposition format 0.0.4 and the
+ * OpenMetrics 1.0 text format (internal to ingest/).
+ *
+ * Zero-copy: names, label names and label values that need no unescaping
+ * point into the input buffer; unescaped values, label arrays and
+ * exemplars are allocated from the caller's arena.  Everything passed to
+ * the callback stays valid until that arena is reset, so the scraper can
+ * keep references while it assembles a batch.
+ *
+ * The parser is strict in the way promtool and Prometheus's own scrape
+ * parsers are (what one rejects, the other should reject too); the first
+ * error stops the parse and is reported as line:col: reason.
+ */
+#ifndef INGEST_EXPO_H
+#define INGEST_EXPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/arena.h"
+#include "common/ndt.h"
+#include "ingest/sample.h"
+
+typedef enum ingest_expo_format {
+    INGEST_EXPO_TEXT = 0,     /* text/plain; version=0.0.4 */
+    INGEST_EXPO_OPENMETRICS,  /* application/openmetrics-text; version=1.0.0 */
+} ingest_expo_format;
+
+typedef struct ingest_expo_error {
+    uint32_t line;            /* 1-based */
+    uint32_t col;             /* 1-based, in bytes */
+    char reason[200];
+} ingest_expo_error;
+
+/* Called once per sample, in exposition order.  Return NDT_OK to go on,
+ * anything else to stop the parse (ingest_expo_parse then returns it). */
+typedef int (*ingest_expo_sample_fn)(void *ctx, const ingest_sample *sample);
+
+/* Parses buf[0..len).  Returns NDT_OK, NDT_ERROR with *err filled in
+ * (including when the arena's cap is hit: "out of memory for this scrape"),
+ * or whatever non-NDT_OK value the callback returned. */
+int ingest_expo_parse(const char *buf, size_t len, ingest_expo_format format,
+                      ndt_arena *arena, ingest_expo_sample_fn fn, void *ctx,
+                      ingest_expo_error *err);
+
+/* The format a Content-Type header announces; text 0.0.4 for anything
+ * unknown or missing, as Prometheus does. */
+ingest_expo_format ingest_expo_format_from_content_type(const char *content_type);
+
+/* Accept header a scraper sends: OpenMetrics preferred, text fallback. */
+#define INGEST_EXPO_ACCEPT_HEADER                                                          \
+    "application/openmetrics-text;version=1.0.0;q=0.5,"                                    \
+    "application/openmetrics-text;version=0.0.1;q=0.4,"                                    \
+    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+
+#endif
