@@ -5,13 +5,14 @@
 # flavours share the rules below:
 #   build/        release (-O2), what `make` and the integration tests use
 #   build/asan/   ASan + UBSan, what the unit tests run under
+# BUILD=DIR puts all three under DIR (parallel work trees, CI variants).
 #   build/fuzz/   clang libFuzzer targets (make fuzz)
 
 BUILD       ?= build
 CC          ?= cc
 PKGS        := rdkafka libcurl yaml-0.1 libcjson avro-c libmicrohttpd sqlite3 zlib \
                libpcre2-8 liblz4 libzstd
-MODULES     := common ingest cli
+MODULES     := common ingest testbed cli
 OPT         ?= -O2 -g
 SAN         ?=
 WARN        := -Wall -Wextra -Werror -Wno-missing-field-initializers
@@ -65,17 +66,17 @@ unit-bins: $(UNIT_BINS) $(BUILD)/ndtpipe
 # The unit tests run under the sanitizers; the integration tests drive the
 # release binary against real peers.
 asan:
-	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	$(MAKE) BUILD=$(BUILD)/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" unit-bins
 
 test: deps all asan
-	@tests/run.sh
+	@BUILD=$(BUILD) tests/run.sh
 
 unit: asan
-	@tests/run.sh unit
+	@BUILD=$(BUILD) tests/run.sh unit
 
 integration: deps all
-	@tests/run.sh integration
+	@BUILD=$(BUILD) tests/run.sh integration
 
 fuzz:
 	@tests/fuzz/run.sh $(FUZZ_SRCS)

@@ -4,9 +4,10 @@
 #   tests/run.sh              unit tests (ASan+UBSan build) then integration tests
 #   tests/run.sh unit         unit tests only
 #   tests/run.sh integration  integration tests only
+#   BUILD=dir                 use dir/ndtpipe and dir/asan/tests (default build)
 #   TESTS=pattern             run only the test files whose name matches
 #
-# A unit test is a cmocka binary in build/asan/tests; an integration test is
+# A unit test is a cmocka binary in $BUILD/asan/tests; an integration test is
 # an executable tests/integration/*.sh driving build/ndtpipe and real peers
 # on 127.0.0.1.  Exit 77 from an integration test means skipped (the
 # automake convention), anything else non-zero is a failure.  Each test's
@@ -14,14 +15,15 @@
 set -u
 cd "$(dirname "$0")/.."
 what=${1:-all}
-logs=build/test-logs
+BUILD=${BUILD:-build}
+logs=$BUILD/test-logs
 mkdir -p "$logs"
 passed=0 failed=0 skipped=0 failures=()
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export NDT_FIXTURES=${NDT_FIXTURES:-$(cd .. && pwd)/shared/fixtures}
-export NDTPIPE=${NDTPIPE:-$PWD/build/ndtpipe}
+export NDTPIPE=${NDTPIPE:-$PWD/$BUILD/ndtpipe}
 
 run_one() { # name, command...
     local name=$1; shift
@@ -44,7 +46,7 @@ run_one() { # name, command...
 }
 
 if [ "$what" = all ] || [ "$what" = unit ]; then
-    for t in build/asan/tests/test_*; do
+    for t in "$BUILD"/asan/tests/test_*; do
         [ -x "$t" ] || continue
         case "$t" in *.d) continue ;; esac
         name=unit/$(basename "$t")
