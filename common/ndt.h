@@ -4,7 +4,8 @@
  * Return codes follow one convention everywhere (nginx's idea): a function
  * that can fail returns an int status, NDT_OK on success, NDT_ERROR on a
  * failure whose reason was written to the caller's error buffer, NDT_AGAIN
- * when the operation would block and should be retried later.  Values are
+ * when the operation would block and should be retried later, NDT_EBADCONF
+ * when the user's configuration is invalid (the command then exits 2).  Values are
  * returned through out-parameters, never mixed with the status.
  *
  * ndt_str is a borrowed view of bytes (not NUL-terminated).  It is how the
@@ -21,6 +22,7 @@
 #define NDT_OK 0
 #define NDT_ERROR (-1)
 #define NDT_AGAIN (-2)
+#define NDT_EBADCONF (-3) /* the user's configuration or input is invalid (exit 2) */
 
 /* Exit codes of the contract. */
 #define NDT_EXIT_OK 0

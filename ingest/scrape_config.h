@@ -123,6 +123,10 @@ typedef struct ingest_target_def {
  * naming it; *ndropped counts targets dropped by relabeling. */
 int ingest_job_discover(const ingest_job *job, ingest_target_def **out, size_t *n,
                         size_t *ndropped, char *err, size_t errlen);
+/* Frees the contents of n definitions and the array itself. */
 void ingest_target_defs_free(ingest_target_def *defs, size_t n);
+/* Frees what one definition owns (not the definition): for a definition
+ * moved out of the array into a longer-lived object. */
+void ingest_target_def_clear(ingest_target_def *def);
 
 #endif

@@ -1,0 +1,468 @@
+/*
+ * scrape.c: the scraper, the ingest stage's entry point (ingest.h).
+ *
+ * Scheduling.  Every target has a fixed phase inside its interval (a hash
+ * of its URL and labels, as Prometheus spreads targets), and its k-th
+ * scrape is due at phase + k * interval on the monotonic clock: ticks are
+ * computed, never accumulated, so there is no drift.  Due targets come off
+ * a binary min-heap ordered by next tick; the event loop sleeps on a
+ * timerfd armed for the heap's top.  A target whose previous scrape is
+ * still running when its tick comes skips that tick and counts it
+ * (missed_ticks): scrapes never pile up on a slow target.
+ *
+ * One thread does the I/O, parsing, encoding and producing.  At 20 ms and
+ * the target counts of a testbed this leaves the thread idle most of the
+ * time (see docs/PERFORMANCE.md); librdkafka's own threads do the network
+ * side of Kafka.  Memory per scrape comes from one arena reset after each
+ * publish, so a steady state allocates nothing.
+ *
+ * Shutdown: when *stop is set the scraper starts nothing new, lets the
+ * scrapes in flight finish (bounded by their timeouts), publishes them and
+ * flushes Kafka before returning.
+ */
+#include "ingest/ingest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/arena.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "ingest/scrape_config.h"
+#include "ingest/scrape_loop.h"
+#include "ingest/scrape_target.h"
+#include "ingest/sink.h"
+
+#define SCRAPE_ARENA_BLOCK (1u << 20)
+#define SCRAPE_ARENA_CAP (256u << 20)
+#define FLUSH_TIMEOUT_MS 30000
+/* Start a scrape this early rather than sleep for less than the timer's
+ * own resolution. */
+#define TICK_SLACK_NS 20000
+/* Jitter histogram: 10 us buckets up to 2 ms, then 1 ms buckets to 100 ms. */
+#define JITTER_FINE_BUCKETS 200
+#define JITTER_COARSE_BUCKETS 98
+#define JITTER_BUCKETS (JITTER_FINE_BUCKETS + JITTER_COARSE_BUCKETS + 1)
+
+struct ingest_scraper {
+    ingest_scrape_options options;
+    ingest_scrape_config *config;
+    ingest_sink *sink;
+    ingest_loop *loop;
+    ndt_arena arena;
+
+    ingest_target **targets;   /* all targets, owned */
+    size_t ntargets;
+    ingest_target **heap;      /* min-heap on next_tick_ns */
+    size_t nheap;
+
+    ingest_scrape_totals totals;
+    uint64_t jitter_hist[JITTER_BUCKETS];
+    uint64_t jitter_count;
+    int64_t jitter_max_ns;
+};
+
+/* ---- the schedule heap ----------------------------------------------- */
+
+static void heap_swap(ingest_scraper *s, size_t a, size_t b)
+{
+    ingest_target *t = s->heap[a];
+    s->heap[a] = s->heap[b];
+    s->heap[b] = t;
+    s->heap[a]->heap_index = a;
+    s->heap[b]->heap_index = b;
+}
+
+static void heap_up(ingest_scraper *s, size_t i)
+{
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (s->heap[parent]->next_tick_ns <= s->heap[i]->next_tick_ns)
+            break;
+        heap_swap(s, parent, i);
+        i = parent;
+    }
+}
+
+static void heap_down(ingest_scraper *s, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->nheap && s->heap[l]->next_tick_ns < s->heap[m]->next_tick_ns)
+            m = l;
+        if (r < s->nheap && s->heap[r]->next_tick_ns < s->heap[m]->next_tick_ns)
+            m = r;
+        if (m == i)
+            break;
+        heap_swap(s, i, m);
+        i = m;
+    }
+}
+
+static void heap_push(ingest_scraper *s, ingest_target *t)
+{
+    t->heap_index = s->nheap;
+    s->heap[s->nheap++] = t;
+    heap_up(s, t->heap_index);
+}
+
+/* ---- targets --------------------------------------------------------- */
+
+static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static uint64_t target_hash(const ingest_target_def *def)
+{
+    uint64_t h = 14695981039346656037ULL;
+    h = fnv1a(h, def->url, strlen(def->url));
+    for (size_t i = 0; i < def->labels.n; i++) {
+        h = fnv1a(h, def->labels.labels[i].name.ptr, def->labels.labels[i].name.len);
+        h = fnv1a(h, "=", 1);
+        h = fnv1a(h, def->labels.labels[i].value.ptr, def->labels.labels[i].value.len);
+    }
+    return h;
+}
+
+/* First tick after now with the target's phase. */
+static int64_t first_tick(int64_t now, int64_t interval, int64_t offset)
+{
+    int64_t base = now - now % interval + offset;
+    while (base <= now)
+        base += interval;
+    return base;
+}
+
+static int add_targets_of_job(ingest_scraper *s, const ingest_job *job, char *err, size_t errlen)
+{
+    ingest_target_def *defs = NULL;
+    size_t n = 0, dropped = 0;
+    if (ingest_job_discover(job, &defs, &n, &dropped, err, errlen) != NDT_OK)
+        return NDT_ERROR;
+    if (job->target_limit && n > job->target_limit) {
+        snprintf(err, errlen, "job %s: %zu targets exceed target_limit %llu", job->job_name, n,
+                 (unsigned long long)job->target_limit);
+        ingest_target_defs_free(defs, n);
+        return NDT_EBADCONF;
+    }
+    ingest_target **grown = realloc(s->targets, (s->ntargets + n) * sizeof(*grown));
+    ingest_target **heap = realloc(s->heap, (s->ntargets + n) * sizeof(*heap));
+    if (grown)
+        s->targets = grown;
+    if (heap)
+        s->heap = heap;
+    if (!grown || !heap) {
+        ingest_target_defs_free(defs, n);
+        snprintf(err, errlen, "out of memory");
+        return NDT_ERROR;
+    }
+    int64_t now = ndt_clock_mono_ns();
+    int rc = NDT_OK;
+    for (size_t i = 0; i < n; i++) {
+        ingest_target *t = NULL;
+        uint64_t hash = target_hash(&defs[i]);
+        if (rc != NDT_OK || ingest_target_new(&defs[i], &t, err, errlen) != NDT_OK) {
+            rc = NDT_ERROR;
+            ingest_target_def_clear(&defs[i]);
+            continue;
+        }
+        t->offset_ns = (int64_t)(hash % (uint64_t)t->def.interval_ns);
+        t->next_tick_ns = first_tick(now, t->def.interval_ns, t->offset_ns);
+        s->targets[s->ntargets++] = t;
+        heap_push(s, t);
+    }
+    free(defs);
+    ndt_log(NDT_LOG_INFO, "ingest", "job loaded", NDT_KV_STR("job", job->job_name),
+            NDT_KV_UINT("targets", n), NDT_KV_UINT("dropped_by_relabeling", dropped));
+    return rc;
+}
+
+/* ---- running --------------------------------------------------------- */
+
+static void record_jitter(ingest_scraper *s, int64_t late_ns)
+{
+    if (late_ns < 0)
+        late_ns = -late_ns;
+    size_t bucket;
+    if (late_ns < 10000LL * JITTER_FINE_BUCKETS)
+        bucket = (size_t)(late_ns / 10000);
+    else if (late_ns < 2000000LL + 1000000LL * JITTER_COARSE_BUCKETS)
+        bucket = JITTER_FINE_BUCKETS + (size_t)((late_ns - 2000000) / 1000000);
+    else
+        bucket = JITTER_BUCKETS - 1;
+    s->jitter_hist[bucket]++;
+    s->jitter_count++;
+    if (late_ns > s->jitter_max_ns)
+        s->jitter_max_ns = late_ns;
+}
+
+/* Upper bound of the bucket holding quantile q, in microseconds. */
+static double jitter_quantile_us(const ingest_scraper *s, double q)
+{
+    if (!s->jitter_count)
+        return 0;
+    uint64_t rank = (uint64_t)(q * (double)s->jitter_count);
+    uint64_t seen = 0;
+    for (size_t i = 0; i < JITTER_BUCKETS; i++) {
+        seen += s->jitter_hist[i];
+        if (seen > rank) {
+            if (i < JITTER_FINE_BUCKETS)
+                return (double)(i + 1) * 10.0;
+            if (i < JITTER_BUCKETS - 1)
+                return 2000.0 + (double)(i - JITTER_FINE_BUCKETS + 1) * 1000.0;
+            return (double)s->jitter_max_ns / 1000.0;
+        }
+    }
+    return (double)s->jitter_max_ns / 1000.0;
+}
+
+static void on_transfer_done(void *ctx, CURL *easy, CURLcode result)
+{
+    ingest_scraper *s = ctx;
+    ingest_target *t = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+    if (!t)
+        return;
+    t->in_flight = 0;
+
+    ingest_publish_ctx pub = { s->sink, &s->arena, &s->config->external_labels };
+    uint64_t published_before = t->counters.samples_published;
+    int rc = ingest_target_finish(t, result, &pub);
+    ndt_arena_reset(&s->arena);
+
+    s->totals.scrapes++;
+    if (t->up != 1)
+        s->totals.scrape_failures++;
+    s->totals.samples_published += t->counters.samples_published - published_before;
+    if (rc != NDT_OK && rc != NDT_AGAIN)
+        ndt_log(NDT_LOG_ERROR, "ingest", "publishing a scrape failed",
+                NDT_KV_STR("job", t->job->job_name), NDT_KV_STR("instance", t->def.instance));
+}
+
+static void start_scrape(ingest_scraper *s, ingest_target *t, int64_t now)
+{
+    ingest_target_prepare(t, t->next_tick_ns, now);
+    record_jitter(s, now - t->next_tick_ns);
+    if (ingest_loop_start(s->loop, t->easy) != NDT_OK) {
+        ndt_log(NDT_LOG_ERROR, "ingest", "could not start a scrape",
+                NDT_KV_STR("instance", t->def.instance));
+        return;
+    }
+    t->in_flight = 1;
+}
+
+/* Starts every due scrape and moves each started target to its next tick. */
+static void run_due(ingest_scraper *s)
+{
+    int64_t now = ndt_clock_mono_ns();
+    while (s->nheap && s->heap[0]->next_tick_ns <= now + TICK_SLACK_NS) {
+        ingest_target *t = s->heap[0];
+        if (t->in_flight) {
+            t->counters.missed_ticks++;
+            s->totals.missed_ticks++;
+        } else {
+            start_scrape(s, t, now);
+        }
+        t->next_tick_ns += t->def.interval_ns;
+        /* After a stall (a suspended process, a blocked Kafka queue) skip
+         * the ticks that are already past instead of bursting them. */
+        while (t->next_tick_ns <= now) {
+            t->next_tick_ns += t->def.interval_ns;
+            t->counters.missed_ticks++;
+            s->totals.missed_ticks++;
+        }
+        heap_down(s, 0);
+        now = ndt_clock_mono_ns();
+    }
+}
+
+static void drain(ingest_scraper *s)
+{
+    int64_t give_up = ndt_clock_mono_ns() + 30LL * 1000000000;
+    while (ingest_loop_running(s->loop) > 0 && ndt_clock_mono_ns() < give_up)
+        ingest_loop_wait(s->loop, ndt_clock_mono_ns() + 10000000);
+    for (size_t i = 0; i < s->ntargets; i++) {
+        if (s->targets[i]->in_flight) {
+            ingest_loop_abort(s->loop, s->targets[i]->easy);
+            s->targets[i]->in_flight = 0;
+        }
+    }
+    ingest_sink_flush(s->sink, FLUSH_TIMEOUT_MS);
+}
+
+static void collect_sink_totals(ingest_scraper *s)
+{
+    ingest_sink_stats st;
+    ingest_sink_get_stats(s->sink, &st);
+    s->totals.publish_waits = st.queue_full_waits;
+    s->totals.publish_dropped = st.dropped;
+    s->totals.delivered = st.delivered;
+    s->totals.delivery_failed = st.delivery_failed;
+}
+
+static void collect_target_totals(ingest_scraper *s)
+{
+    s->totals.parse_errors = 0;
+    s->totals.samples_scraped = 0;
+    s->totals.sample_limit_hits = 0;
+    for (size_t i = 0; i < s->ntargets; i++) {
+        s->totals.parse_errors += s->targets[i]->counters.parse_errors;
+        s->totals.samples_scraped += s->targets[i]->counters.samples_scraped;
+        s->totals.sample_limit_hits += s->targets[i]->counters.sample_limit_hits;
+    }
+}
+
+static void write_stats(ingest_scraper *s)
+{
+    if (!s->options.stats_path)
+        return;
+    FILE *f = fopen(s->options.stats_path, "w");
+    if (!f) {
+        ndt_log(NDT_LOG_WARN, "ingest", "cannot write stats file",
+                NDT_KV_STR("path", s->options.stats_path));
+        return;
+    }
+    const ingest_scrape_totals *t = &s->totals;
+    fprintf(f,
+            "{\"targets\":%zu,\"scrapes\":%llu,\"scrape_failures\":%llu,\"parse_errors\":%llu,"
+            "\"missed_ticks\":%llu,\"samples_scraped\":%llu,\"samples_published\":%llu,"
+            "\"sample_limit_hits\":%llu,\"publish_waits\":%llu,\"publish_dropped\":%llu,"
+            "\"delivered\":%llu,\"delivery_failed\":%llu,"
+            "\"start_jitter_us\":{\"p50\":%.0f,\"p99\":%.0f,\"max\":%.0f,\"count\":%llu}}\n",
+            s->ntargets, (unsigned long long)t->scrapes, (unsigned long long)t->scrape_failures,
+            (unsigned long long)t->parse_errors, (unsigned long long)t->missed_ticks,
+            (unsigned long long)t->samples_scraped, (unsigned long long)t->samples_published,
+            (unsigned long long)t->sample_limit_hits, (unsigned long long)t->publish_waits,
+            (unsigned long long)t->publish_dropped, (unsigned long long)t->delivered,
+            (unsigned long long)t->delivery_failed, jitter_quantile_us(s, 0.5),
+            jitter_quantile_us(s, 0.99), (double)s->jitter_max_ns / 1000.0,
+            (unsigned long long)s->jitter_count);
+    fclose(f);
+}
+
+int ingest_scraper_run(ingest_scraper *s)
+{
+    static const volatile int never = 0;
+    const volatile int *stop = s->options.stop ? s->options.stop : &never;
+
+    ndt_log(NDT_LOG_INFO, "ingest", "scraping", NDT_KV_UINT("targets", s->ntargets),
+            NDT_KV_STR("topic", s->options.topic ? s->options.topic : INGEST_DEFAULT_TOPIC),
+            NDT_KV_STR("format", s->options.format ? s->options.format : "avro"));
+    while (!*stop) {
+        run_due(s);
+        ingest_sink_poll(s->sink);
+        int64_t next = s->nheap ? s->heap[0]->next_tick_ns : ndt_clock_mono_ns() + 1000000000;
+        if (ingest_loop_wait(s->loop, next) != NDT_OK) {
+            ndt_log(NDT_LOG_ERROR, "ingest", "event loop failed");
+            return NDT_ERROR;
+        }
+    }
+    ndt_log(NDT_LOG_INFO, "ingest", "stopping: finishing scrapes in flight and flushing Kafka");
+    drain(s);
+    collect_target_totals(s);
+    collect_sink_totals(s);
+    write_stats(s);
+    ndt_log(NDT_LOG_INFO, "ingest", "stopped", NDT_KV_UINT("scrapes", s->totals.scrapes),
+            NDT_KV_UINT("samples_published", s->totals.samples_published),
+            NDT_KV_UINT("missed_ticks", s->totals.missed_ticks),
+            NDT_KV_UINT("delivered", s->totals.delivered),
+            NDT_KV_UINT("delivery_failed", s->totals.delivery_failed));
+    return NDT_OK;
+}
+
+int ingest_scraper_new(const ingest_scrape_options *options, ingest_scraper **out, char *err,
+                       size_t errlen)
+{
+    int rc = NDT_ERROR;
+    ingest_scraper *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NDT_ERROR;
+    }
+    s->options = *options;
+    ndt_arena_init(&s->arena, SCRAPE_ARENA_BLOCK, SCRAPE_ARENA_CAP);
+
+    ingest_sink_config sc;
+    memset(&sc, 0, sizeof(sc));
+    sc.brokers = options->brokers;
+    sc.xopts = options->xopts;
+    sc.topic = options->topic ? options->topic : INGEST_DEFAULT_TOPIC;
+    sc.schema_id = options->schema_id;
+    sc.stop = options->stop;
+    if (ingest_format_parse(options->format ? options->format : "avro", &sc.format) != NDT_OK) {
+        snprintf(err, errlen, "--format: expected avro, json or influx, got '%s'", options->format);
+        rc = NDT_EBADCONF;
+        goto fail;
+    }
+    if (ingest_scrape_config_load(options->config_path, &s->config, err, errlen) != NDT_OK) {
+        rc = NDT_EBADCONF;
+        goto fail;
+    }
+    if (ingest_loop_new(&s->loop, on_transfer_done, s, err, errlen) != NDT_OK)
+        goto fail;
+    for (size_t i = 0; i < s->config->njobs; i++) {
+        rc = add_targets_of_job(s, &s->config->jobs[i], err, errlen);
+        if (rc != NDT_OK)
+            goto fail;
+    }
+    if (ingest_sink_new(&sc, &s->sink, err, errlen) != NDT_OK) {
+        rc = NDT_ERROR;
+        goto fail;
+    }
+    *out = s;
+    return NDT_OK;
+
+fail:
+    ingest_scraper_destroy(s);
+    return rc;
+}
+
+void ingest_scraper_get_totals(const ingest_scraper *s, ingest_scrape_totals *out)
+{
+    *out = s->totals;
+}
+
+void ingest_scraper_destroy(ingest_scraper *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->ntargets; i++) {
+        if (s->targets[i]->in_flight)
+            ingest_loop_abort(s->loop, s->targets[i]->easy);
+        ingest_target_free(s->targets[i]);
+    }
+    free(s->targets);
+    free(s->heap);
+    if (s->sink)
+        ingest_sink_destroy(s->sink);
+    ingest_loop_destroy(s->loop);
+    if (s->config)
+        ingest_scrape_config_free(s->config);
+    ndt_arena_free(&s->arena);
+    free(s);
+}
+
+int ingest_scrape_config_check(const char *path, char *err, size_t errlen)
+{
+    ingest_scrape_config *config = NULL;
+    if (ingest_scrape_config_load(path, &config, err, errlen) != NDT_OK)
+        return NDT_EBADCONF;
+    int rc = NDT_OK;
+    for (size_t i = 0; i < config->njobs && rc == NDT_OK; i++) {
+        ingest_target_def *defs = NULL;
+        size_t n = 0, dropped = 0;
+        if (ingest_job_discover(&config->jobs[i], &defs, &n, &dropped, err, errlen) != NDT_OK)
+            rc = NDT_EBADCONF;
+        else
+            ingest_target_defs_free(defs, n);
+    }
+    ingest_scrape_config_free(config);
+    return rc;
+}
