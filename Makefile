@@ -28,11 +28,13 @@ LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
+TOOL_SRCS   := $(wildcard tests/tools/*.c)
+TOOL_BINS   := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all deps test unit integration asan fuzz bench run clean help
 .DEFAULT_GOAL := all
 
-all: $(BUILD)/ndtpipe
+all: $(BUILD)/ndtpipe $(TOOL_BINS)
 
 help:
 	@echo "make            build build/ndtpipe"
@@ -60,6 +62,11 @@ $(BUILD)/ndtpipe: $(BUILD)/obj/cli/main.o $(BUILD)/libndt.a
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libndt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP -o $@ $< $(BUILD)/libndt.a $(LDLIBS) -lcmocka
+
+# Programs the integration tests use as peers (tests/tools/*.c).
+$(BUILD)/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
 unit-bins: $(UNIT_BINS) $(BUILD)/ndtpipe
 

@@ -38,6 +38,11 @@
 #define SCRAPE_ARENA_BLOCK (1u << 20)
 #define SCRAPE_ARENA_CAP (256u << 20)
 #define FLUSH_TIMEOUT_MS 30000
+/* How often file_sd files are re-read.  Prometheus watches them with
+ * inotify and also re-reads them every refresh_interval; re-reading small
+ * files once a second gives the same "changes apply within seconds" at a
+ * cost far below one scrape. */
+#define REDISCOVERY_NS 1000000000LL
 /* Start a scrape this early rather than sleep for less than the timer's
  * own resolution. */
 #define TICK_SLACK_NS 20000
@@ -57,6 +62,8 @@ struct ingest_scraper {
     size_t ntargets;
     ingest_target **heap;      /* min-heap on next_tick_ns */
     size_t nheap;
+
+    int64_t next_rediscovery_ns; /* file_sd jobs are re-read on this beat */
 
     ingest_scrape_totals totals;
     uint64_t jitter_hist[JITTER_BUCKETS];
@@ -108,6 +115,18 @@ static void heap_push(ingest_scraper *s, ingest_target *t)
     heap_up(s, t->heap_index);
 }
 
+static void heap_remove(ingest_scraper *s, ingest_target *t)
+{
+    size_t i = t->heap_index;
+    s->nheap--;
+    if (i == s->nheap)
+        return;
+    s->heap[i] = s->heap[s->nheap];
+    s->heap[i]->heap_index = i;
+    heap_up(s, i);
+    heap_down(s, s->heap[i]->heap_index);
+}
+
 /* ---- targets --------------------------------------------------------- */
 
 static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
@@ -131,6 +150,28 @@ static uint64_t target_hash(const ingest_target_def *def)
     return h;
 }
 
+/* What identifies a target across rediscoveries: its URL and labels. */
+static char *target_key(const ingest_target_def *def)
+{
+    size_t len = strlen(def->url) + 1;
+    for (size_t i = 0; i < def->labels.n; i++)
+        len += def->labels.labels[i].name.len + def->labels.labels[i].value.len + 2;
+    char *key = malloc(len + 1), *p = key;
+    if (!key)
+        return NULL;
+    p += sprintf(p, "%s", def->url);
+    for (size_t i = 0; i < def->labels.n; i++) {
+        *p++ = '\x1f';
+        memcpy(p, def->labels.labels[i].name.ptr, def->labels.labels[i].name.len);
+        p += def->labels.labels[i].name.len;
+        *p++ = '=';
+        memcpy(p, def->labels.labels[i].value.ptr, def->labels.labels[i].value.len);
+        p += def->labels.labels[i].value.len;
+    }
+    *p = '\0';
+    return key;
+}
+
 /* First tick after now with the target's phase. */
 static int64_t first_tick(int64_t now, int64_t interval, int64_t offset)
 {
@@ -140,48 +181,146 @@ static int64_t first_tick(int64_t now, int64_t interval, int64_t offset)
     return base;
 }
 
+static int grow_target_arrays(ingest_scraper *s, size_t extra)
+{
+    ingest_target **grown = realloc(s->targets, (s->ntargets + extra) * sizeof(*grown));
+    if (!grown)
+        return NDT_ERROR;
+    s->targets = grown;
+    ingest_target **heap = realloc(s->heap, (s->ntargets + extra) * sizeof(*heap));
+    if (!heap)
+        return NDT_ERROR;
+    s->heap = heap;
+    return NDT_OK;
+}
+
+/* Makes a target of def (moved in) and schedules it. */
+static int add_target(ingest_scraper *s, ingest_target_def *def, char *err, size_t errlen)
+{
+    ingest_target *t = NULL;
+    uint64_t hash = target_hash(def);
+    char *key = target_key(def);
+    if (!key || ingest_target_new(def, &t, err, errlen) != NDT_OK) {
+        free(key);
+        ingest_target_def_clear(def);
+        return NDT_ERROR;
+    }
+    t->key = key;
+    t->offset_ns = (int64_t)(hash % (uint64_t)t->def.interval_ns);
+    t->next_tick_ns = first_tick(ndt_clock_mono_ns(), t->def.interval_ns, t->offset_ns);
+    s->targets[s->ntargets++] = t;
+    heap_push(s, t);
+    return NDT_OK;
+}
+
+static void remove_target(ingest_scraper *s, size_t index)
+{
+    ingest_target *t = s->targets[index];
+    if (t->in_flight)
+        ingest_loop_abort(s->loop, t->easy);
+    heap_remove(s, t);
+    s->targets[index] = s->targets[--s->ntargets];
+    ingest_target_free(t);
+}
+
+static int discover_job(const ingest_job *job, ingest_target_def **defs, size_t *n,
+                        size_t *dropped, char *err, size_t errlen)
+{
+    if (ingest_job_discover(job, defs, n, dropped, err, errlen) != NDT_OK)
+        return NDT_ERROR;
+    if (job->target_limit && *n > job->target_limit) {
+        snprintf(err, errlen, "job %s: %zu targets exceed target_limit %llu", job->job_name, *n,
+                 (unsigned long long)job->target_limit);
+        ingest_target_defs_free(*defs, *n);
+        return NDT_EBADCONF;
+    }
+    return NDT_OK;
+}
+
 static int add_targets_of_job(ingest_scraper *s, const ingest_job *job, char *err, size_t errlen)
 {
     ingest_target_def *defs = NULL;
     size_t n = 0, dropped = 0;
-    if (ingest_job_discover(job, &defs, &n, &dropped, err, errlen) != NDT_OK)
-        return NDT_ERROR;
-    if (job->target_limit && n > job->target_limit) {
-        snprintf(err, errlen, "job %s: %zu targets exceed target_limit %llu", job->job_name, n,
-                 (unsigned long long)job->target_limit);
-        ingest_target_defs_free(defs, n);
-        return NDT_EBADCONF;
-    }
-    ingest_target **grown = realloc(s->targets, (s->ntargets + n) * sizeof(*grown));
-    ingest_target **heap = realloc(s->heap, (s->ntargets + n) * sizeof(*heap));
-    if (grown)
-        s->targets = grown;
-    if (heap)
-        s->heap = heap;
-    if (!grown || !heap) {
+    int rc = discover_job(job, &defs, &n, &dropped, err, errlen);
+    if (rc != NDT_OK)
+        return rc;
+    if (grow_target_arrays(s, n) != NDT_OK) {
         ingest_target_defs_free(defs, n);
         snprintf(err, errlen, "out of memory");
         return NDT_ERROR;
     }
-    int64_t now = ndt_clock_mono_ns();
-    int rc = NDT_OK;
     for (size_t i = 0; i < n; i++) {
-        ingest_target *t = NULL;
-        uint64_t hash = target_hash(&defs[i]);
-        if (rc != NDT_OK || ingest_target_new(&defs[i], &t, err, errlen) != NDT_OK) {
+        if (rc != NDT_OK || add_target(s, &defs[i], err, errlen) != NDT_OK)
             rc = NDT_ERROR;
-            ingest_target_def_clear(&defs[i]);
-            continue;
-        }
-        t->offset_ns = (int64_t)(hash % (uint64_t)t->def.interval_ns);
-        t->next_tick_ns = first_tick(now, t->def.interval_ns, t->offset_ns);
-        s->targets[s->ntargets++] = t;
-        heap_push(s, t);
     }
-    free(defs);
+    ingest_target_defs_free(defs, n);
     ndt_log(NDT_LOG_INFO, "ingest", "job loaded", NDT_KV_STR("job", job->job_name),
             NDT_KV_UINT("targets", n), NDT_KV_UINT("dropped_by_relabeling", dropped));
     return rc;
+}
+
+/* Re-reads a file_sd job and applies the difference: targets that stay
+ * keep their schedule and connection, gone ones stop, new ones start.
+ * On a read error the current targets are kept. */
+static void rediscover_job(ingest_scraper *s, const ingest_job *job)
+{
+    char err[NDT_ERRBUF_SIZE];
+    ingest_target_def *defs = NULL;
+    size_t n = 0, dropped = 0, added = 0, removed = 0;
+    if (discover_job(job, &defs, &n, &dropped, err, sizeof(err)) != NDT_OK) {
+        ndt_log(NDT_LOG_WARN, "ingest", "target discovery failed; keeping current targets",
+                NDT_KV_STR("job", job->job_name), NDT_KV_STR("error", err));
+        return;
+    }
+    char **keys = calloc(n ? n : 1, sizeof(*keys));
+    char *seen = calloc(n ? n : 1, 1);
+    if (!keys || !seen || grow_target_arrays(s, n) != NDT_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        keys[i] = target_key(&defs[i]);
+    for (size_t t = s->ntargets; t-- > 0;) {
+        if (s->targets[t]->job != job)
+            continue;
+        int found = 0;
+        for (size_t i = 0; i < n && !found; i++) {
+            if (keys[i] && !seen[i] && strcmp(keys[i], s->targets[t]->key) == 0)
+                seen[i] = found = 1;
+        }
+        if (!found) {
+            remove_target(s, t);
+            removed++;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (seen[i])
+            continue;
+        if (add_target(s, &defs[i], err, sizeof(err)) == NDT_OK)
+            added++;
+        else
+            ndt_log(NDT_LOG_WARN, "ingest", "cannot add target", NDT_KV_STR("error", err));
+    }
+    if (added || removed)
+        ndt_log(NDT_LOG_INFO, "ingest", "targets changed", NDT_KV_STR("job", job->job_name),
+                NDT_KV_UINT("added", added), NDT_KV_UINT("removed", removed),
+                NDT_KV_UINT("targets", n));
+out:
+    for (size_t i = 0; keys && i < n; i++)
+        free(keys[i]);
+    free(keys);
+    free(seen);
+    ingest_target_defs_free(defs, n);
+}
+
+static void rediscover_if_due(ingest_scraper *s)
+{
+    int64_t now = ndt_clock_mono_ns();
+    if (now < s->next_rediscovery_ns)
+        return;
+    s->next_rediscovery_ns = now + REDISCOVERY_NS;
+    for (size_t i = 0; i < s->config->njobs; i++) {
+        if (s->config->jobs[i].nfile_sd)
+            rediscover_job(s, &s->config->jobs[i]);
+    }
 }
 
 /* ---- running --------------------------------------------------------- */
@@ -355,9 +494,11 @@ int ingest_scraper_run(ingest_scraper *s)
     ndt_log(NDT_LOG_INFO, "ingest", "scraping", NDT_KV_UINT("targets", s->ntargets),
             NDT_KV_STR("topic", s->options.topic ? s->options.topic : INGEST_DEFAULT_TOPIC),
             NDT_KV_STR("format", s->options.format ? s->options.format : "avro"));
+    s->next_rediscovery_ns = ndt_clock_mono_ns() + REDISCOVERY_NS;
     while (!*stop) {
         run_due(s);
         ingest_sink_poll(s->sink);
+        rediscover_if_due(s);
         int64_t next = s->nheap ? s->heap[0]->next_tick_ns : ndt_clock_mono_ns() + 1000000000;
         if (ingest_loop_wait(s->loop, next) != NDT_OK) {
             ndt_log(NDT_LOG_ERROR, "ingest", "event loop failed");
