@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/config.h"
 #include "common/kafka.h"
 #include "common/log.h"
 #include "ingest/ingest.h"
@@ -26,12 +27,15 @@ static void usage(FILE *out)
             "  --schema-id N     avro: prefix Confluent framing with schema id N\n"
             "  -X key=value      librdkafka property, applied last (repeatable)\n"
             "  --check-config    validate the configuration and its targets, then exit\n"
-            "  --stats-file F    write a JSON summary (scrapes, ticks, jitter) at exit\n" CLI_COMMON_HELP);
+            "  --stats-file F    write a JSON summary (scrapes, ticks, jitter) at exit\n"
+            "  --flush-timeout D how long SIGTERM waits for Kafka to take what is in flight\n"
+            "                    (default 30s)\n" CLI_COMMON_HELP);
 }
 
 int cli_cmd_scrape(int argc, char **argv)
 {
-    enum { OPT_CONFIG = 1, OPT_BROKERS, OPT_TOPIC, OPT_FORMAT, OPT_SCHEMA_ID, OPT_CHECK, OPT_STATS };
+    enum { OPT_CONFIG = 1, OPT_BROKERS, OPT_TOPIC, OPT_FORMAT, OPT_SCHEMA_ID, OPT_CHECK, OPT_STATS,
+           OPT_FLUSH };
     static const struct option longopts[] = {
         { "config", required_argument, NULL, OPT_CONFIG },
         { "brokers", required_argument, NULL, OPT_BROKERS },
@@ -40,6 +44,7 @@ int cli_cmd_scrape(int argc, char **argv)
         { "schema-id", required_argument, NULL, OPT_SCHEMA_ID },
         { "check-config", no_argument, NULL, OPT_CHECK },
         { "stats-file", required_argument, NULL, OPT_STATS },
+        { "flush-timeout", required_argument, NULL, OPT_FLUSH },
         { "help", no_argument, NULL, 'h' },
         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
@@ -62,6 +67,15 @@ int cli_cmd_scrape(int argc, char **argv)
         case OPT_FORMAT: opts.format = optarg; break;
         case OPT_STATS: opts.stats_path = optarg; break;
         case OPT_CHECK: check_only = 1; break;
+        case OPT_FLUSH: {
+            int64_t ns;
+            if (ndt_duration_parse(optarg, &ns) != NDT_OK || ns / 1000000 > INT32_MAX) {
+                rc = cli_usage_error("scrape", "--flush-timeout: expected a duration like 10s, got '%s'", optarg);
+                goto out;
+            }
+            opts.flush_timeout_ms = ns > 0 && ns < 1000000 ? 1 : (int)(ns / 1000000);
+            break;
+        }
         case OPT_SCHEMA_ID: {
             char *end;
             long v = strtol(optarg, &end, 10);

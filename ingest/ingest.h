@@ -27,6 +27,7 @@ typedef struct ingest_scrape_options {
     int32_t schema_id;            /* avro Confluent framing, -1 = none */
     const volatile int *stop;     /* run() returns once this is non-zero */
     const char *stats_path;       /* optional: JSON summary written at exit */
+    int flush_timeout_ms;         /* how long shutdown waits for Kafka; 0 = 30 s */
 } ingest_scrape_options;
 
 typedef struct ingest_scrape_totals {

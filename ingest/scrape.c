@@ -433,7 +433,13 @@ static void drain(ingest_scraper *s)
             s->targets[i]->in_flight = 0;
         }
     }
-    ingest_sink_flush(s->sink, FLUSH_TIMEOUT_MS);
+    int timeout = s->options.flush_timeout_ms ? s->options.flush_timeout_ms : FLUSH_TIMEOUT_MS;
+    if (ingest_sink_flush(s->sink, timeout) != NDT_OK) {
+        ingest_sink_stats st;
+        ingest_sink_get_stats(s->sink, &st);
+        ndt_log(NDT_LOG_ERROR, "ingest", "Kafka did not take everything before the flush timeout",
+                NDT_KV_UINT("undelivered_messages", st.in_flight), NDT_KV_INT("timeout_ms", timeout));
+    }
 }
 
 static void collect_sink_totals(ingest_scraper *s)
