@@ -23,6 +23,10 @@
  *   message.max.bytes=1000000
  *       what a default Kafka broker accepts; an Avro scrape that would
  *       be larger is split into several records of the same scrape.
+ *   reconnect.backoff.max.ms=1000
+ *       librdkafka backs off up to 10 s between reconnects by default; a
+ *       broker that is back should drain the queue within a second, not
+ *       leave scrapes waiting on a full queue for ten.
  * Every one of them can be overridden with -X.
  *
  * Back-pressure: when rd_kafka_produce() says the queue is full, publish
@@ -65,6 +69,7 @@ static const char *const sink_defaults[] = {
     "queue.buffering.max.messages", "100000",
     "queue.buffering.max.kbytes", "65536",
     "message.max.bytes", "1000000",
+    "reconnect.backoff.max.ms", "1000",
     NULL,
 };
 
@@ -79,7 +84,7 @@ struct ingest_sink {
     size_t max_message_bytes;
     ingest_sink_stats stats;
     /* error_cb rate limit */
-    int last_error_code;
+    int in_outage;                /* errors seen since the last delivery */
     int64_t last_error_log_ms;
     uint64_t errors_suppressed;
 };
@@ -117,6 +122,13 @@ static void sink_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void
     ingest_sink *sink = opaque;
     if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         sink->stats.delivered++;
+        if (sink->in_outage) {
+            sink->in_outage = 0;
+            ndt_log(NDT_LOG_INFO, "ingest", "kafka delivery resumed",
+                    NDT_KV_UINT("errors_suppressed", sink->errors_suppressed));
+            sink->errors_suppressed = 0;
+            sink->last_error_log_ms = 0;
+        }
         return;
     }
     sink->stats.delivery_failed++;
@@ -142,8 +154,10 @@ static void sink_on_error(rd_kafka_t *rk, int code, const char *reason, void *op
         code = rd_kafka_fatal_error(rk, fatal_reason, sizeof(fatal_reason));
         reason = fatal_reason;
     }
-    if (!fatal && code == sink->last_error_code &&
-        now - sink->last_error_log_ms < SINK_LOG_INTERVAL_MS) {
+    sink->in_outage = 1;
+    /* One line per interval whatever the code: a broker that is away
+     * alternates _TRANSPORT and _ALL_BROKERS_DOWN on every retry. */
+    if (!fatal && now - sink->last_error_log_ms < SINK_LOG_INTERVAL_MS) {
         sink->errors_suppressed++;
         return;
     }
@@ -153,7 +167,6 @@ static void sink_on_error(rd_kafka_t *rk, int code, const char *reason, void *op
             NDT_KV_STR("reason", reason), NDT_KV_UINT("suppressed", sink->errors_suppressed),
             NDT_KV_UINT("in_flight", sink->stats.messages - sink->stats.delivered -
                                          sink->stats.delivery_failed));
-    sink->last_error_code = code;
     sink->last_error_log_ms = now;
     sink->errors_suppressed = 0;
 }
