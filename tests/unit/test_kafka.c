@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <avro.h>
+#include <math.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
@@ -254,6 +255,28 @@ static void influx_messages_read_back(void **state)
     publish_and_check_per_sample(*state, INGEST_FORMAT_INFLUX, "t.influx");
 }
 
+static void influx_sink_counts_unrepresentable_values(void **state)
+{
+    fixture *f = *state;
+    ingest_series three[3] = { f->series[0], f->series[1], f->series[2] };
+    three[1].value = NAN;
+    three[2].value = -INFINITY;
+    ingest_batch b = f->batch;
+    b.series = three;
+    b.nseries = 3;
+    ingest_sink *sink = new_sink(f, "t.influx.nan", INGEST_FORMAT_INFLUX, -1, NULL, NULL);
+    assert_int_equal(ingest_sink_publish(sink, &b), NDT_OK);
+    assert_int_equal(ingest_sink_flush(sink, 10000), NDT_OK);
+    ingest_sink_stats st;
+    ingest_sink_get_stats(sink, &st);
+    assert_int_equal(st.samples, 3);
+    assert_int_equal(st.messages, 1);
+    assert_int_equal(st.delivered, 1);
+    assert_int_equal(st.unrepresentable, 2);
+    assert_int_equal(st.dropped, 0);
+    ingest_sink_destroy(sink);
+}
+
 /* Number of samples in an Avro body, read with Avro C. */
 static size_t avro_sample_count(const char *payload, size_t len, char *instance, size_t isize)
 {
@@ -455,6 +478,7 @@ int main(void)
         cmocka_unit_test(embedded_bootstrap_is_shared),
         cmocka_unit_test_setup_teardown(json_messages_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(influx_messages_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(influx_sink_counts_unrepresentable_values, setup, teardown),
         cmocka_unit_test_setup_teardown(avro_batches_read_back_with_framing, setup, teardown),
         cmocka_unit_test_setup_teardown(avro_large_batch_is_split_not_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(full_queue_waits_then_delivers_everything, setup, teardown),
