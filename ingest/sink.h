@@ -60,6 +60,8 @@ typedef struct ingest_sink_stats {
     uint64_t queue_full_waits;    /* times publish waited on a full queue */
     uint64_t dropped;             /* samples not published (stop during a wait, encode error) */
     uint64_t in_flight;           /* accepted, not yet reported */
+    uint64_t unrepresentable;     /* influx: NaN/Inf samples skipped (not in dropped) */
+    uint64_t produce_errors;      /* produce calls refused for another reason than a full queue */
 } ingest_sink_stats;
 
 typedef struct ingest_sink ingest_sink;
@@ -76,7 +78,21 @@ void ingest_sink_destroy(ingest_sink *sink);
 /* The encoders, exposed for tests, benchmarks and the remote-write path.
  * Each appends to out and returns NDT_OK or NDT_ERROR (buffer limit). */
 int ingest_encode_json(const ingest_series *series, ndt_buf *out);
+/* Line protocol cannot carry NaN or +-Inf: for such a value nothing is
+ * appended and NDT_AGAIN returned (the sink counts it as unrepresentable). */
 int ingest_encode_influx(const ingest_series *series, ndt_buf *out);
+
+/* Helpers of the encoders, shared with the remote-write path and tests.
+ * ingest_append_go_float: Go's strconv.FormatFloat(v, 'f', -1, 64).
+ * ingest_append_json_string: a quoted JSON string; invalid UTF-8 -> \ufffd.
+ * ingest_format_rfc3339_ms: "2026-01-02T03:04:05.678Z" (UTC, always 3
+ * fraction digits); returns the length like snprintf. */
+int ingest_append_go_float(ndt_buf *out, double v);
+int ingest_append_json_string(ndt_buf *out, ndt_str s);
+int ingest_format_rfc3339_ms(int64_t ms, char *buf, size_t size);
+
+/* The Avro schema (sdm-schemas/avro/ndt.telemetry.raw.avsc, embedded). */
+const char *ingest_avro_schema_text(void);
 
 typedef struct ingest_avro_encoder ingest_avro_encoder;
 int ingest_avro_encoder_new(ingest_avro_encoder **out, char *err, size_t errlen);

@@ -1,0 +1,25 @@
+#!/bin/bash
+# Encode throughput per Kafka payload format (json, influx, avro, and Avro
+# C's generic API for comparison) plus the whole sink into the in-process
+# mock broker, on a batch read from a real exposition.
+#
+#   bench/encode.sh [EXPOSITION] [SECONDS]
+#
+# Builds the release library (make), links bench/bench_encode.c against it
+# into $BUILD/bench/, runs it.  Results go to stdout; docs/PERFORMANCE.md
+# records them with the machine they were measured on.
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+NDT_FIXTURES=${NDT_FIXTURES:-$(cd .. && pwd)/shared/fixtures}
+input=${1:-$NDT_FIXTURES/node_exporter/e2e-output.txt}
+seconds=${2:-2}
+PKGS="rdkafka avro-c libcjson"
+
+make -s BUILD="$BUILD" all >/dev/null
+mkdir -p "$BUILD/bench"
+cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I. $(pkg-config --cflags $PKGS) \
+    -o "$BUILD/bench/bench_encode" bench/bench_encode.c "$BUILD/libndt.a" \
+    $(pkg-config --libs rdkafka libcurl yaml-0.1 libcjson avro-c libmicrohttpd sqlite3 zlib \
+        libpcre2-8 liblz4 libzstd) -lm -lpthread
+exec "$BUILD/bench/bench_encode" "$input" "$seconds" 2> >(grep -v 'level=info' >&2)
