@@ -24,6 +24,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "common/ndt.h"
 #include "testbed/testbed_internal.h"
@@ -186,64 +187,44 @@ static void testbed_container_labels(testbed_writer *w, const char *name, const 
                name, pod->uid, pod->uid, pod->name, pod->uid, pod->name);
 }
 
+static double testbed_get_cpu_s(const testbed_sim *s, const testbed_pod *p) { (void)s; return p->cpu_s; }
+static double testbed_get_mem_usage(const testbed_sim *s, const testbed_pod *p) { (void)s; return floor(p->mem_bytes * 1.12); /* + page cache */ }
+static double testbed_get_working_set(const testbed_sim *s, const testbed_pod *p) { (void)s; return floor(p->mem_bytes); }
+static double testbed_get_cpu_period(const testbed_sim *s, const testbed_pod *p) { (void)s; (void)p; return TESTBED_CPU_PERIOD_US; }
+static double testbed_get_cpu_quota(const testbed_sim *s, const testbed_pod *p) { (void)p; return (double)TESTBED_CPU_PERIOD_US * s->p.inference_threads; }
+static double testbed_get_mem_limit(const testbed_sim *s, const testbed_pod *p) { (void)s; (void)p; return TESTBED_MEM_LIMIT_BYTES; }
+
 static void testbed_write_cadvisor(testbed_writer *w)
 {
-    const testbed_sim *sim = w->sim;
-    testbed_family(w, "container_cpu_usage_seconds_total", "counter",
-                   "Cumulative cpu time consumed in seconds.");
-    for (int i = 0; i < TESTBED_MAX_PODS; i++) {
-        const testbed_pod *pod = &sim->pods_arr[i];
-        if (!testbed_pod_visible(pod))
-            continue;
-        testbed_container_labels(w, "container_cpu_usage_seconds_total", pod);
-        testbed_w(w, ",cpu=\"total\"}");
-        testbed_value(w, pod->cpu_s);
-    }
-    testbed_family(w, "container_memory_usage_bytes", "gauge",
-                   "Current memory usage in bytes, including all memory regardless of when it was accessed");
-    for (int i = 0; i < TESTBED_MAX_PODS; i++) {
-        const testbed_pod *pod = &sim->pods_arr[i];
-        if (!testbed_pod_visible(pod))
-            continue;
-        testbed_container_labels(w, "container_memory_usage_bytes", pod);
-        testbed_w(w, "}");
-        testbed_value(w, floor(pod->mem_bytes * 1.12)); /* + page cache */
-    }
-    testbed_family(w, "container_memory_working_set_bytes", "gauge", "Current working set in bytes.");
-    for (int i = 0; i < TESTBED_MAX_PODS; i++) {
-        const testbed_pod *pod = &sim->pods_arr[i];
-        if (!testbed_pod_visible(pod))
-            continue;
-        testbed_container_labels(w, "container_memory_working_set_bytes", pod);
-        testbed_w(w, "}");
-        testbed_value(w, floor(pod->mem_bytes));
-    }
-    testbed_family(w, "container_spec_cpu_period", "gauge", "CPU period of the container.");
-    for (int i = 0; i < TESTBED_MAX_PODS; i++) {
-        const testbed_pod *pod = &sim->pods_arr[i];
-        if (!testbed_pod_visible(pod))
-            continue;
-        testbed_container_labels(w, "container_spec_cpu_period", pod);
-        testbed_w(w, "}");
-        testbed_value(w, TESTBED_CPU_PERIOD_US);
-    }
-    testbed_family(w, "container_spec_cpu_quota", "gauge", "CPU quota of the container.");
-    for (int i = 0; i < TESTBED_MAX_PODS; i++) {
-        const testbed_pod *pod = &sim->pods_arr[i];
-        if (!testbed_pod_visible(pod))
-            continue;
-        testbed_container_labels(w, "container_spec_cpu_quota", pod);
-        testbed_w(w, "}");
-        testbed_value(w, (double)TESTBED_CPU_PERIOD_US * sim->p.inference_threads);
-    }
-    testbed_family(w, "container_spec_memory_limit_bytes", "gauge", "Memory limit for the container.");
-    for (int i = 0; i < TESTBED_MAX_PODS; i++) {
-        const testbed_pod *pod = &sim->pods_arr[i];
-        if (!testbed_pod_visible(pod))
-            continue;
-        testbed_container_labels(w, "container_spec_memory_limit_bytes", pod);
-        testbed_w(w, "}");
-        testbed_value(w, TESTBED_MEM_LIMIT_BYTES);
+    /* HELP texts are cAdvisor's own. */
+    static const struct {
+        const char *name, *type, *help, *extra_labels;
+        double (*get)(const testbed_sim *, const testbed_pod *);
+    } families[] = {
+        { "container_cpu_usage_seconds_total", "counter", "Cumulative cpu time consumed in seconds.",
+          ",cpu=\"total\"", testbed_get_cpu_s },
+        { "container_memory_usage_bytes", "gauge",
+          "Current memory usage in bytes, including all memory regardless of when it was accessed",
+          "", testbed_get_mem_usage },
+        { "container_memory_working_set_bytes", "gauge", "Current working set in bytes.", "",
+          testbed_get_working_set },
+        { "container_spec_cpu_period", "gauge", "CPU period of the container.", "",
+          testbed_get_cpu_period },
+        { "container_spec_cpu_quota", "gauge", "CPU quota of the container.", "",
+          testbed_get_cpu_quota },
+        { "container_spec_memory_limit_bytes", "gauge", "Memory limit for the container.", "",
+          testbed_get_mem_limit },
+    };
+    for (size_t f = 0; f < NDT_ARRAY_LEN(families); f++) {
+        testbed_family(w, families[f].name, families[f].type, families[f].help);
+        for (int i = 0; i < TESTBED_MAX_PODS; i++) {
+            const testbed_pod *pod = &w->sim->pods_arr[i];
+            if (!testbed_pod_visible(pod))
+                continue;
+            testbed_container_labels(w, families[f].name, pod);
+            testbed_wf(w, "%s}", families[f].extra_labels);
+            testbed_value(w, families[f].get(w->sim, pod));
+        }
     }
 }
 
@@ -283,7 +264,7 @@ static void testbed_pod_ksm_labels(testbed_writer *w, const char *name, const te
                pod->uid);
 }
 
-static void testbed_write_pods_ksm(testbed_writer *w)
+static void testbed_write_pod_info(testbed_writer *w)
 {
     const testbed_sim *sim = w->sim;
     testbed_family(w, "kube_pod_info", "gauge", "Information about pod.");
@@ -299,33 +280,6 @@ static void testbed_write_pods_ksm(testbed_writer *w)
                    n->ip, pod->ip, n->name);
         testbed_value(w, 1);
     }
-    static const char *phases[] = { "Pending", "Running", "Succeeded", "Failed", "Unknown" };
-    testbed_family(w, "kube_pod_status_phase", "gauge", "The pods current phase.");
-    for (int i = 0; i < TESTBED_MAX_PODS; i++) {
-        const testbed_pod *pod = &sim->pods_arr[i];
-        if (!testbed_pod_visible(pod))
-            continue;
-        const char *phase = pod->state == TESTBED_POD_STARTING ? "Pending" : "Running";
-        for (size_t k = 0; k < NDT_ARRAY_LEN(phases); k++) {
-            testbed_pod_ksm_labels(w, "kube_pod_status_phase", pod);
-            testbed_wf(w, ",phase=\"%s\"}", phases[k]);
-            testbed_value(w, phases[k] == phase);
-        }
-    }
-    static const char *conditions[] = { "true", "false", "unknown" };
-    testbed_family(w, "kube_pod_status_ready", "gauge",
-                   "Describes whether the pod is ready to serve requests.");
-    for (int i = 0; i < TESTBED_MAX_PODS; i++) {
-        const testbed_pod *pod = &sim->pods_arr[i];
-        if (!testbed_pod_visible(pod))
-            continue;
-        const char *cond = pod->state == TESTBED_POD_READY ? "true" : "false";
-        for (size_t k = 0; k < NDT_ARRAY_LEN(conditions); k++) {
-            testbed_pod_ksm_labels(w, "kube_pod_status_ready", pod);
-            testbed_wf(w, ",condition=\"%s\"}", conditions[k]);
-            testbed_value(w, conditions[k] == cond);
-        }
-    }
     testbed_family(w, "kube_pod_start_time", "gauge", "Start time in unix timestamp for a pod.");
     for (int i = 0; i < TESTBED_MAX_PODS; i++) {
         const testbed_pod *pod = &sim->pods_arr[i];
@@ -335,6 +289,41 @@ static void testbed_write_pods_ksm(testbed_writer *w)
         testbed_w(w, "}");
         testbed_value(w, floor(sim->epoch_s + pod->created_at));
     }
+}
+
+/* One series per possible value of `label`, 1 for the pod's current one
+ * (KSM's enum encoding of phase and readiness). */
+static void testbed_write_pod_enum(testbed_writer *w, const char *name, const char *help,
+                                   const char *label, const char *const *values, size_t nvalues,
+                                   const char *(*current)(const testbed_pod *))
+{
+    testbed_family(w, name, "gauge", help);
+    for (int i = 0; i < TESTBED_MAX_PODS; i++) {
+        const testbed_pod *pod = &w->sim->pods_arr[i];
+        if (!testbed_pod_visible(pod))
+            continue;
+        const char *now = current(pod);
+        for (size_t k = 0; k < nvalues; k++) {
+            testbed_pod_ksm_labels(w, name, pod);
+            testbed_wf(w, ",%s=\"%s\"}", label, values[k]);
+            testbed_value(w, strcmp(values[k], now) == 0);
+        }
+    }
+}
+
+static const char *testbed_pod_phase(const testbed_pod *pod)
+{
+    return pod->state == TESTBED_POD_STARTING ? "Pending" : "Running";
+}
+
+static const char *testbed_pod_ready(const testbed_pod *pod)
+{
+    return pod->state == TESTBED_POD_READY ? "true" : "false";
+}
+
+static void testbed_write_pod_resources(testbed_writer *w)
+{
+    /* The pod spec: requests 1 CPU / 512 MiB, limits 4 CPU / 1 GiB. */
     const char *res[2][3] = { { "cpu", "core", "1" }, { "memory", "byte", "536870912" } };
     const char *lim[2][3] = { { "cpu", "core", "4" }, { "memory", "byte", "1073741824" } };
     for (int kind = 0; kind < 2; kind++) {
@@ -344,7 +333,7 @@ static void testbed_write_pods_ksm(testbed_writer *w)
                        kind ? "The number of requested limit resource by a container."
                             : "The number of requested request resource by a container.");
         for (int i = 0; i < TESTBED_MAX_PODS; i++) {
-            const testbed_pod *pod = &sim->pods_arr[i];
+            const testbed_pod *pod = &w->sim->pods_arr[i];
             if (!testbed_pod_visible(pod))
                 continue;
             for (int r = 0; r < 2; r++) {
@@ -352,10 +341,23 @@ static void testbed_write_pods_ksm(testbed_writer *w)
                 testbed_pod_ksm_labels(w, name, pod);
                 testbed_wf(w, ",container=\"" TESTBED_CONTAINER "\",node=\"%s\",resource=\"%s\","
                               "unit=\"%s\"} %s\n",
-                           sim->nodes[pod->node].name, row[0], row[1], row[2]);
+                           w->sim->nodes[pod->node].name, row[0], row[1], row[2]);
             }
         }
     }
+}
+
+static void testbed_write_pods_ksm(testbed_writer *w)
+{
+    static const char *const phases[] = { "Pending", "Running", "Succeeded", "Failed", "Unknown" };
+    static const char *const conditions[] = { "true", "false", "unknown" };
+    testbed_write_pod_info(w);
+    testbed_write_pod_enum(w, "kube_pod_status_phase", "The pods current phase.", "phase", phases,
+                           NDT_ARRAY_LEN(phases), testbed_pod_phase);
+    testbed_write_pod_enum(w, "kube_pod_status_ready",
+                           "Describes whether the pod is ready to serve requests.", "condition",
+                           conditions, NDT_ARRAY_LEN(conditions), testbed_pod_ready);
+    testbed_write_pod_resources(w);
 }
 
 static void testbed_write_nodes_ksm(testbed_writer *w)

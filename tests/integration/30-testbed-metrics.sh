@@ -69,6 +69,15 @@ rate=$(( (b - a) / 3 ))
 [ $rate -ge 10 ] && [ $rate -le 40 ] || fail "request rate $rate/s, expected about 22/s"
 note "request rate ${rate}/s"
 
+# A second testbed on the same port is a runtime failure (exit 1), not a hang.
+"$NDTPIPE" testbed --listen "127.0.0.1:$port" 2>"$T/second.log" &
+second=$!
+for _ in $(seq 1 50); do kill -0 "$second" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$second" 2>/dev/null && { kill "$second"; fail "second testbed on a busy port kept running"; }
+wait "$second"; rc=$?
+[ $rc -eq 1 ] || fail "busy port: exit $rc, expected 1"
+grep -q 'cannot listen' "$T/second.log" || fail "busy port: $(cat "$T/second.log")"
+
 # SIGTERM: clean exit 0.
 kill -TERM "$BG_PID"
 wait "$BG_PID"; rc=$?
