@@ -31,10 +31,10 @@ const double testbed_hist_bounds[TESTBED_HIST_BUCKETS] = {
 void testbed_params_default(testbed_params *p)
 {
     /* Calibration (docs/TESTBED.md): a CIFAR-10 CNN on 4 threads of an
-     * i5-7260U takes ~30 ms (CV 0.8: GC pauses, cache misses); think time
-     * makes 600 users saturate one pod
-     * (hundreds of ms) while 200 users on 6 pods sit near the bare service
-     * time, the paper's range of tens to hundreds of ms. */
+     * i5-7260U takes ~30 ms (CV 0.8: GC pauses, cache misses); an 18 s
+     * think time makes 600 users just saturate one pod (600 x 30 ms = 18 s:
+     * hundreds of ms) while two or more pods sit near the bare service
+     * time: the paper's range of tens to hundreds of ms. */
     *p = (testbed_params){
         .seed = 1,
         .users = 200,
