@@ -15,8 +15,9 @@
  * (and gzipped at most once per window): many scrapers cost one render.
  *
  * Bounds: request bodies are capped (TESTBED_MAX_BODY), the exposition
- * buffer is capped (TESTBED_MAX_EXPOSITION), connections are served by a
- * fixed pool of two threads.
+ * buffer is capped (TESTBED_MAX_EXPOSITION), at most
+ * TESTBED_MAX_CONNECTIONS connections are open, served by a fixed pool of
+ * two threads.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +40,7 @@
 
 #define TESTBED_STEP_MS 5
 #define TESTBED_MAX_BODY 4096
+#define TESTBED_MAX_CONNECTIONS 256
 #define TESTBED_MAX_EXPOSITION (8u << 20)
 #define TESTBED_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -334,6 +336,7 @@ int testbed_server_start(const testbed_params *p, const char *listen, testbed_se
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
         testbed_handle, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)2, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)TESTBED_MAX_CONNECTIONS,
         MHD_OPTION_NOTIFY_COMPLETED, testbed_request_done, NULL, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot listen on %s: %s", listen, strerror(errno));
