@@ -1,0 +1,636 @@
+/*
+ * test_testbed.c: the emulated cluster's physics and contracts, on fixed
+ * seeds: queueing behaviour the paper's campaign shows (latency against
+ * users and pods, saturation, diminishing returns, transients), the
+ * invariants any queueing model must keep (Little's law, conservation of
+ * requests), determinism, Deployment-like scaling, /control validation,
+ * the exposition's counters and the campaign's CSV.
+ *
+ * Regimes are measured after a warm-up and over several minutes of
+ * simulated time, long enough for the thresholds below to hold with
+ * margin on these seeds (a few hundred completed requests per regime).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/ndt.h"
+#include "testbed/testbed.h"
+#include "testbed/testbed_internal.h"
+
+#define WARMUP_S 60.0
+#define MEASURE_S 300.0
+
+typedef struct regime {
+    double latency_ms;   /* mean response time of requests completed */
+    double depth;        /* mean of avg_depth_on_enqueue over windows */
+    double backlog_s;    /* mean of avg_backlog_sec_est over windows */
+    double throughput;   /* completions per second */
+} regime;
+
+typedef struct window_acc {
+    double depth, backlog;
+    long n;
+} window_acc;
+
+static void accumulate(void *ctx, const testbed_sample *s)
+{
+    window_acc *acc = ctx;
+    acc->depth += s->avg_depth_on_enqueue;
+    acc->backlog += s->avg_backlog_sec_est;
+    acc->n++;
+}
+
+static testbed_sim *new_sim(int users, int pods, uint64_t seed)
+{
+    testbed_params p;
+    testbed_params_default(&p);
+    p.users = users;
+    p.pods = pods;
+    p.seed = seed;
+    testbed_sim *sim = NULL;
+    char err[256];
+    assert_int_equal(testbed_sim_create(&p, &sim, err, sizeof(err)), 0);
+    return sim;
+}
+
+static regime measure(int users, int pods, uint64_t seed)
+{
+    testbed_sim *sim = new_sim(users, pods, seed);
+    window_acc acc = { 0 };
+    testbed_totals a, b;
+    testbed_sim_advance(sim, WARMUP_S);
+    testbed_sim_totals(sim, &a);
+    testbed_sim_on_sample(sim, accumulate, &acc);
+    testbed_sim_advance(sim, WARMUP_S + MEASURE_S);
+    testbed_sim_totals(sim, &b);
+    testbed_sim_destroy(sim);
+    regime r = {
+        .latency_ms = 1000.0 * (b.response_sum_s - a.response_sum_s) / (double)(b.completed - a.completed),
+        .depth = acc.depth / acc.n,
+        .backlog_s = acc.backlog / acc.n,
+        .throughput = (double)(b.completed - a.completed) / MEASURE_S,
+    };
+    return r;
+}
+
+/* The 3 x 6 grid of the paper's campaign, measured once for all tests. */
+static regime grid[3][7];
+static const int grid_users[3] = { 200, 400, 600 };
+
+static int grid_setup(void **state)
+{
+    (void)state;
+    for (int u = 0; u < 3; u++)
+        for (int pods = 1; pods <= 6; pods++)
+            grid[u][pods] = measure(grid_users[u], pods, 42);
+    return 0;
+}
+
+static void latency_falls_with_pods(void **state)
+{
+    (void)state;
+    for (int u = 0; u < 3; u++) {
+        assert_true(grid[u][1].latency_ms > grid[u][2].latency_ms);
+        assert_true(grid[u][2].latency_ms > grid[u][3].latency_ms * 0.99);
+        assert_true(grid[u][6].latency_ms < grid[u][3].latency_ms * 1.02);
+    }
+    /* Where the load is high, every step from 1 to 3 pods helps clearly. */
+    assert_true(grid[2][1].latency_ms > 1.2 * grid[2][2].latency_ms);
+    assert_true(grid[2][2].latency_ms > 1.05 * grid[2][3].latency_ms);
+}
+
+static void latency_rises_with_users(void **state)
+{
+    (void)state;
+    for (int pods = 1; pods <= 3; pods++) {
+        assert_true(grid[0][pods].latency_ms < grid[1][pods].latency_ms);
+        assert_true(grid[1][pods].latency_ms < grid[2][pods].latency_ms);
+    }
+    assert_true(grid[0][6].latency_ms < grid[2][6].latency_ms);
+}
+
+static void saturation_with_one_pod(void **state)
+{
+    (void)state;
+    /* "several times": one pod under 600 users is far beyond six pods. */
+    assert_true(grid[2][1].latency_ms > 4.0 * grid[2][6].latency_ms);
+    /* The paper's order of magnitude: tens to hundreds of ms. */
+    assert_true(grid[2][6].latency_ms > 20.0 && grid[2][6].latency_ms < 100.0);
+    assert_true(grid[2][1].latency_ms > 150.0 && grid[2][1].latency_ms < 5000.0);
+    /* Saturated: throughput is capped near one pod's capacity. */
+    testbed_params p;
+    testbed_params_default(&p);
+    assert_true(grid[2][1].throughput < 1.05 / p.service_mean_s);
+    assert_true(grid[2][6].throughput > grid[2][1].throughput);
+}
+
+static void diminishing_returns(void **state)
+{
+    (void)state;
+    double first = grid[2][1].latency_ms - grid[2][2].latency_ms;
+    double second = grid[2][2].latency_ms - grid[2][3].latency_ms;
+    double last = grid[2][5].latency_ms - grid[2][6].latency_ms;
+    assert_true(first > 2.0 * second);
+    assert_true(fabs(last) < 0.25 * second + 1.0);
+    assert_true(fabs(last) < 0.05 * first);
+}
+
+static void queue_and_backlog_track_latency(void **state)
+{
+    (void)state;
+    /* Same order as latency along the pods axis at 600 users ... */
+    for (int pods = 1; pods <= 2; pods++) {
+        assert_true(grid[2][pods].depth > grid[2][pods + 1].depth);
+        assert_true(grid[2][pods].backlog_s > grid[2][pods + 1].backlog_s);
+    }
+    /* ... and strongly correlated over the whole grid. */
+    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+    int n = 0;
+    for (int u = 0; u < 3; u++)
+        for (int pods = 1; pods <= 6; pods++, n++) {
+            double x = grid[u][pods].latency_ms, y = grid[u][pods].backlog_s;
+            sx += x; sy += y; sxx += x * x; syy += y * y; sxy += x * y;
+        }
+    double r = (n * sxy - sx * sy) / sqrt((n * sxx - sx * sx) * (n * syy - sy * sy));
+    assert_true(r > 0.9);
+}
+
+typedef struct trace {
+    double t[4000];
+    double ms[4000];
+    int n;
+} trace;
+
+static void record(void *ctx, const testbed_sample *s)
+{
+    trace *tr = ctx;
+    if (tr->n < 4000) {
+        tr->t[tr->n] = s->t;
+        tr->ms[tr->n++] = s->avg_total_infer_ms;
+    }
+}
+
+static double trace_mean(const trace *tr, double from, double to)
+{
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; i < tr->n; i++)
+        if (tr->t[i] > from && tr->t[i] <= to) {
+            sum += tr->ms[i];
+            n++;
+        }
+    return n ? sum / n : NAN;
+}
+
+static void transient_after_a_change(void **state)
+{
+    (void)state;
+    char err[256];
+    /* Users jump 200 -> 600 on 2 pods: queues take time to build up. */
+    testbed_sim *sim = new_sim(200, 2, 7);
+    testbed_params p;
+    testbed_params_default(&p);
+    testbed_sim_advance(sim, 60);
+    trace *tr = calloc(1, sizeof(*tr));
+    assert_non_null(tr);
+    assert_int_equal(testbed_sim_set_users(sim, 600, err, sizeof(err)), 0);
+    testbed_sim_on_sample(sim, record, tr);
+    /* ... and the 1 -> 2 scaling below shows the cold start: sample sparsely. */
+    testbed_sim_advance(sim, 60 + 2);
+    double early = trace_mean(tr, 60, 62);
+    tr->n = 0;
+    testbed_sim_on_sample(sim, NULL, NULL);
+    testbed_sim_advance(sim, 150);
+    testbed_totals a, b;
+    testbed_sim_totals(sim, &a);
+    testbed_sim_advance(sim, 250);
+    testbed_sim_totals(sim, &b);
+    double steady = 1000.0 * (b.response_sum_s - a.response_sum_s) / (double)(b.completed - a.completed);
+    /* The load generator's new users send at once: a burst, then steady. */
+    assert_true(early > 2.0 * steady);
+    testbed_sim_destroy(sim);
+
+    /* Scale-up 1 -> 2 pods at 600 users: the backlog built on one pod
+     * drains first, and the new pod starts cold. */
+    sim = new_sim(600, 1, 7);
+    testbed_sim_advance(sim, 120);
+    assert_int_equal(testbed_sim_set_pods(sim, 2, err, sizeof(err)), 0);
+    tr->n = 0;
+    testbed_sim_on_sample(sim, record, tr);
+    testbed_sim_advance(sim, 120 + p.startup_delay_s + p.startup_jitter_s + 10);
+    double after = trace_mean(tr, 120, 120 + p.startup_delay_s + p.startup_jitter_s + 10);
+    testbed_sim_on_sample(sim, NULL, NULL);
+    testbed_sim_advance(sim, 200);
+    testbed_sim_totals(sim, &a);
+    testbed_sim_advance(sim, 400);
+    testbed_sim_totals(sim, &b);
+    steady = 1000.0 * (b.response_sum_s - a.response_sum_s) / (double)(b.completed - a.completed);
+    assert_true(after > 2.0 * steady);
+    testbed_sim_destroy(sim);
+    free(tr);
+}
+
+static void cold_start_slows_new_pods(void **state)
+{
+    (void)state;
+    char err[256];
+    testbed_sim *sim = new_sim(400, 1, 11);
+    testbed_sim_advance(sim, 30);
+    assert_int_equal(testbed_sim_set_pods(sim, 6, err, sizeof(err)), 0);
+    /* Per new pod: its first 3 s after ready (cold) against the next 60 s. */
+    double snap_sum[TESTBED_MAX_PODS] = { 0 };
+    uint64_t snap_n[TESTBED_MAX_PODS] = { 0 };
+    int snapped[TESTBED_MAX_PODS] = { 0 };
+    for (double t = 30; t < 110; t += 0.05) {
+        testbed_sim_advance(sim, t);
+        for (int i = 0; i < TESTBED_MAX_PODS; i++) {
+            const testbed_pod *pod = &sim->pods_arr[i];
+            if (pod->state == TESTBED_POD_READY && pod->ready_at > 0 && !snapped[i] &&
+                t >= pod->ready_at + 3.0) {
+                snapped[i] = 1;
+                snap_sum[i] = pod->infer_sum_s;
+                snap_n[i] = pod->requests_total;
+            }
+        }
+    }
+    double cold_sum = 0, late_sum = 0;
+    uint64_t cold_n = 0, late_n = 0;
+    int pods = 0;
+    for (int i = 0; i < TESTBED_MAX_PODS; i++) {
+        if (!snapped[i])
+            continue;
+        const testbed_pod *pod = &sim->pods_arr[i];
+        pods++;
+        cold_sum += snap_sum[i];
+        cold_n += snap_n[i];
+        late_sum += pod->infer_sum_s - snap_sum[i];
+        late_n += pod->requests_total - snap_n[i];
+    }
+    testbed_sim_destroy(sim);
+    assert_int_equal(pods, 5);
+    assert_true(cold_n > 20 && late_n > 500);
+    assert_true(cold_sum / cold_n > 1.5 * (late_sum / late_n));
+}
+
+static void littles_law_and_conservation(void **state)
+{
+    (void)state;
+    const int cases[][2] = { { 600, 1 }, { 400, 2 }, { 600, 6 } };
+    for (size_t c = 0; c < 3; c++) {
+        testbed_sim *sim = new_sim(cases[c][0], cases[c][1], 5);
+        testbed_totals a, b;
+        testbed_sim_advance(sim, 100);
+        testbed_sim_totals(sim, &a);
+        testbed_sim_advance(sim, 700);
+        testbed_sim_totals(sim, &b);
+        double T = b.t - a.t;
+        double L = (b.in_system_area - a.in_system_area) / T;
+        double lambda = (double)(b.completed - a.completed) / T;
+        double W = (b.response_sum_s - a.response_sum_s) / (double)(b.completed - a.completed);
+        assert_true(fabs(L - lambda * W) <= 0.05 * L + 0.01);
+        /* Closed loop: users = thinking + in the service. */
+        assert_int_equal(b.sent, b.completed + b.rejected + b.in_system);
+        assert_int_equal((uint64_t)b.waiting, b.in_system);
+        assert_int_equal(b.thinking + b.waiting, cases[c][0]);
+        assert_int_equal(b.rejected, 0);
+        /* Interactive response time law: N = X (R + Z). */
+        testbed_params p;
+        testbed_params_default(&p);
+        double n_est = lambda * (W + p.think_mean_s);
+        assert_true(fabs(n_est - cases[c][0]) < 0.06 * cases[c][0]);
+        testbed_sim_destroy(sim);
+    }
+}
+
+static void users_leave_and_requests_are_conserved(void **state)
+{
+    (void)state;
+    char err[256];
+    testbed_sim *sim = new_sim(600, 2, 3);
+    testbed_sim_advance(sim, 30);
+    assert_int_equal(testbed_sim_set_users(sim, 100, err, sizeof(err)), 0);
+    assert_int_equal(testbed_sim_set_pods(sim, 1, err, sizeof(err)), 0);
+    testbed_sim_advance(sim, 200);
+    testbed_totals t;
+    testbed_sim_totals(sim, &t);
+    assert_int_equal(t.sent, t.completed + t.rejected + t.in_system);
+    assert_int_equal(t.thinking + t.waiting, 100);
+    assert_int_equal(testbed_cluster_ready_pods(sim), 1);
+    assert_int_equal(testbed_cluster_active_pods(sim), 1);
+    /* Back up: the users who left come back. */
+    assert_int_equal(testbed_sim_set_users(sim, 300, err, sizeof(err)), 0);
+    testbed_sim_advance(sim, 300);
+    testbed_sim_totals(sim, &t);
+    assert_int_equal(t.thinking + t.waiting, 300);
+    assert_int_equal(t.sent, t.completed + t.rejected + t.in_system);
+    testbed_sim_destroy(sim);
+}
+
+static void scale_up_waits_for_startup(void **state)
+{
+    (void)state;
+    char err[256];
+    testbed_params p;
+    testbed_params_default(&p);
+    testbed_sim *sim = new_sim(200, 1, 9);
+    testbed_sim_advance(sim, 10);
+    assert_int_equal(testbed_sim_set_pods(sim, 4, err, sizeof(err)), 0);
+    assert_int_equal(testbed_cluster_active_pods(sim), 4);
+    testbed_sim_advance(sim, 10 + p.startup_delay_s - 0.01);
+    assert_int_equal(testbed_cluster_ready_pods(sim), 1);
+    testbed_sim_advance(sim, 10 + p.startup_delay_s + p.startup_jitter_s + 0.01);
+    assert_int_equal(testbed_cluster_ready_pods(sim), 4);
+    /* Spread over both workers, never on the tainted control plane. */
+    int per_node[TESTBED_NODES] = { 0 };
+    for (int i = 0; i < TESTBED_MAX_PODS; i++)
+        if (sim->pods_arr[i].state == TESTBED_POD_READY)
+            per_node[sim->pods_arr[i].node]++;
+    assert_int_equal(per_node[0], 0);
+    assert_int_equal(per_node[1], 2);
+    assert_int_equal(per_node[2], 2);
+    /* Out of range changes nothing. */
+    assert_int_equal(testbed_sim_set_pods(sim, 0, err, sizeof(err)), -1);
+    assert_int_equal(testbed_sim_set_pods(sim, TESTBED_MAX_PODS + 1, err, sizeof(err)), -1);
+    assert_int_equal(testbed_sim_set_users(sim, -1, err, sizeof(err)), -1);
+    assert_int_equal(testbed_sim_pods(sim), 4);
+    assert_int_equal(testbed_sim_users(sim), 200);
+    testbed_sim_destroy(sim);
+}
+
+typedef struct sample_log {
+    testbed_sample s[600];
+    int n;
+} sample_log;
+
+static void keep(void *ctx, const testbed_sample *s)
+{
+    sample_log *log = ctx;
+    if (log->n < 600)
+        log->s[log->n++] = *s;
+}
+
+static void same_seed_same_run(void **state)
+{
+    (void)state;
+    sample_log *a = calloc(3, sizeof(*a));
+    assert_non_null(a);
+    uint64_t seeds[3] = { 77, 77, 78 };
+    for (int k = 0; k < 3; k++) {
+        testbed_sim *sim = new_sim(400, 2, seeds[k]);
+        testbed_sim_on_sample(sim, keep, &a[k]);
+        testbed_sim_advance(sim, 12.0);
+        testbed_sim_destroy(sim);
+    }
+    assert_int_equal(a[0].n, 600);
+    assert_memory_equal(a[0].s, a[1].s, sizeof(a[0].s));
+    assert_true(memcmp(a[0].s, a[2].s, sizeof(a[0].s)) != 0);
+    free(a);
+}
+
+static void control_validates_before_applying(void **state)
+{
+    (void)state;
+    char err[256];
+    testbed_sim *sim = new_sim(200, 2, 1);
+    const char *bad[] = {
+        "",   "{", "[]", "{}", "{\"users\":-1}", "{\"pods\":0}", "{\"pods\":33}",
+        "{\"users\":20001}", "{\"users\":1.5}", "{\"users\":\"5\"}", "{\"replicas\":3}",
+        "{\"users\":300,\"pods\":99}", "{\"users\":300,\"color\":1}", "{\"users\":1}x",
+        "{\"users\":1e300}", "{\"pods\":2,\"pods\":3}", "null",
+    };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(bad); i++) {
+        err[0] = '\0';
+        assert_int_equal(testbed_control_apply(sim, bad[i], strlen(bad[i]), err, sizeof(err)), -1);
+        assert_true(strlen(err) > 5);
+        assert_int_equal(testbed_sim_users(sim), 200);
+        assert_int_equal(testbed_sim_pods(sim), 2);
+    }
+    const char *good = "{\"users\":450,\"pods\":3}";
+    assert_int_equal(testbed_control_apply(sim, good, strlen(good), err, sizeof(err)), 0);
+    assert_int_equal(testbed_sim_users(sim), 450);
+    assert_int_equal(testbed_sim_pods(sim), 3);
+    const char *one = " { \"pods\" : 1 } ";
+    assert_int_equal(testbed_control_apply(sim, one, strlen(one), err, sizeof(err)), 0);
+    assert_int_equal(testbed_sim_users(sim), 450);
+    assert_int_equal(testbed_sim_pods(sim), 1);
+    testbed_sim_destroy(sim);
+}
+
+/* Sums a family's samples in an exposition (lines "name{...} value"). */
+static double sum_family(const char *text, const char *name)
+{
+    double sum = 0;
+    size_t len = strlen(name);
+    for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        if (strncmp(line, name, len) == 0 && (line[len] == '{' || line[len] == ' ')) {
+            const char *sp = strchr(line, ' ');
+            const char *brace = strchr(line, '}');
+            const char *nl = strchr(line, '\n');
+            if (brace && (!nl || brace < nl))
+                sp = brace + 1;
+            sum += strtod(sp, NULL);
+        }
+    }
+    return sum;
+}
+
+static void exposition_counts_what_the_model_did(void **state)
+{
+    (void)state;
+    testbed_sim *sim = new_sim(400, 3, 4);
+    testbed_sim_advance(sim, 90.0);
+    ndt_buf b;
+    ndt_buf_init(&b, 8u << 20);
+    assert_int_equal(testbed_expo_render(sim, &b), 0);
+    assert_int_equal(ndt_buf_terminate(&b), 0);
+    testbed_totals t;
+    testbed_sim_totals(sim, &t);
+    assert_true(t.completed > 1000);
+    assert_true(fabs(sum_family(b.data, "inference_requests_total") - (double)t.completed) < 0.5);
+    assert_true(fabs(sum_family(b.data, "inference_total_infer_seconds_count") - (double)t.completed) < 0.5);
+    assert_true(fabs(sum_family(b.data, "inference_total_infer_seconds_sum") - t.response_sum_s) < 1e-6 * t.response_sum_s);
+    assert_true(fabs(sum_family(b.data, "inference_queue_depth") - (double)t.in_system) < 0.5);
+    assert_true(sum_family(b.data, "kube_deployment_status_replicas_available") == 3);
+    assert_true(sum_family(b.data, "inference_current_users") == 400);
+    /* cAdvisor CPU: busy time of 3 pods over 90 s, bounded by 4 cores each. */
+    double cpu = sum_family(b.data, "container_cpu_usage_seconds_total");
+    assert_true(cpu > 0 && cpu < 3 * 4 * 90.0);
+    /* node-exporter: each node's CPU seconds add up to cores x uptime. */
+    double node_cpu = sum_family(b.data, "node_cpu_seconds_total");
+    assert_true(fabs(node_cpu - (4 + 8 + 8) * (3 * 86400.0 + 90.0)) < 1.0);
+    assert_non_null(strstr(b.data, "# TYPE inference_total_infer_seconds histogram\n"));
+    assert_non_null(strstr(b.data, "# TYPE kube_pod_info gauge\n"));
+    assert_non_null(strstr(b.data, "# TYPE node_memory_MemAvailable_bytes gauge\n"));
+    ndt_buf_free(&b);
+    testbed_sim_destroy(sim);
+}
+
+static char *run_campaign(uint64_t seed, size_t *len, testbed_regime_result *res)
+{
+    testbed_campaign c = { .users = { 200, 600 }, .nusers = 2, .pods_min = 1, .pods_max = 3,
+                           .dwell_s = 20.0, .interval_s = 0.02, .epoch_ms = 1767225600000.0 };
+    testbed_params_default(&c.params);
+    c.params.seed = seed;
+    char *data = NULL;
+    FILE *out = open_memstream(&data, len);
+    char err[256];
+    assert_non_null(out);
+    assert_int_equal(testbed_campaign_run(&c, out, res, err, sizeof(err)), 0);
+    fclose(out);
+    return data;
+}
+
+static void campaign_is_deterministic(void **state)
+{
+    (void)state;
+    size_t la, lb, lc;
+    testbed_regime_result res[6];
+    char *a = run_campaign(9, &la, res);
+    char *b = run_campaign(9, &lb, NULL);
+    char *c = run_campaign(10, &lc, NULL);
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+    assert_true(la != lc || memcmp(a, c, la) != 0);
+    const char *header = "timestamp_ms,users,pods,avg_depth_on_enqueue,avg_backlog_sec_est,"
+                         "avg_cpu_process_pct,avg_cpu_system_pct,avg_mem_system_pct,avg_total_infer_ms";
+    assert_memory_equal(a, header, strlen(header));
+    long rows = -1;
+    for (const char *p = a; *p; p++)
+        rows += *p == '\n';
+    assert_int_equal(rows, 6 * 1000); /* 6 regimes x 20 s / 20 ms */
+    assert_int_equal(res[3].users, 600);
+    assert_int_equal(res[3].pods, 1);
+    assert_true(res[3].mean_infer_ms > res[5].mean_infer_ms);
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void campaign_refuses_bad_plans(void **state)
+{
+    (void)state;
+    char err[256];
+    testbed_campaign c = { .nusers = 0, .pods_min = 1, .pods_max = 6, .dwell_s = 1, .interval_s = 0.02 };
+    testbed_params_default(&c.params);
+    assert_int_equal(testbed_campaign_run(&c, stdout, NULL, err, sizeof(err)), -1);
+    c.nusers = 1;
+    c.users[0] = 200;
+    c.dwell_s = 0;
+    assert_int_equal(testbed_campaign_run(&c, stdout, NULL, err, sizeof(err)), -1);
+    c.dwell_s = 1;
+    c.pods_min = 4;
+    c.pods_max = 2;
+    assert_int_equal(testbed_campaign_run(&c, stdout, NULL, err, sizeof(err)), -1);
+}
+
+static void parses_durations_lists_ranges(void **state)
+{
+    (void)state;
+    char err[256];
+    double s;
+    assert_int_equal(testbed_parse_duration("20ms", &s, err, sizeof(err)), 0);
+    assert_true(fabs(s - 0.02) < 1e-12);
+    assert_int_equal(testbed_parse_duration("1m30s", &s, err, sizeof(err)), 0);
+    assert_true(s == 90.0);
+    assert_int_equal(testbed_parse_duration("2h", &s, err, sizeof(err)), 0);
+    assert_true(s == 7200.0);
+    assert_int_equal(testbed_parse_duration("1s500ms", &s, err, sizeof(err)), 0);
+    assert_true(s == 1.5);
+    const char *bad[] = { "", "20", "ms", "20 ms", "1.5s", "-1s", "30s1m", "1x", "1s1s", "10msx" };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(bad); i++)
+        assert_int_equal(testbed_parse_duration(bad[i], &s, err, sizeof(err)), -1);
+    int v[16], lo, hi;
+    size_t n;
+    assert_int_equal(testbed_parse_int_list("200,400,600", v, 16, &n, 0, 20000, err, sizeof(err)), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(v[2], 600);
+    const char *bad_lists[] = { "", ",", "200,", "200,,400", "a", "-5", "20001", "1 2" };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(bad_lists); i++)
+        assert_int_equal(testbed_parse_int_list(bad_lists[i], v, 16, &n, 0, 20000, err, sizeof(err)), -1);
+    assert_int_equal(testbed_parse_range("1-6", &lo, &hi, 1, 32, err, sizeof(err)), 0);
+    assert_true(lo == 1 && hi == 6);
+    assert_int_equal(testbed_parse_range("4", &lo, &hi, 1, 32, err, sizeof(err)), 0);
+    assert_true(lo == 4 && hi == 4);
+    const char *bad_ranges[] = { "", "0-3", "3-1", "1-33", "1-", "-3", "a-b", "1-2-3" };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(bad_ranges); i++)
+        assert_int_equal(testbed_parse_range(bad_ranges[i], &lo, &hi, 1, 32, err, sizeof(err)), -1);
+}
+
+static void rng_is_seeded_and_distributions_fit(void **state)
+{
+    (void)state;
+    testbed_rng a, b;
+    testbed_rng_seed(&a, 123);
+    testbed_rng_seed(&b, 123);
+    for (int i = 0; i < 100; i++)
+        assert_true(testbed_rng_next(&a) == testbed_rng_next(&b));
+    double se = 0, sl = 0, sl2 = 0;
+    const int n = 200000;
+    for (int i = 0; i < n; i++) {
+        double u = testbed_rng_uniform(&a);
+        assert_true(u >= 0 && u < 1);
+        se += testbed_rng_exponential(&a, 2.0);
+        double l = testbed_rng_lognormal(&a, 0.03, 0.8);
+        sl += l;
+        sl2 += l * l;
+    }
+    double mean_l = sl / n, sd_l = sqrt(sl2 / n - mean_l * mean_l);
+    assert_true(fabs(se / n - 2.0) < 0.03);
+    assert_true(fabs(mean_l - 0.03) < 0.0005);
+    assert_true(fabs(sd_l / mean_l - 0.8) < 0.05);
+}
+
+static void heap_pops_in_time_then_insertion_order(void **state)
+{
+    (void)state;
+    testbed_heap h;
+    assert_int_equal(testbed_heap_init(&h, 8), 0);
+    const double t[] = { 5, 1, 3, 1, 9, 3, 0.5, 1 };
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(testbed_heap_push(&h, t[i], i), 0);
+    assert_int_equal(testbed_heap_push(&h, 1, 99), -1); /* full: bounded */
+    const int expect[] = { 6, 1, 3, 7, 2, 5, 0, 4 };
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(testbed_heap_peek(&h)->user, expect[i]);
+        testbed_heap_pop(&h);
+    }
+    assert_null(testbed_heap_peek(&h));
+    testbed_heap_free(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest unit[] = {
+        cmocka_unit_test(rng_is_seeded_and_distributions_fit),
+        cmocka_unit_test(heap_pops_in_time_then_insertion_order),
+        cmocka_unit_test(parses_durations_lists_ranges),
+        cmocka_unit_test(same_seed_same_run),
+        cmocka_unit_test(scale_up_waits_for_startup),
+        cmocka_unit_test(users_leave_and_requests_are_conserved),
+        cmocka_unit_test(littles_law_and_conservation),
+        cmocka_unit_test(transient_after_a_change),
+        cmocka_unit_test(cold_start_slows_new_pods),
+        cmocka_unit_test(control_validates_before_applying),
+        cmocka_unit_test(exposition_counts_what_the_model_did),
+        cmocka_unit_test(campaign_is_deterministic),
+        cmocka_unit_test(campaign_refuses_bad_plans),
+    };
+    const struct CMUnitTest physics[] = {
+        cmocka_unit_test(latency_falls_with_pods),
+        cmocka_unit_test(latency_rises_with_users),
+        cmocka_unit_test(saturation_with_one_pod),
+        cmocka_unit_test(diminishing_returns),
+        cmocka_unit_test(queue_and_backlog_track_latency),
+    };
+    int failed = cmocka_run_group_tests_name("testbed", unit, NULL, NULL);
+    failed += cmocka_run_group_tests_name("testbed physics", physics, grid_setup, NULL);
+    return failed;
+}
