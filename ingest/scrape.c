@@ -389,12 +389,14 @@ static void start_scrape(ingest_scraper *s, ingest_target *t, int64_t now)
 {
     ingest_target_prepare(t, t->next_tick_ns, now);
     record_jitter(s, now - t->next_tick_ns);
+    /* Set before starting: on a kept-alive connection to a fast target the
+     * whole transfer can complete inside ingest_loop_start. */
+    t->in_flight = 1;
     if (ingest_loop_start(s->loop, t->easy) != NDT_OK) {
+        t->in_flight = 0;
         ndt_log(NDT_LOG_ERROR, "ingest", "could not start a scrape",
                 NDT_KV_STR("instance", t->def.instance));
-        return;
     }
-    t->in_flight = 1;
 }
 
 /* Starts every due scrape and moves each started target to its next tick. */

@@ -31,7 +31,9 @@ start_target basic --file "$FIX" --basic "alice:pa55w0rd"
 start_target badauth --file "$FIX" --bearer other-token
 start_target om --file "$NDT_FIXTURES/prometheus/alltypes.5mfs.om.txt" \
     --content-type "application/openmetrics-text; version=1.0.0; charset=utf-8"
-for p in "${PORT[@]}"; do wait_port "$p" 5 || fail "test target on $p did not start"; done
+for name in "${!PORT[@]}"; do
+    wait_port "${PORT[$name]}" 10 || { cat "$T/target-$name.log" >&2; fail "test target $name on ${PORT[$name]} did not start"; }
+done
 printf 's3cr3t-t0ken\n' >"$T/token"
 
 cat >"$T/scrape.yml" <<CONFIG

@@ -15,22 +15,18 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:9100"]
 CONFIG
-set +e
 "$NDTPIPE" scrape --config "$T/typo.yml" --brokers 127.0.0.1:1 >"$T/out" 2>"$T/err"
 rc=$?
-set -e
 [ $rc -eq 2 ] || fail "a typo'd key gave exit $rc, want 2"
 grep -q "typo.yml:5:" "$T/err" || fail "the message does not name file and line: $(cat "$T/err")"
 grep -q "scrape_intervl" "$T/err" || fail "the message does not name the key: $(cat "$T/err")"
 
 # A bad duration value, a missing file, a bad flag: all exit 2.
 printf 'global:\n  scrape_interval: 20 ms\nscrape_configs: []\n' >"$T/baddur.yml"
-set +e
 "$NDTPIPE" scrape --config "$T/baddur.yml" --brokers 127.0.0.1:1 2>"$T/err"; rc1=$?
 "$NDTPIPE" scrape --config "$T/missing.yml" --brokers 127.0.0.1:1 2>/dev/null; rc2=$?
 "$NDTPIPE" scrape --config "$T/typo.yml" --format protobuf 2>/dev/null; rc3=$?
 "$NDTPIPE" scrape --config "$T/baddur.yml" --check-config 2>/dev/null; rc4=$?
-set -e
 [ $rc1 -eq 2 ] && grep -q "baddur.yml:2:" "$T/err" || fail "bad duration: exit $rc1, $(cat "$T/err")"
 [ $rc2 -eq 2 ] || fail "missing config file: exit $rc2, want 2"
 [ $rc3 -eq 2 ] || fail "unknown format: exit $rc3, want 2"

@@ -36,11 +36,18 @@ bg() {
 }
 
 # free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+# Ports already handed out are remembered (in a file, since callers use
+# $(free_port) subshells) so two peers started back to back never get the
+# same one before the first has bound it.
 free_port() {
-    local p
+    local p taken=${T:-${B:-/tmp}}/.ports
     while :; do
         p=$(( 20000 + RANDOM % 40000 ))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+        grep -qx "$p" "$taken" 2>/dev/null && continue
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+        echo "$p" >>"$taken"
+        echo "$p"
+        return
     done
 }
 
