@@ -41,6 +41,14 @@ const char *ndt_yaml_scalar(yaml_node_t *node);
 /* True for an explicit null (~, null, empty plain scalar). */
 int ndt_yaml_is_null(yaml_node_t *node);
 
+/* Mapping keys must be unique (as in Prometheus's strict YAML decoding):
+ * NDT_ERROR naming the second occurrence of a repeated key. */
+int ndt_yaml_check_unique_keys(ndt_yaml *y, yaml_node_t *map, char *err, size_t errlen);
+
+/* Of candidates (n entries), the one closest to word by edit distance, if
+ * close enough to be a likely typo; NULL otherwise.  For "did you mean". */
+const char *ndt_config_closest(const char *word, const char *const *candidates, size_t n);
+
 /* Formats "path:line:col: key: message" into err (1-based positions of
  * node).  key may be NULL.  Returns NDT_ERROR so callers can
  * `return ndt_yaml_error(...)`. */
@@ -62,6 +70,7 @@ typedef enum ndt_conf_type {
     NDT_CONF_DOUBLE,     /* double */
     NDT_CONF_DURATION,   /* int64_t nanoseconds */
     NDT_CONF_SIZE,       /* uint64_t bytes */
+    NDT_CONF_UINT,       /* uint64_t, negative values rejected (Prometheus' limits) */
 } ndt_conf_type;
 
 typedef struct ndt_conf_entry {
