@@ -430,6 +430,7 @@ static const char *conf_type_name(ndt_conf_type type)
     case NDT_CONF_DURATION: return "duration";
     case NDT_CONF_SIZE: return "size";
     case NDT_CONF_UINT: return "uint";
+    case NDT_CONF_EXTERNAL: return "section";
     }
     return "?";
 }
@@ -444,6 +445,7 @@ static const char *conf_type_expectation(ndt_conf_type type)
     case NDT_CONF_DURATION: return "a duration like 20ms, 15s or 1m30s";
     case NDT_CONF_SIZE: return "a size like 0, 512KiB or 10MB";
     case NDT_CONF_UINT: return "a non-negative integer";
+    case NDT_CONF_EXTERNAL: return "a section";
     }
     return "?";
 }
@@ -560,6 +562,9 @@ static int confmap_set_entry(const ndt_conf_entry *e, void *obj, const char *val
             memcpy(field, &n, sizeof(n));
         break;
     }
+    case NDT_CONF_EXTERNAL:
+        snprintf(err, errlen, "cannot be set from text");
+        return NDT_ERROR;
     }
     if (rc != NDT_OK)
         snprintf(err, errlen, "expected %s, got '%s'", conf_type_expectation(e->type), value);
@@ -584,6 +589,7 @@ static void confmap_zero_entry(const ndt_conf_entry *e, void *obj)
     case NDT_CONF_DOUBLE: memset(field, 0, sizeof(double)); break;
     case NDT_CONF_SIZE:
     case NDT_CONF_UINT: memset(field, 0, sizeof(uint64_t)); break;
+    case NDT_CONF_EXTERNAL: break;
     }
 }
 
@@ -657,7 +663,7 @@ int ndt_confmap_apply_yaml(const ndt_conf_entry *map, void *obj, ndt_yaml *y, ya
             confmap_unknown(map, key, why, sizeof(why));
             return ndt_yaml_error(y, knode, NULL, err, errlen, "%s", why);
         }
-        if (ndt_yaml_is_null(vnode))
+        if (e->type == NDT_CONF_EXTERNAL || ndt_yaml_is_null(vnode))
             continue; /* an empty value keeps the default, as in Prometheus */
         const char *text = ndt_yaml_scalar(vnode);
         if (!text)

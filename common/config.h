@@ -71,6 +71,9 @@ typedef enum ndt_conf_type {
     NDT_CONF_DURATION,   /* int64_t nanoseconds */
     NDT_CONF_SIZE,       /* uint64_t bytes */
     NDT_CONF_UINT,       /* uint64_t, negative values rejected (Prometheus' limits) */
+    NDT_CONF_EXTERNAL,   /* structured key the caller decodes itself: known to the
+                            map (no unknown-key error, listed in help and in
+                            "did you mean"), skipped by apply and set; offset unused */
 } ndt_conf_type;
 
 typedef struct ndt_conf_entry {
