@@ -337,7 +337,7 @@ static int join_sources(const ingest_relabel_rule *r, const ingest_labelset *ls,
     return NDT_OK;
 }
 
-static int label_name_valid(ndt_str s)
+int ingest_label_name_valid(ndt_str s)
 {
     if (s.len == 0 || !(isalpha((unsigned char)s.ptr[0]) || s.ptr[0] == '_'))
         return 0;
@@ -381,7 +381,7 @@ static int apply_replace(const ingest_relabel_rule *r, ingest_labelset *ls, ndt_
         if (expand_into(r, r->target_label, val, ngroups, tbuf, sizeof(tbuf), ls->arena,
                         &target) != NDT_OK)
             return NDT_ERROR;
-        if (!label_name_valid(target))
+        if (!ingest_label_name_valid(target))
             return NDT_OK;
     }
     if (r->replacement_has_ref &&
@@ -632,7 +632,7 @@ static int parse_source_labels(ndt_yaml *y, yaml_node_t *seq, ingest_relabel_rul
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *item = yaml_document_get_node(&y->doc, seq->data.sequence.items.start[i]);
         const char *name = ndt_yaml_scalar(item);
-        if (!name || !label_name_valid(ndt_str_from_cstr(name)))
+        if (!name || !ingest_label_name_valid(ndt_str_from_cstr(name)))
             return ndt_yaml_error(y, item, "source_labels", err, errlen,
                                   "'%s' is not a valid label name", name ? name : "(not a string)");
         char *copy = strdup(name);
@@ -663,7 +663,7 @@ static int validate_rule(ndt_yaml *y, yaml_node_t *node, const relabel_yaml *c,
                               "relabel configuration for %s action requires 'target_label' value",
                               an);
     int target_ok = a == INGEST_RELABEL_REPLACE ? template_name_valid(target)
-                                                : label_name_valid(ndt_str_from_cstr(target));
+                                                : ingest_label_name_valid(ndt_str_from_cstr(target));
     if (needs_target && !target_ok)
         return ndt_yaml_error(y, rule_node(y, node, "target_label"), "target_label", err, errlen,
                               "'%s' is invalid 'target_label' for %s action", target, an);

@@ -71,6 +71,9 @@ void ingest_labelset_del(ingest_labelset *ls, ndt_str name);
 int ingest_labelset_append(ingest_labelset *ls, ndt_str name, ndt_str value);
 void ingest_labelset_sort(ingest_labelset *ls);
 
+/* Prometheus's label name syntax: [a-zA-Z_][a-zA-Z0-9_]*. */
+int ingest_label_name_valid(ndt_str name);
+
 /* Applies the rules in order.  *keep becomes 0 when a rule drops the set
  * (the set's content is then unspecified).  NDT_ERROR only when the arena
  * is exhausted. */
