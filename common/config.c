@@ -47,6 +47,87 @@ static int yaml_parse_error(const yaml_parser_t *parser, const char *name, char 
     return NDT_ERROR;
 }
 
+/* YAML merge keys ("<<: *defaults"), which Prometheus's YAML library
+ * honours and prometheus.yml files use to share job settings.  libyaml's
+ * document API leaves "<<" as an ordinary key, so it is resolved here,
+ * once, after loading: the merged mapping's keys are appended unless the
+ * mapping already has them (explicit keys win, and in a list of merged
+ * mappings the earlier one wins). */
+static int yaml_is_merge_key(yaml_node_t *k)
+{
+    return k && k->type == YAML_SCALAR_NODE && k->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+           strcmp((const char *)k->data.scalar.value, "<<") == 0;
+}
+
+static int yaml_merge_from(ndt_yaml *y, int map_id, yaml_node_t *src, char *err, size_t errlen)
+{
+    if (!src || src->type != YAML_MAPPING_NODE)
+        return ndt_yaml_error(y, src, "<<", err, errlen,
+                              "a merge key needs a mapping or a list of mappings");
+    yaml_node_t *map = yaml_document_get_node(&y->doc, map_id);
+    size_t n = (size_t)(src->data.mapping.pairs.top - src->data.mapping.pairs.start);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_pair_t pair = src->data.mapping.pairs.start[i];
+        yaml_node_t *k = yaml_document_get_node(&y->doc, pair.key);
+        const char *key = ndt_yaml_scalar(k);
+        if (key && !yaml_is_merge_key(k) && ndt_yaml_map_get(y, map, key))
+            continue;
+        if (!yaml_document_append_mapping_pair(&y->doc, map_id, pair.key, pair.value))
+            return ndt_yaml_error(y, src, "<<", err, errlen, "out of memory");
+        map = yaml_document_get_node(&y->doc, map_id);
+    }
+    return NDT_OK;
+}
+
+/* Removes the first "<<" pair of the mapping and merges its value;
+ * *found says whether there was one. */
+static int yaml_merge_one(ndt_yaml *y, int map_id, int *found, char *err, size_t errlen)
+{
+    yaml_node_t *map = yaml_document_get_node(&y->doc, map_id);
+    yaml_node_pair_t *start = map->data.mapping.pairs.start, *top = map->data.mapping.pairs.top;
+    *found = 0;
+    for (yaml_node_pair_t *p = start; p < top; p++) {
+        if (!yaml_is_merge_key(yaml_document_get_node(&y->doc, p->key)))
+            continue;
+        yaml_node_t *value = yaml_document_get_node(&y->doc, p->value);
+        memmove(p, p + 1, (size_t)(top - p - 1) * sizeof(*p));
+        map->data.mapping.pairs.top--;
+        *found = 1;
+        if (value && value->type == YAML_SEQUENCE_NODE) {
+            for (yaml_node_item_t *it = value->data.sequence.items.start;
+                 it < value->data.sequence.items.top; it++)
+                if (yaml_merge_from(y, map_id, yaml_document_get_node(&y->doc, *it), err,
+                                    errlen) != NDT_OK)
+                    return NDT_ERROR;
+            return NDT_OK;
+        }
+        return yaml_merge_from(y, map_id, value, err, errlen);
+    }
+    return NDT_OK;
+}
+
+static int yaml_resolve_merges(ndt_yaml *y, char *err, size_t errlen)
+{
+    int nodes = (int)(y->doc.nodes.top - y->doc.nodes.start);
+    /* A merged mapping may carry its own "<<": a few passes settle chains
+     * of defaults; a cycle (impossible with anchors) cannot loop forever. */
+    for (int pass = 0; pass < 16; pass++) {
+        int changed = 0;
+        for (int id = 1; id <= nodes; id++) {
+            yaml_node_t *node = yaml_document_get_node(&y->doc, id);
+            int found = 1, rounds = 0;
+            while (node->type == YAML_MAPPING_NODE && found && rounds++ < 64) {
+                if (yaml_merge_one(y, id, &found, err, errlen) != NDT_OK)
+                    return NDT_ERROR;
+                changed |= found;
+            }
+        }
+        if (!changed)
+            return NDT_OK;
+    }
+    return ndt_yaml_error(y, NULL, "<<", err, errlen, "merge keys nested too deeply");
+}
+
 /* Loads the first document of the parser's input into y. */
 static int yaml_load(ndt_yaml *y, const char *name, yaml_parser_t *parser, char *err,
                      size_t errlen)
@@ -64,6 +145,10 @@ static int yaml_load(ndt_yaml *y, const char *name, yaml_parser_t *parser, char 
         return NDT_ERROR;
     }
     y->loaded = 1;
+    if (yaml_resolve_merges(y, err, errlen) != NDT_OK) {
+        ndt_yaml_free(y);
+        return NDT_ERROR;
+    }
     return NDT_OK;
 }
 

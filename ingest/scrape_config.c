@@ -262,8 +262,9 @@ static int read_secret_file(ndt_yaml *y, yaml_node_t *node, const char *key, con
     while (n > start && isspace((unsigned char)buf[n - 1]))
         buf[--n] = '\0';
     memmove(buf, buf + start, n - start + 1);
+    char *fit = realloc(buf, n - start + 1); /* do not keep 64 KiB per secret */
     free(*out);
-    *out = buf;
+    *out = fit ? fit : buf;
     return NDT_OK;
 }
 

@@ -188,6 +188,38 @@ static void yaml_duplicate_keys_are_errors(void **state)
     ndt_yaml_free(&y);
 }
 
+static void yaml_merge_keys(void **state)
+{
+    (void)state;
+    static const char text[] = "defaults: &d\n"
+                               "  scrape_interval: 5s\n"
+                               "  metrics_path: /m\n"
+                               "more: &e\n"
+                               "  <<: *d\n"
+                               "  scheme: https\n"
+                               "job:\n"
+                               "  <<: [*e, {honor_labels: true, scheme: http}]\n"
+                               "  metrics_path: /own\n";
+    ndt_yaml y;
+    char err[NDT_ERRBUF_SIZE];
+    assert_int_equal(ndt_yaml_load_string(&y, "m.yml", text, strlen(text), err, sizeof(err)),
+                     NDT_OK);
+    yaml_node_t *job = ndt_yaml_map_get(&y, ndt_yaml_root(&y), "job");
+    assert_string_equal(ndt_yaml_scalar(ndt_yaml_map_get(&y, job, "metrics_path")), "/own");
+    assert_string_equal(ndt_yaml_scalar(ndt_yaml_map_get(&y, job, "scrape_interval")), "5s");
+    /* the first mapping of the list wins over the second */
+    assert_string_equal(ndt_yaml_scalar(ndt_yaml_map_get(&y, job, "scheme")), "https");
+    assert_string_equal(ndt_yaml_scalar(ndt_yaml_map_get(&y, job, "honor_labels")), "true");
+    assert_null(ndt_yaml_map_get(&y, job, "<<"));
+    assert_int_equal(ndt_yaml_check_unique_keys(&y, job, err, sizeof(err)), NDT_OK);
+    ndt_yaml_free(&y);
+
+    static const char bad[] = "a:\n  <<: 3\n";
+    assert_int_equal(ndt_yaml_load_string(&y, "m.yml", bad, strlen(bad), err, sizeof(err)),
+                     NDT_ERROR);
+    assert_string_equal(err, "m.yml:2:7: <<: a merge key needs a mapping or a list of mappings");
+}
+
 static void yaml_missing_file(void **state)
 {
     (void)state;
@@ -334,6 +366,7 @@ int main(void)
         cmocka_unit_test(yaml_positions_and_null),
         cmocka_unit_test(yaml_syntax_error_has_position),
         cmocka_unit_test(yaml_duplicate_keys_are_errors),
+        cmocka_unit_test(yaml_merge_keys),
         cmocka_unit_test(yaml_missing_file),
         cmocka_unit_test(confmap_defaults_and_set),
         cmocka_unit_test(confmap_apply_yaml_errors_name_the_key),

@@ -91,7 +91,7 @@ static void realistic_prometheus_yml_loads(void **state)
     char err[NDT_ERRBUF_SIZE];
     assert_int_equal(ingest_scrape_config_load(CONFIGS "prometheus.yml", &cfg, err, sizeof(err)),
                      NDT_OK);
-    assert_int_equal(cfg->njobs, 7);
+    assert_int_equal(cfg->njobs, 8);
     assert_int_equal(cfg->scrape_interval_ns, 15 * SEC);
     assert_int_equal(cfg->scrape_timeout_ns, 10 * SEC);
     assert_int_equal(cfg->external_labels.n, 2);
@@ -153,6 +153,47 @@ static void realistic_prometheus_yml_loads(void **state)
     assert_string_equal(tok->authorization_credentials, "tok-123");
     assert_string_equal(tok->proxy_url, "http://127.0.0.1:3128");
     ingest_scrape_config_free(cfg);
+}
+
+/* Sections Prometheus defines outside scraping load with one warning each. */
+static void ignored_sections_warn_once_each(void **state)
+{
+    (void)state;
+    static const char text[] = "global:\n  evaluation_interval: 1m\n"
+                               "rule_files: [a.yml]\n"
+                               "alerting: {alertmanagers: []}\n"
+                               "remote_write: [{url: 'http://127.0.0.1:1/w'}]\n"
+                               "remote_read: []\n"
+                               "storage: {tsdb: {out_of_order_time_window: 1h}}\n"
+                               "tracing: {endpoint: 'x:1'}\n";
+    char path[] = "/tmp/ndt-warn.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    int saved = dup(2);
+    ndt_log_set_level(NDT_LOG_INFO);
+    dup2(fd, 2);
+    ingest_scrape_config *cfg = load_ok(text);
+    dup2(saved, 2);
+    close(saved);
+    ingest_scrape_config_free(cfg);
+
+    char log[4096] = "";
+    ssize_t n = pread(fd, log, sizeof(log) - 1, 0);
+    close(fd);
+    unlink(path);
+    assert_true(n > 0);
+    static const char *const keys[] = { "evaluation_interval", "rule_files", "alerting",
+                                        "remote_write", "remote_read", "storage", "tracing" };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(keys); i++) {
+        char needle[64];
+        snprintf(needle, sizeof(needle), "key=%s\n", keys[i]);
+        const char *hit = strstr(log, needle);
+        if (!hit)
+            fail_msg("no warning for %s in:\n%s", keys[i], log);
+        assert_null(strstr(hit + 1, needle));
+    }
+    assert_non_null(strstr(log, "level=warn"));
+    assert_non_null(strstr(log, "file=t.yml line=3 key=rule_files"));
 }
 
 static void defaults_without_global(void **state)
@@ -694,6 +735,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(realistic_prometheus_yml_loads),
+        cmocka_unit_test(ignored_sections_warn_once_each),
         cmocka_unit_test(defaults_without_global),
         cmocka_unit_test(timeout_inheritance_like_prometheus),
         cmocka_unit_test(bearer_token_and_protocols),
