@@ -38,6 +38,11 @@
 /* Joined source values and expanded templates shorter than this never
  * touch the arena unless they are stored. */
 #define RELABEL_STACK_BUF 1024
+/* Backtracking budget of one match.  RE2 (Prometheus) is linear time;
+ * PCRE2 is not, so a pathological pattern on a long value is cut off
+ * here instead of stalling the scrape loop.  Real relabel patterns use a
+ * few hundred steps. */
+#define RELABEL_MATCH_LIMIT 100000
 
 struct ingest_relabel_rule {
     ingest_relabel_action action;
@@ -51,7 +56,9 @@ struct ingest_relabel_rule {
     uint64_t modulus;
     pcre2_code *re;
     pcre2_match_data *match;
+    pcre2_match_context *limits; /* bounds backtracking (RE2 never backtracks) */
     int jit;                     /* JIT code available: use the fast entry */
+    uint64_t match_errors;       /* matches abandoned at the limit, read as no match */
     EVP_MD_CTX *md5;
 };
 
@@ -272,7 +279,7 @@ static void expand(const pcre2_code *re, ndt_str tmpl, ndt_str subject, const PC
 
 /* Expands into stack (cap bytes) or, when longer, into the arena.
  * NDT_ERROR only when the arena is exhausted. */
-static int expand_into(const ingest_relabel_rule *r, ndt_str tmpl, ndt_str subject, int ngroups,
+static int expand_into(ingest_relabel_rule *r, ndt_str tmpl, ndt_str subject, int ngroups,
                        char *stack, size_t cap, ndt_arena *arena, ndt_str *out)
 {
     const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->match);
@@ -296,16 +303,18 @@ static int expand_into(const ingest_relabel_rule *r, ndt_str tmpl, ndt_str subje
 /* Number of groups matched (>0), 0 for no match.  Matching errors (for
  * instance a pathological pattern hitting PCRE2's match limit) count as
  * no match: a bad regex must not stop the scrape. */
-static int rule_match(const ingest_relabel_rule *r, ndt_str s)
+static int rule_match(ingest_relabel_rule *r, ndt_str s)
 {
     PCRE2_SPTR subject = (PCRE2_SPTR)(s.ptr ? s.ptr : "");
-    int rc = r->jit ? pcre2_jit_match(r->re, subject, s.len, 0, 0, r->match, NULL)
-                    : pcre2_match(r->re, subject, s.len, 0, 0, r->match, NULL);
+    int rc = r->jit ? pcre2_jit_match(r->re, subject, s.len, 0, 0, r->match, r->limits)
+                    : pcre2_match(r->re, subject, s.len, 0, 0, r->match, r->limits);
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH)
+        r->match_errors++;
     return rc > 0 ? rc : 0;
 }
 
 /* The separator-joined source values; borrowed when there is one source. */
-static int join_sources(const ingest_relabel_rule *r, const ingest_labelset *ls, char *stack,
+static int join_sources(ingest_relabel_rule *r, const ingest_labelset *ls, char *stack,
                         size_t cap, ndt_str *out)
 {
     if (r->nsource == 1) {
@@ -370,7 +379,7 @@ static int set_if_changed(ingest_labelset *ls, ndt_str name, int copy_name, ndt_
     return ingest_labelset_set(ls, name, value);
 }
 
-static int apply_replace(const ingest_relabel_rule *r, ingest_labelset *ls, ndt_str val)
+static int apply_replace(ingest_relabel_rule *r, ingest_labelset *ls, ndt_str val)
 {
     char tbuf[256], rbuf[RELABEL_STACK_BUF];
     int ngroups = rule_match(r, val);
@@ -391,7 +400,7 @@ static int apply_replace(const ingest_relabel_rule *r, ingest_labelset *ls, ndt_
     return set_if_changed(ls, target, r->target_has_ref, res, r->replacement_has_ref);
 }
 
-static int apply_case(const ingest_relabel_rule *r, ingest_labelset *ls, ndt_str val)
+static int apply_case(ingest_relabel_rule *r, ingest_labelset *ls, ndt_str val)
 {
     char buf[RELABEL_STACK_BUF];
     char *out = buf;
@@ -407,7 +416,7 @@ static int apply_case(const ingest_relabel_rule *r, ingest_labelset *ls, ndt_str
 
 /* Prometheus's sum64 over the MD5 digest: shifts past 63 bits vanish in
  * Go, so only the last 8 bytes count, big-endian. */
-static int apply_hashmod(const ingest_relabel_rule *r, ingest_labelset *ls, ndt_str val)
+static int apply_hashmod(ingest_relabel_rule *r, ingest_labelset *ls, ndt_str val)
 {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
@@ -423,7 +432,7 @@ static int apply_hashmod(const ingest_relabel_rule *r, ingest_labelset *ls, ndt_
     return set_if_changed(ls, r->target_label, 0, (ndt_str){ num, (size_t)n }, 1);
 }
 
-static int apply_labelmap(const ingest_relabel_rule *r, ingest_labelset *ls)
+static int apply_labelmap(ingest_relabel_rule *r, ingest_labelset *ls)
 {
     size_t first = ls->n;
     for (size_t i = 0; i < ls->n; i++) {
@@ -457,7 +466,7 @@ static int apply_labelmap(const ingest_relabel_rule *r, ingest_labelset *ls)
     return NDT_OK;
 }
 
-static void apply_labelfilter(const ingest_relabel_rule *r, ingest_labelset *ls)
+static void apply_labelfilter(ingest_relabel_rule *r, ingest_labelset *ls)
 {
     int keep_matching = r->action == INGEST_RELABEL_LABELKEEP;
     for (size_t i = ls->n; i-- > 0;) {
@@ -467,7 +476,7 @@ static void apply_labelfilter(const ingest_relabel_rule *r, ingest_labelset *ls)
     }
 }
 
-static int rule_apply(const ingest_relabel_rule *r, ingest_labelset *ls, int *keep)
+static int rule_apply(ingest_relabel_rule *r, ingest_labelset *ls, int *keep)
 {
     char joined[RELABEL_STACK_BUF];
     ndt_str val = { "", 0 };
@@ -645,7 +654,7 @@ static int parse_source_labels(ndt_yaml *y, yaml_node_t *seq, ingest_relabel_rul
 
 /* Prometheus's relabel.Config.Validate, with errors pointing at a key. */
 static int validate_rule(ndt_yaml *y, yaml_node_t *node, const relabel_yaml *c,
-                         const ingest_relabel_rule *r, char *err, size_t errlen)
+                         ingest_relabel_rule *r, char *err, size_t errlen)
 {
     ingest_relabel_action a = r->action;
     const char *an = action_names[a];
@@ -709,7 +718,10 @@ static int compile_regex(ndt_yaml *y, yaml_node_t *node, const char *regex,
     /* Without JIT the interpreter still gives the same answers. */
     r->jit = pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE) == 0;
     r->match = pcre2_match_data_create_from_pattern(r->re, NULL);
-    if (!r->match)
+    r->limits = pcre2_match_context_create(NULL);
+    if (r->limits)
+        pcre2_set_match_limit(r->limits, RELABEL_MATCH_LIMIT);
+    if (!r->match || !r->limits)
         return ndt_yaml_error(y, node, "regex", err, errlen, "out of memory");
     return NDT_OK;
 }
@@ -723,6 +735,7 @@ static void rule_free(ingest_relabel_rule *r)
     free((char *)r->target_label.ptr);
     free((char *)r->replacement.ptr);
     pcre2_match_data_free(r->match);
+    pcre2_match_context_free(r->limits);
     pcre2_code_free(r->re);
     EVP_MD_CTX_free(r->md5);
     memset(r, 0, sizeof(*r));
@@ -796,6 +809,14 @@ int ingest_relabel_rules_from_yaml(ndt_yaml *y, yaml_node_t *seq, ingest_relabel
         }
     }
     return NDT_OK;
+}
+
+uint64_t ingest_relabel_match_errors(const ingest_relabel_rules *rules)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < rules->n; i++)
+        total += rules->rules[i].match_errors;
+    return total;
 }
 
 void ingest_relabel_rules_free(ingest_relabel_rules *rules)

@@ -79,4 +79,8 @@ int ingest_label_name_valid(ndt_str name);
  * is exhausted. */
 int ingest_relabel_apply(const ingest_relabel_rules *rules, ingest_labelset *ls, int *keep);
 
+/* Matches abandoned at the backtracking limit so far (each counted as
+ * "no match"); the scraper exports it as a counter. */
+uint64_t ingest_relabel_match_errors(const ingest_relabel_rules *rules);
+
 #endif

@@ -70,6 +70,13 @@ static const char *const unsupported_job_keys[] = {
     "scrape_failure_log_file", "scrape_native_histograms",
 };
 
+/* Global keys of newer Prometheus versions that change what is scraped. */
+static const char *const unsupported_global_keys[] = {
+    "scrape_failure_log_file", "metric_name_validation_scheme", "metric_name_escaping_scheme",
+    "scrape_native_histograms", "always_scrape_classic_histograms",
+    "convert_classic_histograms_to_nhcb", "extra_scrape_metrics",
+};
+
 static const char *const unsupported_tls_keys[] = {
     "ca", "cert", "key", "min_version", "max_version", "ca_ref", "cert_ref", "key_ref",
 };
@@ -268,6 +275,24 @@ static int read_secret_file(ndt_yaml *y, yaml_node_t *node, const char *key, con
     return NDT_OK;
 }
 
+/* What the global section contributes to every job. */
+typedef struct global_conf {
+    int64_t scrape_interval_ns;
+    int64_t scrape_timeout_ns;
+    int64_t evaluation_interval_ns;
+    int64_t rule_query_offset_ns;
+    char *query_log_file;
+    uint64_t sample_limit;
+    uint64_t label_limit;
+    uint64_t label_name_length_limit;
+    uint64_t label_value_length_limit;
+    uint64_t target_limit;
+    uint64_t keep_dropped_targets;
+    uint64_t body_size_limit;
+    char **scrape_protocols; /* NULL: Prometheus's default order */
+    size_t nscrape_protocols;
+} global_conf;
+
 /* ------------------------------------------------------------------ */
 /* Sections of a scrape config                                         */
 /* ------------------------------------------------------------------ */
@@ -463,28 +488,34 @@ static int params_from_yaml(ndt_yaml *y, yaml_node_t *node, ingest_job *job, cha
     return NDT_OK;
 }
 
-static int protocols_from_yaml(ndt_yaml *y, yaml_node_t *node, ingest_job *job, char *err,
-                               size_t errlen)
+/* A copy of list (or of Prometheus's default order when list is NULL). */
+static int protocols_copy(char *const *list, size_t n, char ***out, size_t *nout)
 {
-    if (ndt_yaml_is_null(node)) {
-        job->scrape_protocols = calloc(NDT_ARRAY_LEN(default_protocols), sizeof(char *));
-        if (!job->scrape_protocols)
-            return ndt_yaml_error(y, NULL, "scrape_protocols", err, errlen, "out of memory");
-        for (size_t i = 0; i < NDT_ARRAY_LEN(default_protocols); i++) {
-            if (!(job->scrape_protocols[i] = strdup(default_protocols[i])))
-                return ndt_yaml_error(y, NULL, "scrape_protocols", err, errlen, "out of memory");
-            job->nscrape_protocols = i + 1;
-        }
-        return NDT_OK;
+    if (!list) {
+        list = (char *const *)default_protocols;
+        n = NDT_ARRAY_LEN(default_protocols);
     }
-    if (strings_from_yaml(y, node, "scrape_protocols", &job->scrape_protocols,
-                          &job->nscrape_protocols, err, errlen) != NDT_OK)
+    if (!(*out = calloc(n, sizeof(char *))))
         return NDT_ERROR;
-    if (job->nscrape_protocols == 0)
+    for (size_t i = 0; i < n; i++) {
+        if (!((*out)[i] = strdup(list[i])))
+            return NDT_ERROR;
+        *nout = i + 1;
+    }
+    return NDT_OK;
+}
+
+/* scrape_protocols (global or per job): known names, no repeats. */
+static int protocols_from_yaml(ndt_yaml *y, yaml_node_t *node, char ***list, size_t *n,
+                               char *err, size_t errlen)
+{
+    if (strings_from_yaml(y, node, "scrape_protocols", list, n, err, errlen) != NDT_OK)
+        return NDT_ERROR;
+    if (*n == 0)
         return ndt_yaml_error(y, node, "scrape_protocols", err, errlen,
                               "scrape_protocols cannot be empty");
-    for (size_t i = 0; i < job->nscrape_protocols; i++) {
-        const char *p = job->scrape_protocols[i];
+    for (size_t i = 0; i < *n; i++) {
+        const char *p = (*list)[i];
         yaml_node_t *item = ingest_scrape_seq_item(y, node, i);
         if (!in_list(p, known_protocols, NDT_ARRAY_LEN(known_protocols))) {
             const char *hint =
@@ -497,7 +528,7 @@ static int protocols_from_yaml(ndt_yaml *y, yaml_node_t *node, ingest_job *job, 
                                   hint ? "?)" : "");
         }
         for (size_t j = 0; j < i; j++)
-            if (strcmp(job->scrape_protocols[j], p) == 0)
+            if (strcmp((*list)[j], p) == 0)
                 return ndt_yaml_error(y, item, "scrape_protocols", err, errlen,
                                       "duplicated protocol in scrape_protocols, got %s", p);
     }
@@ -794,8 +825,20 @@ static int bearer_from_yaml(ndt_yaml *y, yaml_node_t *node, const char *dir, ing
     return rc;
 }
 
+static int job_protocols(ndt_yaml *y, yaml_node_t *node, const global_conf *g, ingest_job *job,
+                         char *err, size_t errlen)
+{
+    if (!ndt_yaml_is_null(node))
+        return protocols_from_yaml(y, node, &job->scrape_protocols, &job->nscrape_protocols, err,
+                                   errlen);
+    if (protocols_copy(g->scrape_protocols, g->nscrape_protocols, &job->scrape_protocols,
+                       &job->nscrape_protocols) != NDT_OK)
+        return ndt_yaml_error(y, node, "scrape_protocols", err, errlen, "out of memory");
+    return NDT_OK;
+}
+
 static int job_sections_from_yaml(ndt_yaml *y, yaml_node_t *node, const char *dir,
-                                  ingest_job *job, char *err, size_t errlen)
+                                  const global_conf *g, ingest_job *job, char *err, size_t errlen)
 {
     yaml_node_t *basic = ndt_yaml_map_get(y, node, "basic_auth");
     yaml_node_t *authz = ndt_yaml_map_get(y, node, "authorization");
@@ -813,8 +856,8 @@ static int job_sections_from_yaml(ndt_yaml *y, yaml_node_t *node, const char *di
                                  errlen) != NDT_OK ||
         file_sd_from_yaml(y, ndt_yaml_map_get(y, node, "file_sd_configs"), dir, job, err,
                           errlen) != NDT_OK ||
-        protocols_from_yaml(y, ndt_yaml_map_get(y, node, "scrape_protocols"), job, err,
-                            errlen) != NDT_OK)
+        job_protocols(y, ndt_yaml_map_get(y, node, "scrape_protocols"), g, job, err, errlen) !=
+            NDT_OK)
         return NDT_ERROR;
     if (ingest_relabel_rules_from_yaml(y, ndt_yaml_map_get(y, node, "relabel_configs"),
                                        &job->relabel_configs, err, errlen) != NDT_OK)
@@ -823,21 +866,6 @@ static int job_sections_from_yaml(ndt_yaml *y, yaml_node_t *node, const char *di
                                           &job->metric_relabel_configs, err, errlen);
 }
 
-/* What the global section contributes to every job. */
-typedef struct global_conf {
-    int64_t scrape_interval_ns;
-    int64_t scrape_timeout_ns;
-    int64_t evaluation_interval_ns;
-    int64_t rule_query_offset_ns;
-    char *query_log_file;
-    uint64_t sample_limit;
-    uint64_t label_limit;
-    uint64_t label_name_length_limit;
-    uint64_t label_value_length_limit;
-    uint64_t target_limit;
-    uint64_t keep_dropped_targets;
-    uint64_t body_size_limit;
-} global_conf;
 
 /* Inherits the global values and validates the intervals exactly as
  * Prometheus's ScrapeConfig.Validate does. */
@@ -914,7 +942,7 @@ static int job_from_yaml(ndt_yaml *y, yaml_node_t *node, const char *dir, const 
         return NDT_ERROR;
     if (ndt_confmap_apply_yaml(job_map, job, y, node, NULL, err, errlen) != NDT_OK)
         return NDT_ERROR;
-    if (job_sections_from_yaml(y, node, dir, job, err, errlen) != NDT_OK)
+    if (job_sections_from_yaml(y, node, dir, g, job, err, errlen) != NDT_OK)
         return NDT_ERROR;
     if (job_finish(y, node, g, job, err, errlen) != NDT_OK)
         return NDT_ERROR;
@@ -951,6 +979,7 @@ static const ndt_conf_entry global_map[] = {
       "target UI bookkeeping (ignored)" },
     { "body_size_limit", NDT_CONF_SIZE, NULL, offsetof(global_conf, body_size_limit),
       "default body_size_limit of every job" },
+    { "scrape_protocols", NDT_CONF_EXTERNAL, NULL, 0, "default scrape_protocols of every job" },
     { NULL },
 };
 
@@ -965,13 +994,20 @@ static int global_from_yaml(ndt_yaml *y, yaml_node_t *node, global_conf *g,
     if (ndt_confmap_set_defaults(global_map, g, err, errlen) != NDT_OK)
         return NDT_ERROR;
     if (!ndt_yaml_is_null(node)) {
-        if (ndt_confmap_apply_yaml(global_map, g, y, node, NULL, err, errlen) != NDT_OK)
+        if (reject_unsupported(y, node, unsupported_global_keys,
+                               NDT_ARRAY_LEN(unsupported_global_keys), err, errlen) != NDT_OK ||
+            ndt_confmap_apply_yaml(global_map, g, y, node, NULL, err, errlen) != NDT_OK)
             return NDT_ERROR;
         for (size_t i = 0; i < NDT_ARRAY_LEN(ignored_global_keys); i++) {
             yaml_node_t *v = ndt_yaml_map_get(y, node, ignored_global_keys[i]);
             if (v)
                 warn_ignored(y, v, ignored_global_keys[i]);
         }
+        yaml_node_t *protocols = ndt_yaml_map_get(y, node, "scrape_protocols");
+        if (!ndt_yaml_is_null(protocols) &&
+            protocols_from_yaml(y, protocols, &g->scrape_protocols, &g->nscrape_protocols, err,
+                                errlen) != NDT_OK)
+            return NDT_ERROR;
         if (ingest_scrape_labels_from_yaml(y, ndt_yaml_map_get(y, node, "external_labels"),
                                     "external_labels", &cfg->external_labels, err,
                                     errlen) != NDT_OK)
@@ -1090,6 +1126,7 @@ static int config_from_yaml(ndt_yaml *y, ingest_scrape_config *cfg, char *err, s
     rc = NDT_OK;
 out:
     ndt_confmap_free(global_map, &g);
+    strings_free(g.scrape_protocols, g.nscrape_protocols);
     free(dir);
     return rc;
 }

@@ -316,6 +316,40 @@ static void labelset_sorted_set_get_del(void **state)
     ndt_arena_free(&arena);
 }
 
+/* PCRE2 backtracks where RE2 would not: a pathological pattern is cut
+ * off at the match limit, read as "no match" and counted. */
+static void catastrophic_backtracking_is_bounded(void **state)
+{
+    (void)state;
+    ingest_relabel_rules rules;
+    char err[NDT_ERRBUF_SIZE];
+    assert_int_equal(load_rules("- source_labels: [a]\n  regex: (a+)+b\n  action: drop\n",
+                                &rules, err, sizeof(err)),
+                     NDT_OK);
+    ndt_arena arena;
+    ndt_arena_init(&arena, 4096, 0);
+    ingest_labelset ls;
+    ingest_labelset_init(&ls, &arena);
+    /* 'b' is present (so PCRE2's required-character shortcut does not
+     * apply) but not where (a+)+ could reach it: 2^40 ways to fail. */
+    char value[43];
+    memset(value, 'a', 40);
+    memcpy(value + 40, "cb", 3);
+    ingest_labelset_set(&ls, NDT_STR_LIT("a"), ndt_str_from_cstr(value));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int keep = -1;
+    assert_int_equal(ingest_relabel_apply(&rules, &ls, &keep), NDT_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+    assert_int_equal(keep, 1); /* abandoned match = no match = not dropped */
+    assert_int_equal(ingest_relabel_match_errors(&rules), 1);
+    print_message("pathological regex abandoned after %.1f ms\n", ms);
+    assert_true(ms < 1000);
+    ndt_arena_free(&arena);
+    ingest_relabel_rules_free(&rules);
+}
+
 /* metric_relabel_configs run per sample: a rule set that changes nothing
  * must not allocate, and the per-sample cost is printed for the record. */
 static void no_change_allocates_nothing(void **state)
@@ -363,6 +397,7 @@ int main(void)
         cmocka_unit_test(hashmod_matches_md5sum),
         cmocka_unit_test(validation_errors_name_the_key),
         cmocka_unit_test(labelset_sorted_set_get_del),
+        cmocka_unit_test(catastrophic_backtracking_is_bounded),
         cmocka_unit_test(no_change_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -259,6 +259,15 @@ static void bearer_token_and_protocols(void **state)
     assert_string_equal(cfg->jobs[0].scrape_protocols[0], "PrometheusProto");
     assert_int_equal(cfg->jobs[0].enable_compression, 0);
     ingest_scrape_config_free(cfg);
+
+    /* A global list is every job's default. */
+    cfg = load_ok("global:\n  scrape_protocols: [PrometheusText0.0.4]\n"
+                  "scrape_configs:\n  - job_name: a\n"
+                  "  - job_name: b\n    scrape_protocols: [OpenMetricsText1.0.0]\n");
+    assert_int_equal(cfg->jobs[0].nscrape_protocols, 1);
+    assert_string_equal(cfg->jobs[0].scrape_protocols[0], "PrometheusText0.0.4");
+    assert_string_equal(cfg->jobs[1].scrape_protocols[0], "OpenMetricsText1.0.0");
+    ingest_scrape_config_free(cfg);
 }
 
 typedef struct error_case {
@@ -280,6 +289,9 @@ static const error_case errors[] = {
       "t.yml:3:5: kubernetes_sd_configs: not supported by ndtpipe (see docs/CONFIGURATION.md)" },
     { "scrape_configs:\n  - job_name: a\n    tls_config:\n      min_version: TLS12\n",
       "t.yml:4:7: min_version: not supported by ndtpipe (see docs/CONFIGURATION.md)" },
+    { "global:\n  metric_name_validation_scheme: utf8\n",
+      "t.yml:2:3: metric_name_validation_scheme: not supported by ndtpipe (see "
+      "docs/CONFIGURATION.md)" },
     { "scrape_config_files: [a.yml]\n",
       "t.yml:1:1: scrape_config_files: not supported by ndtpipe: put the scrape configs in this "
       "file (see docs/CONFIGURATION.md)" },
