@@ -26,8 +26,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ndt.h"
+
+#define NDT_YAML_MAX_BYTES (16 << 20)
 
 /* ------------------------------------------------------------------ */
 /* YAML documents                                                      */
@@ -162,6 +165,14 @@ int ndt_yaml_load_file(ndt_yaml *y, const char *path, char *err, size_t errlen)
         memset(y, 0, sizeof(*y));
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NDT_ERROR;
+    }
+    /* The whole tree is held in memory: refuse what no config needs. */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && st.st_size > NDT_YAML_MAX_BYTES) {
+        memset(y, 0, sizeof(*y));
+        snprintf(err, errlen, "%s: larger than %d MiB, not a configuration file", path,
+                 NDT_YAML_MAX_BYTES >> 20);
+        goto out_close;
     }
     if (!yaml_parser_initialize(&parser)) {
         snprintf(err, errlen, "%s: cannot initialise the YAML parser", path);

@@ -26,7 +26,8 @@ typedef struct ndt_yaml {
     int loaded;
 } ndt_yaml;
 
-/* Loads a file; on a syntax error NDT_ERROR with "path:line:col: reason". */
+/* Loads a file (at most 16 MiB); on a syntax error NDT_ERROR with
+ * "path:line:col: reason". */
 int ndt_yaml_load_file(ndt_yaml *y, const char *path, char *err, size_t errlen);
 /* Same from memory (tests, inline configs); name is used in messages. */
 int ndt_yaml_load_string(ndt_yaml *y, const char *name, const char *text, size_t len,

@@ -227,6 +227,15 @@ static void yaml_missing_file(void **state)
     char err[NDT_ERRBUF_SIZE];
     assert_int_equal(ndt_yaml_load_file(&y, "/nonexistent/x.yml", err, sizeof(err)), NDT_ERROR);
     assert_non_null(strstr(err, "/nonexistent/x.yml: cannot open"));
+
+    char path[] = "/tmp/ndt-big.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (16 << 20) + 1), 0);
+    close(fd);
+    assert_int_equal(ndt_yaml_load_file(&y, path, err, sizeof(err)), NDT_ERROR);
+    assert_non_null(strstr(err, "larger than 16 MiB"));
+    unlink(path);
 }
 
 typedef struct demo_conf {
