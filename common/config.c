@@ -161,15 +161,14 @@ int ndt_yaml_load_file(ndt_yaml *y, const char *path, char *err, size_t errlen)
     int rc = NDT_ERROR;
     FILE *f = fopen(path, "rb");
 
+    memset(y, 0, sizeof(*y)); /* safe to ndt_yaml_free whatever happens */
     if (!f) {
-        memset(y, 0, sizeof(*y));
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NDT_ERROR;
     }
     /* The whole tree is held in memory: refuse what no config needs. */
     struct stat st;
     if (fstat(fileno(f), &st) == 0 && st.st_size > NDT_YAML_MAX_BYTES) {
-        memset(y, 0, sizeof(*y));
         snprintf(err, errlen, "%s: larger than %d MiB, not a configuration file", path,
                  NDT_YAML_MAX_BYTES >> 20);
         goto out_close;
@@ -190,8 +189,8 @@ int ndt_yaml_load_string(ndt_yaml *y, const char *name, const char *text, size_t
                          char *err, size_t errlen)
 {
     yaml_parser_t parser;
+    memset(y, 0, sizeof(*y));
     if (!yaml_parser_initialize(&parser)) {
-        memset(y, 0, sizeof(*y));
         snprintf(err, errlen, "%s: cannot initialise the YAML parser", name);
         return NDT_ERROR;
     }
