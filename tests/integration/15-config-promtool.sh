@@ -8,7 +8,8 @@
 #     FILE:LINE:COL message.
 #  2. Prometheus 2.42 itself, started on the realistic prometheus.yml,
 #     derives exactly the targets ndtpipe's discovery derives: the same
-#     scrape URLs, the same target labels, the same number of targets
+#     scrape URLs, intervals and timeouts, the same target labels (every
+#     relabel action is used), the same number of targets
 #     dropped by relabeling per job (static, file_sd, hashmod sharding,
 #     blackbox-style __param_ rewriting, default ports).
 #
@@ -60,7 +61,7 @@ note "verdicts agree with the MANIFEST for $checked files"
 
 # --- 2. targets as Prometheus derives them ---------------------------------
 "$T/config_dump" prometheus.yml >"$T/ours.jsonl" || fail "ndtpipe discovery failed"
-jq -c 'select(.url) | {url, labels}' "$T/ours.jsonl" | sort >"$T/ours.targets"
+jq -c 'select(.url) | {url, interval, timeout, labels}' "$T/ours.jsonl" | sort >"$T/ours.targets"
 jq -c 'select(.dropped != null) | select(.dropped > 0) | {job, n: .dropped}' "$T/ours.jsonl" |
     sort >"$T/ours.dropped"
 want=$(wc -l <"$T/ours.targets")
@@ -79,7 +80,9 @@ for _ in $(seq 1 60); do
     [ "$got" -ge "$want" ] && break
     sleep 0.5
 done
-jq -c '.data.activeTargets[] | {url: .scrapeUrl, labels}' "$T/targets.json" | sort \
+jq -c '.data.activeTargets[] |
+       {url: .scrapeUrl, interval: .scrapeInterval, timeout: .scrapeTimeout, labels}' \
+    "$T/targets.json" | sort \
     >"$T/prom.targets"
 jq -c '[.data.droppedTargets[] | .discoveredLabels.job] | group_by(.) |
        map({job: .[0], n: length}) | .[]' "$T/targets.json" | sort >"$T/prom.dropped"

@@ -4,7 +4,7 @@
  * ndtpipe against Prometheus itself (15-config-promtool.sh).
  *
  *   config_dump FILE   exit 0: one JSON line per target
- *                        {"job":J,"url":U,"labels":{...}}
+ *                        {"job":J,"url":U,"interval":I,"timeout":T,"labels":{...}}
  *                      and one per job {"job":J,"dropped":N};
  *                      exit 2: the configuration error on stderr;
  *                      exit 1: a discovery error on stderr.
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/config.h"
 #include "common/log.h"
 #include "ingest/scrape_config.h"
 
@@ -24,7 +25,12 @@ static void print_target(const ingest_target_def *d)
     cJSON *line = cJSON_CreateObject();
     cJSON *labels = cJSON_AddObjectToObject(line, "labels");
     cJSON_AddStringToObject(line, "job", d->job->job_name);
+    char interval[32], timeout[32];
+    ndt_duration_format(d->interval_ns, interval, sizeof(interval));
+    ndt_duration_format(d->timeout_ns, timeout, sizeof(timeout));
     cJSON_AddStringToObject(line, "url", d->url);
+    cJSON_AddStringToObject(line, "interval", interval);
+    cJSON_AddStringToObject(line, "timeout", timeout);
     for (size_t i = 0; i < d->labels.n; i++)
         cJSON_AddStringToObject(labels, d->labels.labels[i].name.ptr,
                                 d->labels.labels[i].value.ptr);
