@@ -478,8 +478,10 @@ static int initial_labels(const ingest_job *job, const ingest_target_group *g, c
         if (!name)
             return NDT_ERROR;
         snprintf(name, len + 1, "__param_%s", job->params[i].name);
-        if (set_if_absent(ls, (ndt_str){ name, len },
-                          ndt_str_from_cstr(job->params[i].values[0])) != NDT_OK)
+        /* Unlike the labels above, Prometheus 2.x sets these over whatever
+         * the group says (checked against Prometheus 2.42). */
+        if (ingest_labelset_set(ls, (ndt_str){ name, len },
+                                ndt_str_from_cstr(job->params[i].values[0])) != NDT_OK)
             return NDT_ERROR;
     }
     return NDT_OK;

@@ -91,7 +91,7 @@ static void realistic_prometheus_yml_loads(void **state)
     char err[NDT_ERRBUF_SIZE];
     assert_int_equal(ingest_scrape_config_load(CONFIGS "prometheus.yml", &cfg, err, sizeof(err)),
                      NDT_OK);
-    assert_int_equal(cfg->njobs, 9);
+    assert_int_equal(cfg->njobs, 10);
     assert_int_equal(cfg->scrape_interval_ns, 15 * SEC);
     assert_int_equal(cfg->scrape_timeout_ns, 10 * SEC);
     assert_int_equal(cfg->external_labels.n, 2);
@@ -485,10 +485,11 @@ static void target_labels_and_urls(void **state)
     assert_string_equal(d[2].url, "https://[::1]:443/a%20b/metrics"
                                   "?module=http_2xx&module=second&q+x=a%26b%3Dc");
 
-    /* Group labels set __param_ and __scrape_interval__: they win over the
-     * job's, and the URL's first module value is replaced. */
+    /* Group labels set __scrape_interval__ and __scrape_timeout__: they win
+     * over the job's.  __param_module does not: Prometheus 2.x sets the
+     * job's params over the group's labels. */
     assert_string_equal(d[3].url, "https://host-c:1/a%20b/metrics"
-                                  "?module=override&module=second&q+x=a%26b%3Dc");
+                                  "?module=http_2xx&module=second&q+x=a%26b%3Dc");
     render_labels(&d[3].labels, labels, sizeof(labels));
     assert_string_equal(labels, "instance=named,job=web");
     assert_string_equal(d[3].instance, "named");
