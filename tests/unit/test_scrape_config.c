@@ -744,6 +744,30 @@ static void file_sd_json_and_yaml(void **state)
     sd_dir_remove(&d);
 }
 
+static void help_lists_every_key(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ingest_scrape_config_print_help(f);
+    fclose(f);
+    static const char *const keys[] = {
+        "scrape_interval", "scrape_timeout", "external_labels", "job_name", "metrics_path",
+        "scheme", "params", "honor_labels", "honor_timestamps", "basic_auth", "authorization",
+        "tls_config", "proxy_url", "follow_redirects", "enable_compression", "static_configs",
+        "file_sd_configs", "relabel_configs", "metric_relabel_configs", "sample_limit",
+        "label_limit", "label_name_length_limit", "label_value_length_limit", "target_limit",
+        "body_size_limit", "scrape_protocols",
+    };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(keys); i++)
+        if (!strstr(text, keys[i]))
+            fail_msg("help lacks %s:\n%s", keys[i], text);
+    assert_non_null(strstr(text, "(default 20ms)"));
+    assert_non_null(strstr(text, "(default /metrics)"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -760,6 +784,7 @@ int main(void)
         cmocka_unit_test(hashmod_shards_disjoint_and_complete),
         cmocka_unit_test(target_limit_fails_discovery),
         cmocka_unit_test(file_sd_json_and_yaml),
+        cmocka_unit_test(help_lists_every_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
