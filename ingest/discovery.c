@@ -648,18 +648,6 @@ int ingest_discovery_check_target(const ingest_job *job, const ingest_target_gro
     return rc;
 }
 
-/* Prometheus keeps one target per distinct label set and URL. */
-static int same_target(const ingest_target_def *a, const ingest_target_def *b)
-{
-    if (strcmp(a->url, b->url) != 0 || a->labels.n != b->labels.n)
-        return 0;
-    for (size_t i = 0; i < a->labels.n; i++)
-        if (!ndt_str_eq(a->labels.labels[i].name, b->labels.labels[i].name) ||
-            !ndt_str_eq(a->labels.labels[i].value, b->labels.labels[i].value))
-            return 0;
-    return 1;
-}
-
 static void target_def_clear(ingest_target_def *def)
 {
     free(def->url);
@@ -672,6 +660,108 @@ void ingest_target_defs_free(ingest_target_def *defs, size_t n)
     for (size_t i = 0; i < n; i++)
         target_def_clear(&defs[i]);
     free(defs);
+}
+
+/* The targets found so far, deduplicated as Prometheus does (one target
+ * per distinct URL and label set) through a hash table of indexes, so a
+ * job with many thousands of targets stays linear. */
+typedef struct target_set {
+    ingest_target_def *defs;
+    uint64_t *hashes; /* parallel to defs */
+    size_t n, cap;
+    size_t *slots;    /* index + 1, 0 = empty; nslots is a power of two */
+    size_t nslots;
+} target_set;
+
+static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static uint64_t target_hash(const ingest_target_def *d)
+{
+    uint64_t h = fnv1a(14695981039346656037ULL, d->url, strlen(d->url) + 1);
+    for (size_t i = 0; i < d->labels.n; i++) {
+        h = fnv1a(h, d->labels.labels[i].name.ptr, d->labels.labels[i].name.len + 1);
+        h = fnv1a(h, d->labels.labels[i].value.ptr, d->labels.labels[i].value.len + 1);
+    }
+    return h;
+}
+
+static int same_target(const ingest_target_def *a, const ingest_target_def *b)
+{
+    if (strcmp(a->url, b->url) != 0 || a->labels.n != b->labels.n)
+        return 0;
+    for (size_t i = 0; i < a->labels.n; i++)
+        if (!ndt_str_eq(a->labels.labels[i].name, b->labels.labels[i].name) ||
+            !ndt_str_eq(a->labels.labels[i].value, b->labels.labels[i].value))
+            return 0;
+    return 1;
+}
+
+/* Slot of def's hash: where an equal target sits, or the free slot. */
+static size_t *target_set_slot(target_set *ts, const ingest_target_def *def, uint64_t h)
+{
+    size_t mask = ts->nslots - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        size_t *slot = &ts->slots[i];
+        if (!*slot || (ts->hashes[*slot - 1] == h && same_target(&ts->defs[*slot - 1], def)))
+            return slot;
+    }
+}
+
+static int target_set_grow(target_set *ts)
+{
+    size_t cap = ts->cap ? ts->cap * 2 : 16;
+    ingest_target_def *defs = realloc(ts->defs, cap * sizeof(*defs));
+    if (!defs)
+        return NDT_ERROR;
+    ts->defs = defs;
+    uint64_t *hashes = realloc(ts->hashes, cap * sizeof(*hashes));
+    if (!hashes)
+        return NDT_ERROR;
+    ts->hashes = hashes;
+    size_t *slots = calloc(cap * 2, sizeof(*slots)); /* load factor <= 1/2 */
+    if (!slots)
+        return NDT_ERROR;
+    free(ts->slots);
+    ts->slots = slots;
+    ts->nslots = cap * 2;
+    ts->cap = cap;
+    for (size_t i = 0; i < ts->n; i++)
+        *target_set_slot(ts, &ts->defs[i], ts->hashes[i]) = i + 1;
+    return NDT_OK;
+}
+
+/* Takes def (NDT_OK), or clears it when it is a duplicate (NDT_AGAIN). */
+static int target_set_add(target_set *ts, ingest_target_def *def)
+{
+    if (ts->n == ts->cap && target_set_grow(ts) != NDT_OK) {
+        target_def_clear(def);
+        return NDT_ERROR;
+    }
+    uint64_t h = target_hash(def);
+    size_t *slot = target_set_slot(ts, def, h);
+    if (*slot) {
+        target_def_clear(def);
+        return NDT_AGAIN;
+    }
+    ts->defs[ts->n] = *def;
+    ts->hashes[ts->n] = h;
+    *slot = ++ts->n;
+    return NDT_OK;
+}
+
+static void target_set_free(target_set *ts)
+{
+    ingest_target_defs_free(ts->defs, ts->n);
+    free(ts->hashes);
+    free(ts->slots);
+    memset(ts, 0, sizeof(*ts));
 }
 
 static int collect_groups(const ingest_job *job, group_list *gl, char *err, size_t errlen)
@@ -695,9 +785,9 @@ int ingest_job_discover(const ingest_job *job, ingest_target_def **out, size_t *
                         size_t *ndropped, char *err, size_t errlen)
 {
     group_list gl = { 0 };
+    target_set ts = { 0 };
     ndt_arena arena;
-    ingest_target_def *defs = NULL;
-    size_t ndefs = 0, cap = 0, dropped = 0;
+    size_t dropped = 0;
     int rc = NDT_ERROR;
 
     ndt_arena_init(&arena, 64 * 1024, DISCOVERY_ARENA_CAP);
@@ -715,7 +805,8 @@ int ingest_job_discover(const ingest_job *job, ingest_target_def **out, size_t *
             char why[NDT_ERRBUF_SIZE];
             ndt_arena_reset(&arena);
             if (build_target(job, g, g->targets[ti], &arena, &def, &outcome, why, sizeof(why)) !=
-                NDT_OK) {
+                    NDT_OK ||
+                (outcome == TARGET_KEPT && target_set_add(&ts, &def) == NDT_ERROR)) {
                 snprintf(err, errlen, "job %s: target %s: out of memory", job->job_name,
                          g->targets[ti]);
                 goto out;
@@ -724,43 +815,22 @@ int ingest_job_discover(const ingest_job *job, ingest_target_def **out, size_t *
                 dropped++;
             if (outcome == TARGET_INVALID)
                 warn_invalid(job, g, g->targets[ti], why);
-            if (outcome != TARGET_KEPT)
-                continue;
-            int duplicate = 0;
-            for (size_t i = 0; i < ndefs && !duplicate; i++)
-                duplicate = same_target(&defs[i], &def);
-            if (duplicate) {
-                target_def_clear(&def);
-                continue;
-            }
-            if (ndefs == cap) {
-                size_t ncap = cap ? cap * 2 : 16;
-                ingest_target_def *grown = realloc(defs, ncap * sizeof(*grown));
-                if (!grown) {
-                    target_def_clear(&def);
-                    snprintf(err, errlen, "job %s: out of memory", job->job_name);
-                    goto out;
-                }
-                defs = grown;
-                cap = ncap;
-            }
-            defs[ndefs++] = def;
         }
     }
-    if (job->target_limit && ndefs > job->target_limit) {
+    if (job->target_limit && ts.n > job->target_limit) {
         snprintf(err, errlen, "job %s: target_limit exceeded (number of targets: %zu, limit: %llu)",
-                 job->job_name, ndefs, (unsigned long long)job->target_limit);
+                 job->job_name, ts.n, (unsigned long long)job->target_limit);
         goto out;
     }
-    *out = defs;
-    *n = ndefs;
-    defs = NULL;
-    ndefs = 0;
+    *out = ts.defs;
+    *n = ts.n;
+    ts.defs = NULL;
+    ts.n = 0;
     if (ndropped)
         *ndropped = dropped;
     rc = NDT_OK;
 out:
-    ingest_target_defs_free(defs, ndefs);
+    target_set_free(&ts);
     group_list_free(&gl);
     ndt_arena_free(&arena);
     return rc;

@@ -612,6 +612,35 @@ static void hashmod_shards_disjoint_and_complete(void **state)
             free(shard_ids[s][i]);
 }
 
+/* Prometheus keeps one target per URL and label set; thousands of
+ * targets, each listed twice (once in a group with an extra label). */
+static void many_targets_deduplicated(void **state)
+{
+    (void)state;
+    enum { TARGETS = 5000 };
+    char *yaml = malloc(TARGETS * 3 * 32 + 1024);
+    size_t used = (size_t)sprintf(yaml, "scrape_configs:\n  - job_name: many\n"
+                                        "    static_configs:\n");
+    for (int copy = 0; copy < 3; copy++) {
+        used += (size_t)sprintf(yaml + used, "      - targets:\n");
+        for (int i = 0; i < TARGETS; i++)
+            used += (size_t)sprintf(yaml + used, "          - h%d:%d\n", i, 1000 + i % 7);
+        if (copy == 2)
+            used += (size_t)sprintf(yaml + used, "        labels: {extra: x}\n");
+    }
+    ingest_scrape_config *cfg = load_ok(yaml);
+    free(yaml);
+    size_t n, dropped;
+    ingest_target_def *d = discover(&cfg->jobs[0], &n, &dropped);
+    assert_int_equal(n, 2 * TARGETS); /* copies 0 and 1 are identical */
+    assert_int_equal(dropped, 0);
+    assert_string_equal(d[0].url, "http://h0:1000/metrics");
+    assert_string_equal(d[TARGETS].url, "http://h0:1000/metrics");
+    assert_int_equal(d[TARGETS].labels.n, 3); /* extra, instance, job */
+    ingest_target_defs_free(d, n);
+    ingest_scrape_config_free(cfg);
+}
+
 static void target_limit_fails_discovery(void **state)
 {
     (void)state;
@@ -782,6 +811,7 @@ int main(void)
         cmocka_unit_test(relabeling_drops_and_rewrites_targets),
         cmocka_unit_test(invalid_static_target_after_relabeling),
         cmocka_unit_test(hashmod_shards_disjoint_and_complete),
+        cmocka_unit_test(many_targets_deduplicated),
         cmocka_unit_test(target_limit_fails_discovery),
         cmocka_unit_test(file_sd_json_and_yaml),
         cmocka_unit_test(help_lists_every_key),
