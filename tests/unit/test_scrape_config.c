@@ -91,7 +91,7 @@ static void realistic_prometheus_yml_loads(void **state)
     char err[NDT_ERRBUF_SIZE];
     assert_int_equal(ingest_scrape_config_load(CONFIGS "prometheus.yml", &cfg, err, sizeof(err)),
                      NDT_OK);
-    assert_int_equal(cfg->njobs, 10);
+    assert_int_equal(cfg->njobs, 11);
     assert_int_equal(cfg->scrape_interval_ns, 15 * SEC);
     assert_int_equal(cfg->scrape_timeout_ns, 10 * SEC);
     assert_int_equal(cfg->external_labels.n, 2);
