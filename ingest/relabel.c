@@ -25,9 +25,12 @@
 #include "ingest/relabel.h"
 
 #include <ctype.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wctype.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <openssl/evp.h>
@@ -400,18 +403,101 @@ static int apply_replace(ingest_relabel_rule *r, ingest_labelset *ls, ndt_str va
     return set_if_changed(ls, target, r->target_has_ref, res, r->replacement_has_ref);
 }
 
+/* One rune of s as Go's utf8.DecodeRune reads it: U+FFFD and width 1
+ * for a byte that does not start a valid, shortest-form sequence. */
+static uint32_t utf8_decode(const unsigned char *s, size_t n, size_t *width)
+{
+    unsigned char c = s[0];
+    size_t need;
+    uint32_t cp, min;
+    *width = 1;
+    if (c < 0x80)
+        return c;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2, cp = c & 0x1Fu, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF)
+        need = 3, cp = c & 0x0Fu, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4)
+        need = 4, cp = c & 0x07u, min = 0x10000;
+    else
+        return 0xFFFD;
+    if (n < need)
+        return 0xFFFD;
+    for (size_t i = 1; i < need; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0xFFFD;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0xFFFD;
+    *width = need;
+    return cp;
+}
+
+static size_t utf8_encode(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* glibc's C.UTF-8 case tables give the simple (one rune to one rune)
+ * mappings Go's unicode.ToLower/ToUpper use; (locale_t)0 if missing. */
+static locale_t case_locale;
+static pthread_once_t case_locale_once = PTHREAD_ONCE_INIT;
+
+static void case_locale_init(void)
+{
+    case_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+/* Go's strings.ToLower / ToUpper: ASCII stays a byte loop; otherwise
+ * rune by rune, an invalid byte becoming U+FFFD. */
+static size_t case_convert(ndt_str val, int upper, char *out)
+{
+    size_t used = 0;
+    const unsigned char *p = (const unsigned char *)val.ptr;
+    pthread_once(&case_locale_once, case_locale_init);
+    for (size_t i = 0; i < val.len;) {
+        size_t width;
+        uint32_t cp = utf8_decode(p + i, val.len - i, &width);
+        if (cp < 0x80)
+            cp = (uint32_t)(upper ? toupper((int)cp) : tolower((int)cp));
+        else if (case_locale)
+            cp = (uint32_t)(upper ? towupper_l((wint_t)cp, case_locale)
+                                  : towlower_l((wint_t)cp, case_locale));
+        used += utf8_encode(cp, out + used);
+        i += width;
+    }
+    return used;
+}
+
 static int apply_case(ingest_relabel_rule *r, ingest_labelset *ls, ndt_str val)
 {
     char buf[RELABEL_STACK_BUF];
     char *out = buf;
-    if (val.len > sizeof(buf) && !(out = ndt_arena_alloc(ls->arena, val.len)))
+    /* A rune never grows by more than 3x (an invalid byte -> U+FFFD). */
+    if (val.len * 3 > sizeof(buf) && !(out = ndt_arena_alloc(ls->arena, val.len * 3)))
         return NDT_ERROR;
-    int upper = r->action == INGEST_RELABEL_UPPERCASE;
-    for (size_t i = 0; i < val.len; i++) {
-        unsigned char c = (unsigned char)val.ptr[i];
-        out[i] = (char)(upper ? toupper(c) : tolower(c)); /* ASCII only: C locale */
-    }
-    return set_if_changed(ls, r->target_label, 0, (ndt_str){ out, val.len }, 1);
+    size_t len = case_convert(val, r->action == INGEST_RELABEL_UPPERCASE, out);
+    return set_if_changed(ls, r->target_label, 0, (ndt_str){ out, len }, 1);
 }
 
 /* Prometheus's sum64 over the MD5 digest: shifts past 63 bits vanish in

@@ -156,6 +156,15 @@ static const relabel_case cases[] = {
       "a=FoO,b=BaR,c=foo;bar" },
     { "- source_labels: [a]\n  target_label: a\n  action: uppercase\n", "a=MiXed", "a=MIXED" },
     { "- source_labels: [missing]\n  target_label: a\n  action: lowercase\n", "a=x,b=y", "b=y" },
+    /* Unicode simple case mapping, as Go's strings.ToLower / ToUpper */
+    { "- source_labels: [a]\n  target_label: b\n  action: lowercase\n", "a=ÉCOLE-Ñ",
+      "a=ÉCOLE-Ñ,b=école-ñ" },
+    /* ß has no one-rune uppercase; ɐ (2 bytes) uppercases to Ɐ (3 bytes) */
+    { "- source_labels: [a]\n  target_label: b\n  action: uppercase\n", "a=straße ɐ",
+      "a=straße ɐ,b=STRAßE Ɐ" },
+    /* an invalid byte becomes U+FFFD, as Go's strings.Map writes it */
+    { "- source_labels: [a]\n  target_label: b\n  action: uppercase\n", "a=x\xff" "y",
+      "a=x\xff" "y,b=X\uFFFDY" },
     /* rules see what earlier rules did */
     { "- source_labels: [a]\n  target_label: b\n- source_labels: [b]\n  regex: (.)(.*)\n"
       "  target_label: c\n  replacement: $2$1\n- regex: a\n  action: labeldrop\n",
