@@ -71,10 +71,10 @@ port=$(free_port)
 bg prometheus prometheus --config.file="$T/configs/prometheus.yml" \
     --web.listen-address="127.0.0.1:$port" --storage.tsdb.path="$T/tsdb" \
     --storage.remote.flush-deadline=1s
-wait_port "$port" 20 || { cat "$T/prometheus.log" >&2; fail "prometheus did not start"; }
+wait_port "$port" 15 || { cat "$T/prometheus.log" >&2; fail "prometheus did not start"; }
 # Discovery results reach the scrape manager in batches (every 5 s).
 got=0
-for _ in $(seq 1 60); do
+for _ in $(seq 1 50); do
     curl -s "http://127.0.0.1:$port/api/v1/targets" >"$T/targets.json"
     got=$(jq '.data.activeTargets | length' "$T/targets.json" 2>/dev/null || echo 0)
     [ "$got" -ge "$want" ] && break
