@@ -11,7 +11,7 @@
 BUILD       ?= build
 CC          ?= cc
 PKGS        := rdkafka libcurl yaml-0.1 libcjson avro-c libmicrohttpd sqlite3 zlib \
-               libpcre2-8 liblz4 libzstd
+               libpcre2-8 liblz4 libzstd libcrypto
 MODULES     := common ingest testbed cli
 OPT         ?= -O2 -g
 SAN         ?=

@@ -26,7 +26,8 @@ typedef struct ndt_yaml {
     int loaded;
 } ndt_yaml;
 
-/* Loads a file; on a syntax error NDT_ERROR with "path:line:col: reason". */
+/* Loads a file (at most 16 MiB); on a syntax error NDT_ERROR with
+ * "path:line:col: reason". */
 int ndt_yaml_load_file(ndt_yaml *y, const char *path, char *err, size_t errlen);
 /* Same from memory (tests, inline configs); name is used in messages. */
 int ndt_yaml_load_string(ndt_yaml *y, const char *name, const char *text, size_t len,
@@ -40,6 +41,14 @@ yaml_node_t *ndt_yaml_map_get(ndt_yaml *y, yaml_node_t *map, const char *key);
 const char *ndt_yaml_scalar(yaml_node_t *node);
 /* True for an explicit null (~, null, empty plain scalar). */
 int ndt_yaml_is_null(yaml_node_t *node);
+
+/* Mapping keys must be unique (as in Prometheus's strict YAML decoding):
+ * NDT_ERROR naming the second occurrence of a repeated key. */
+int ndt_yaml_check_unique_keys(ndt_yaml *y, yaml_node_t *map, char *err, size_t errlen);
+
+/* Of candidates (n entries), the one closest to word by edit distance, if
+ * close enough to be a likely typo; NULL otherwise.  For "did you mean". */
+const char *ndt_config_closest(const char *word, const char *const *candidates, size_t n);
 
 /* Formats "path:line:col: key: message" into err (1-based positions of
  * node).  key may be NULL.  Returns NDT_ERROR so callers can
@@ -62,6 +71,10 @@ typedef enum ndt_conf_type {
     NDT_CONF_DOUBLE,     /* double */
     NDT_CONF_DURATION,   /* int64_t nanoseconds */
     NDT_CONF_SIZE,       /* uint64_t bytes */
+    NDT_CONF_UINT,       /* uint64_t, negative values rejected (Prometheus' limits) */
+    NDT_CONF_EXTERNAL,   /* structured key the caller decodes itself: known to the
+                            map (no unknown-key error, listed in help and in
+                            "did you mean"), skipped by apply and set; offset unused */
 } ndt_conf_type;
 
 typedef struct ndt_conf_entry {

@@ -71,9 +71,19 @@ void ingest_labelset_del(ingest_labelset *ls, ndt_str name);
 int ingest_labelset_append(ingest_labelset *ls, ndt_str name, ndt_str value);
 void ingest_labelset_sort(ingest_labelset *ls);
 
+/* Prometheus's label name syntax: [a-zA-Z_][a-zA-Z0-9_]*. */
+int ingest_label_name_valid(ndt_str name);
+
 /* Applies the rules in order.  *keep becomes 0 when a rule drops the set
  * (the set's content is then unspecified).  NDT_ERROR only when the arena
- * is exhausted. */
+ * is exhausted.  New strings come from the set's arena, literal
+ * target_label / replacement values are borrowed from the rules: the
+ * rules must outlive the set.  One thread at a time per rules object
+ * (each rule keeps its own PCRE2 match data). */
 int ingest_relabel_apply(const ingest_relabel_rules *rules, ingest_labelset *ls, int *keep);
+
+/* Matches abandoned at the backtracking limit so far (each counted as
+ * "no match"); the scraper exports it as a counter. */
+uint64_t ingest_relabel_match_errors(const ingest_relabel_rules *rules);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ingest/relabel.h"
 #include "ingest/sample.h"
@@ -86,6 +87,11 @@ typedef struct ingest_job {
     size_t nfile_sd;
     ingest_relabel_rules relabel_configs;
     ingest_relabel_rules metric_relabel_configs;
+    /* Accept-header preference, most preferred first: PrometheusProto,
+     * OpenMetricsText1.0.0, OpenMetricsText0.0.1, PrometheusText0.0.4,
+     * PrometheusText1.0.0.  Prometheus's default order when unset. */
+    char **scrape_protocols;
+    size_t nscrape_protocols;
 } ingest_job;
 
 typedef struct ingest_scrape_config {
@@ -102,6 +108,8 @@ int ingest_scrape_config_load(const char *path, ingest_scrape_config **out, char
 int ingest_scrape_config_load_string(const char *name, const char *text, size_t len,
                                      ingest_scrape_config **out, char *err, size_t errlen);
 void ingest_scrape_config_free(ingest_scrape_config *config);
+/* Every key of global and of a scrape config, with defaults, for --help. */
+void ingest_scrape_config_print_help(FILE *out);
 
 /* One target as Prometheus derives it from a target group: labels
  * __address__, __scheme__, __metrics_path__, __scrape_interval__,

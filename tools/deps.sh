@@ -8,7 +8,7 @@ build-essential pkg-config clang libclang-rt-14-dev
 librdkafka-dev libcurl4-openssl-dev libprotobuf-c-dev protobuf-c-compiler
 libcjson-dev libavro-dev libmicrohttpd-dev libyaml-dev libsqlite3-dev
 libxgboost-dev libopenblas-dev zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
-libpcre2-dev libcmocka-dev
+libpcre2-dev libcmocka-dev libssl-dev
 kcat prometheus prometheus-node-exporter influxdb victoria-metrics nginx-light
 wrk hyperfine docker-compose curl ca-certificates jq
 "
