@@ -426,7 +426,6 @@ static char *build_url(const ingest_job *job, const ingest_labelset *ls, ndt_are
 /* One target                                                          */
 /* ------------------------------------------------------------------ */
 
-static void target_def_clear(ingest_target_def *def);
 
 typedef enum target_outcome {
     TARGET_KEPT,
@@ -624,7 +623,7 @@ static int build_target(const ingest_job *job, const ingest_target_group *g, con
     }
     if (rc != NDT_OK || !(def->url = build_url(job, &ls, arena)) ||
         copy_public_labels(&ls, def) != NDT_OK) {
-        target_def_clear(def);
+        ingest_target_def_clear(def);
         return NDT_ERROR;
     }
     def->job = job;
@@ -643,12 +642,12 @@ int ingest_discovery_check_target(const ingest_job *job, const ingest_target_gro
     if (rc == NDT_OK && outcome == TARGET_INVALID)
         rc = NDT_AGAIN;
     if (rc == NDT_OK && outcome == TARGET_KEPT)
-        target_def_clear(&def);
+        ingest_target_def_clear(&def);
     ndt_arena_free(&arena);
     return rc;
 }
 
-static void target_def_clear(ingest_target_def *def)
+void ingest_target_def_clear(ingest_target_def *def)
 {
     free(def->url);
     ingest_scrape_owned_labels_free(&def->labels);
@@ -658,7 +657,7 @@ static void target_def_clear(ingest_target_def *def)
 void ingest_target_defs_free(ingest_target_def *defs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        target_def_clear(&defs[i]);
+        ingest_target_def_clear(&defs[i]);
     free(defs);
 }
 
@@ -741,13 +740,13 @@ static int target_set_grow(target_set *ts)
 static int target_set_add(target_set *ts, ingest_target_def *def)
 {
     if (ts->n == ts->cap && target_set_grow(ts) != NDT_OK) {
-        target_def_clear(def);
+        ingest_target_def_clear(def);
         return NDT_ERROR;
     }
     uint64_t h = target_hash(def);
     size_t *slot = target_set_slot(ts, def, h);
     if (*slot) {
-        target_def_clear(def);
+        ingest_target_def_clear(def);
         return NDT_AGAIN;
     }
     ts->defs[ts->n] = *def;
