@@ -59,12 +59,57 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+/* The media type a scrape_protocols name asks for; NULL for protocols
+ * ndtpipe cannot parse yet (they are left out of the Accept header, so a
+ * target falls back to the next one in the list). */
+static const char *protocol_media_type(const char *protocol)
+{
+    static const struct {
+        const char *name;
+        const char *media_type;
+    } types[] = {
+        { "OpenMetricsText1.0.0", "application/openmetrics-text;version=1.0.0" },
+        { "OpenMetricsText0.0.1", "application/openmetrics-text;version=0.0.1" },
+        { "PrometheusText0.0.4", "text/plain;version=0.0.4" },
+    };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(types); i++) {
+        if (strcmp(protocol, types[i].name) == 0)
+            return types[i].media_type;
+    }
+    return NULL;
+}
+
+/* Accept header in the job's scrape_protocols order with falling q
+ * values, then any type, as Prometheus builds it. */
+static void build_accept(const ingest_job *job, char *buf, size_t size)
+{
+    size_t len = (size_t)snprintf(buf, size, "Accept: ");
+    int q = (int)job->nscrape_protocols + 2; /* tenths: 0.5, 0.4, ... for three */
+    if (q > 9)
+        q = 9;
+    for (size_t i = 0; i < job->nscrape_protocols && len < size; i++) {
+        const char *type = protocol_media_type(job->scrape_protocols[i]);
+        if (!type)
+            continue;
+        len += (size_t)snprintf(buf + len, size - len, "%s;q=0.%d,", type, q);
+        if (q > 2)
+            q--;
+    }
+    if (len < size)
+        snprintf(buf + len, size - len, "*/*;q=0.%d", q > 1 ? q - 1 : 1);
+}
+
 static int set_headers(ingest_target *t, char *err, size_t errlen)
 {
     const ingest_job *job = t->job;
     char line[1024];
 
-    t->headers = curl_slist_append(t->headers, "Accept: " INGEST_EXPO_ACCEPT_HEADER);
+    if (job->nscrape_protocols) {
+        build_accept(job, line, sizeof(line));
+        t->headers = curl_slist_append(t->headers, line);
+    } else {
+        t->headers = curl_slist_append(t->headers, "Accept: " INGEST_EXPO_ACCEPT_HEADER);
+    }
     snprintf(line, sizeof(line), "X-Prometheus-Scrape-Timeout-Seconds: %g",
              (double)t->def.timeout_ns / 1e9);
     t->headers = curl_slist_append(t->headers, line);
