@@ -96,7 +96,7 @@ static void build_accept(const ingest_job *job, char *buf, size_t size)
             q--;
     }
     if (len < size)
-        snprintf(buf + len, size - len, "*/*;q=0.%d", q > 1 ? q - 1 : 1);
+        snprintf(buf + len, size - len, "*/*;q=0.%d", q);
 }
 
 static int set_headers(ingest_target *t, char *err, size_t errlen)
