@@ -582,6 +582,12 @@ static void exposition_counts_what_the_model_did(void **state)
     testbed_params_default(&p);
     double cpu = sum_family(b.data, "container_cpu_usage_seconds_total");
     assert_true(cpu > 0 && cpu < 3 * p.inference_threads * 90.0);
+    /* The pod's CPU limit is its thread count, in KSM and cAdvisor alike. */
+    char limit[64];
+    snprintf(limit, sizeof(limit), "resource=\"cpu\",unit=\"core\"} %d\n", p.inference_threads);
+    assert_non_null(strstr(b.data, limit));
+    assert_true(sum_family(b.data, "container_spec_cpu_quota") ==
+                3 * 100000.0 * p.inference_threads);
     /* node-exporter: each node's CPU seconds add up to cores x uptime. */
     double node_cpu = sum_family(b.data, "node_cpu_seconds_total");
     assert_true(fabs(node_cpu - (4 + 8 + 8) * (3 * 86400.0 + 90.0)) < 1.0);
