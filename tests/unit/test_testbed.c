@@ -39,13 +39,14 @@ typedef struct regime {
     double depth;        /* mean of avg_depth_on_enqueue over windows */
     double backlog_s;    /* mean of avg_backlog_sec_est over windows */
     double cpu_process;  /* mean of avg_cpu_process_pct over windows */
+    double cpu_system;   /* mean of avg_cpu_system_pct over windows */
     double throughput;   /* completions per second */
     double sample_ms;    /* mean of avg_total_infer_ms over windows */
     double sample_sd_ms; /* ... and its standard deviation */
 } regime;
 
 typedef struct window_acc {
-    double depth, backlog, cpu, ms, ms2;
+    double depth, backlog, cpu, node_cpu, ms, ms2;
     long n;
 } window_acc;
 
@@ -55,6 +56,7 @@ static void accumulate(void *ctx, const testbed_sample *s)
     acc->depth += s->avg_depth_on_enqueue;
     acc->backlog += s->avg_backlog_sec_est;
     acc->cpu += s->avg_cpu_process_pct;
+    acc->node_cpu += s->avg_cpu_system_pct;
     acc->ms += s->avg_total_infer_ms;
     acc->ms2 += s->avg_total_infer_ms * s->avg_total_infer_ms;
     acc->n++;
@@ -96,6 +98,7 @@ static regime measure(int users, int pods, uint64_t seed, double interval_s, dou
         .depth = acc.depth / acc.n,
         .backlog_s = acc.backlog / acc.n,
         .cpu_process = acc.cpu / acc.n,
+        .cpu_system = acc.node_cpu / acc.n,
         .throughput = (double)(b.completed - a.completed) / measure_s,
         .sample_ms = mean,
         .sample_sd_ms = sqrt(acc.ms2 / acc.n - mean * mean),
@@ -219,14 +222,20 @@ static void telemetry_tracks_latency(void **state)
 {
     (void)state;
     /* Queue depth, backlog and process CPU order like latency along the
-     * pods axis at every load (less work per pod, shorter queues) ... */
+     * pods axis at every load (less work per pod, shorter queues). */
     for (int u = 0; u < 3; u++)
         for (int pods = 1; pods < 6; pods++) {
             assert_true(grid[u][pods].depth > grid[u][pods + 1].depth);
             assert_true(grid[u][pods].backlog_s > grid[u][pods + 1].backlog_s);
             assert_true(grid[u][pods].cpu_process > grid[u][pods + 1].cpu_process);
         }
-    /* ... and backlog correlates with latency over the whole grid (on the
+    /* Node CPU rises with users: more work on the same workers (at 1 pod,
+     * 400 and 600 users both keep its three threads busy all the time). */
+    for (int pods = 2; pods <= 6; pods++) {
+        assert_true(grid[0][pods].cpu_system < grid[1][pods].cpu_system);
+        assert_true(grid[1][pods].cpu_system < grid[2][pods].cpu_system);
+    }
+    /* Backlog correlates with latency over the whole grid (on the
      * log scale, so the saturated regimes do not decide it alone). */
     double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
     int n = 0;
