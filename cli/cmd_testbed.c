@@ -5,13 +5,17 @@
  * Flag parsing and exit codes only; the model lives in testbed/.  Every
  * value is validated before anything starts, so bad usage exits 2 with the
  * flag named and nothing written.  The campaign writes FILE.tmp and renames
- * it, so a failed run never leaves a truncated dataset under the real name.
+ * it, so a failed run never leaves a truncated dataset under the real name;
+ * an output that exists and is not a regular file (/dev/null, a FIFO, a
+ * terminal) is written in place, since renaming over it would replace the
+ * device or pipe with a file (as root, /dev/null itself).
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli/cli.h"
@@ -129,12 +133,22 @@ static int cli_campaign_write(const testbed_campaign *c, const char *out_path,
     size_t nres = c->nusers * (size_t)(c->pods_max - c->pods_min + 1);
     testbed_regime_result *res = calloc(nres, sizeof(*res));
     int to_stdout = strcmp(out_path, "-") == 0, rc = NDT_EXIT_FAILURE;
+    int in_place = 0;
+    struct stat st;
     FILE *out = stdout;
     if (!res) {
         ndt_log(NDT_LOG_ERROR, "testbed", "out of memory");
         return NDT_EXIT_FAILURE;
     }
-    if (!to_stdout) {
+    if (!to_stdout && stat(out_path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        in_place = 1;
+        out = fopen(out_path, "w");
+        if (!out) {
+            ndt_log(NDT_LOG_ERROR, "testbed", "cannot write the dataset",
+                    NDT_KV_STR("file", out_path), NDT_KV_STR("error", strerror(errno)));
+            goto done;
+        }
+    } else if (!to_stdout) {
         snprintf(tmp, sizeof(tmp), "%s.tmp", out_path);
         out = fopen(tmp, "w");
         if (!out) {
@@ -148,12 +162,12 @@ static int cli_campaign_write(const testbed_campaign *c, const char *out_path,
         snprintf(err, sizeof(err), "closing the dataset: %s", strerror(errno));
         run = NDT_ERROR;
     }
-    if (run == NDT_OK && !to_stdout && rename(tmp, out_path) != 0) {
+    if (run == NDT_OK && !to_stdout && !in_place && rename(tmp, out_path) != 0) {
         snprintf(err, sizeof(err), "renaming the dataset into place: %s", strerror(errno));
         run = NDT_ERROR;
     }
     if (run != NDT_OK) {
-        if (!to_stdout)
+        if (!to_stdout && !in_place)
             remove(tmp);
         ndt_log(NDT_LOG_ERROR, "testbed", "campaign failed", NDT_KV_STR("error", err));
         goto done;

@@ -4,10 +4,15 @@
  * how kube-proxy spreads requests, and how pods on one node share its cores.
  *
  * Why processor sharing: an inference runs PyTorch's intra-op threads
- * (inference_threads of them, 4 by default), so two busy pods on an 8-core
- * worker already fill it and a third one slows all of them down.  That is
- * what makes extra pods worth less and less (diminishing returns) once every
- * worker is full, instead of the ideal 1/N of a textbook M/M/N model.
+ * (inference_threads of them, 3 by default: the pod's CPU limit), so the
+ * third busy pod on an 8-core worker (pods 5 and 6 of the Deployment, as
+ * placement alternates workers) asks for 9 of its ~7.8 free cores and
+ * slows all three.  That adds to the queueing's own diminishing returns:
+ * extra pods are worth less once the workers fill, instead of the ideal
+ * 1/N of a textbook model.  With 4 threads two busy pods already fill a
+ * worker and the fifth pod, landing on a worker that then carries 3/5 of
+ * the requests, makes latency worse than four: the contention must stay
+ * mild on this grid for pods to help at every step.
  *
  * Placement follows the default scheduler's spreading closely enough: the
  * control plane is tainted, a pod goes to the worker with the fewest pods

@@ -323,9 +323,13 @@ static const char *testbed_pod_ready(const testbed_pod *pod)
 
 static void testbed_write_pod_resources(testbed_writer *w)
 {
-    /* The pod spec: requests 1 CPU / 512 MiB, limits 4 CPU / 1 GiB. */
+    /* The pod spec: requests 1 CPU / 512 MiB, limits 1 GiB and as many CPUs
+     * as the inference's threads (the service sizes its thread pool to its
+     * limit; cAdvisor's container_spec_cpu_quota says the same). */
+    char cpu_limit[16];
+    snprintf(cpu_limit, sizeof(cpu_limit), "%d", w->sim->p.inference_threads);
     const char *res[2][3] = { { "cpu", "core", "1" }, { "memory", "byte", "536870912" } };
-    const char *lim[2][3] = { { "cpu", "core", "4" }, { "memory", "byte", "1073741824" } };
+    const char *lim[2][3] = { { "cpu", "core", cpu_limit }, { "memory", "byte", "1073741824" } };
     for (int kind = 0; kind < 2; kind++) {
         const char *name = kind ? "kube_pod_container_resource_limits"
                                 : "kube_pod_container_resource_requests";

@@ -30,19 +30,21 @@ const double testbed_hist_bounds[TESTBED_HIST_BUCKETS] = {
 
 void testbed_params_default(testbed_params *p)
 {
-    /* Calibration (docs/TESTBED.md): a CIFAR-10 CNN on 4 threads of an
-     * i5-7260U takes ~30 ms (CV 0.8: GC pauses, cache misses); an 18 s
-     * think time makes 600 users just saturate one pod (600 x 30 ms = 18 s:
-     * hundreds of ms) while two or more pods sit near the bare service
-     * time: the paper's range of tens to hundreds of ms. */
+    /* Calibration (docs/TESTBED.md, "Calibration"): a CIFAR-10 CNN on 3
+     * threads of an i5-7260U takes ~35 ms (CV 0.8: GC pauses, cache
+     * misses); a 7.5 s think time makes 600 users offer ~2.8 pods of work
+     * (600 x 35 ms / 7.5 s), so 1-2 pods saturate, 3 are near the knee and
+     * 4-6 sit where one pod more or less moves latency by tens of ms, the
+     * paper's Table VII.  3 threads (the pod's CPU limit) let three busy
+     * pods just overfill a worker: contention for the third pod on each. */
     *p = (testbed_params){
         .seed = 1,
         .users = 200,
         .pods = 1,
-        .think_mean_s = 18.0,
-        .service_mean_s = 0.030,
+        .think_mean_s = 7.5,
+        .service_mean_s = 0.035,
         .service_cv = 0.8,
-        .inference_threads = 4,
+        .inference_threads = 3,
         .startup_delay_s = 6.0,
         .startup_jitter_s = 3.0,
         .cold_extra = 2.0,

@@ -33,6 +33,17 @@ grep -q '^<svg ' "$T/plot.svg" || fail "no SVG"
 "$NDTPIPE" testbed campaign --dwell 1s --interval 100ms --users 300 --pods 2 --out - >"$T/stdout.csv" 2>/dev/null || fail "--out -"
 [ $(( $(wc -l <"$T/stdout.csv") - 1 )) -eq 10 ] || fail "--interval 100ms over 1s: $(wc -l <"$T/stdout.csv") lines"
 
+# An output that exists and is not a regular file (a FIFO here; /dev/null
+# alike) is written in place: renaming FILE.tmp over it would replace it.
+mkfifo "$T/fifo"
+timeout 20 cat "$T/fifo" >"$T/fifo.csv" &
+reader=$!
+"$NDTPIPE" testbed campaign --dwell 1s --users 300 --pods 2 --out "$T/fifo" 2>"$T/fifo.log" || fail "--out FIFO: $(cat "$T/fifo.log")"
+wait "$reader"
+[ -p "$T/fifo" ] || fail "--out FIFO: the FIFO was replaced by a file"
+[ $(( $(wc -l <"$T/fifo.csv") - 1 )) -eq 50 ] || fail "--out FIFO: $(wc -l <"$T/fifo.csv") lines through the pipe"
+[ ! -e "$T/fifo.tmp" ] || fail "--out FIFO: left $T/fifo.tmp"
+
 # Bad usage: exit 2 with a message naming the flag, nothing written.
 expect2() { # expected-substring args...
     local want=$1; shift

@@ -61,12 +61,13 @@ for _ in $(seq 1 50); do
     [ "$(total)" != "$first" ] && { moved=1; break; }
 done
 [ $moved = 1 ] || fail "inference_requests_total did not move within 1 s of 20 ms scrapes"
-# ~400 users / 18 s think time: about 22 requests/s once the load
-# generator has spawned them all (100 users/s, each sends at once: a burst).
+# ~400 users / 7.5 s think time: about 53 requests/s in steady state; at
+# 6-9 s after start 60-67/s, as the spawn burst (100 users/s, each sends at
+# once) still echoes through the users' think times.
 while [ $(( $(date +%s) - started )) -lt 6 ]; do sleep 0.2; done
 a=$(total); sleep 3; b=$(total)
 rate=$(( (b - a) / 3 ))
-[ $rate -ge 10 ] && [ $rate -le 40 ] || fail "request rate $rate/s, expected about 22/s"
+[ $rate -ge 35 ] && [ $rate -le 90 ] || fail "request rate $rate/s, expected about 60/s"
 note "request rate ${rate}/s"
 
 # A second testbed on the same port is a runtime failure (exit 1), not a hang.
