@@ -84,6 +84,11 @@
 
 #include "ingest/expo_number.h"
 
+/* Eight bytes at a time where the byte order allows it. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define EXPO_SWAR 1
+#endif
+
 #define FAMILY_HAS_TYPE 0x01
 #define FAMILY_HAS_HELP 0x02
 #define FAMILY_HAS_UNIT 0x04
@@ -131,6 +136,7 @@ typedef struct expo_parser {
     size_t nfamilies, families_cap;
     uint32_t *index;               /* open addressing: family index + 1 */
     size_t index_cap;              /* power of two */
+    size_t index_initial;          /* first size, from the input size */
 
     /* Text: the last sample name and its family (most lines repeat it). */
     ndt_str cache_name;
@@ -141,6 +147,7 @@ typedef struct expo_parser {
     int has_current;
 
     size_t nscratch;
+    uint64_t label_filter;         /* see scratch_add */
     ingest_label scratch[INGEST_EXPO_MAX_LABELS];
 } expo_parser;
 
@@ -214,10 +221,6 @@ static const char *expo_quote_char(char *out, size_t size, const char *at, const
 /* ---- character classes ---------------------------------------------- */
 
 static inline int is_blank(char c) { return c == ' ' || c == '\t'; }
-static inline int is_alpha_(char c)
-{
-    return (unsigned)((c | 0x20) - 'a') < 26 || c == '_';
-}
 static inline int is_digit(char c) { return (unsigned)(c - '0') < 10; }
 
 static inline const char *skip_blank(const char *s, const char *e)
@@ -240,24 +243,85 @@ static inline const char *scan_until_space(const char *s, const char *e)
     return sp ? sp : e;
 }
 
-static inline const char *scan_metric_name(const char *s, const char *e)
+/* Name character classes (one table lookup per byte). */
+#define CC_METRIC_START 1 /* [a-zA-Z_:] */
+#define CC_METRIC 2       /* [a-zA-Z0-9_:] */
+#define CC_LABEL_START 4  /* [a-zA-Z_] */
+#define CC_LABEL 8        /* [a-zA-Z0-9_] */
+
+static const uint8_t char_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 3, 0, 0, 0, 0, 0,
+    0, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 15,
+    0, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 0,
+    /* bytes >= 0x80: none */
+};
+
+static inline int char_is(char c, uint8_t cls)
 {
-    if (s == e || !(is_alpha_(*s) || *s == ':'))
-        return s;
-    s++;
-    while (s < e && (is_alpha_(*s) || is_digit(*s) || *s == ':'))
+    return char_class[(unsigned char)c] & cls;
+}
+
+#ifdef EXPO_SWAR
+/* High bit of each byte of x (all bytes < 0x80) set iff lo <= byte <= hi. */
+static inline uint64_t swar_in_range(uint64_t x, unsigned lo, unsigned hi)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101);
+    uint64_t ge = x + ones * (0x80 - lo);
+    uint64_t gt = x + ones * (0x7f - hi);
+    return ge & ~gt & (ones * 0x80);
+}
+
+/* Length of the run of name characters at the start of an 8-byte word
+ * (8 if all are); colon says whether ':' counts (metric names). */
+static inline unsigned swar_name_run(uint64_t w, int colon)
+{
+    const uint64_t high = UINT64_C(0x8080808080808080);
+    uint64_t x = w & ~high;
+    uint64_t ok = swar_in_range(x | UINT64_C(0x2020202020202020), 0x61, 0x7a) |
+                  swar_in_range(x, 0x30, colon ? 0x3a : 0x39) |
+                  swar_in_range(x, 0x5f, 0x5f);
+    uint64_t bad = ~ok & ~w & high; /* bytes >= 0x80 are never valid */
+    bad |= w & high;
+    return bad ? (unsigned)__builtin_ctzll(bad) >> 3 : 8;
+}
+#endif
+
+/* Skips name characters from s (the first one is already checked). */
+static inline const char *scan_name_rest(const char *s, const char *e, int colon)
+{
+#ifdef EXPO_SWAR
+    while (e - s >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        unsigned run = swar_name_run(w, colon);
+        s += run;
+        if (run < 8)
+            return s;
+    }
+#endif
+    uint8_t cls = colon ? CC_METRIC : CC_LABEL;
+    while (s < e && char_is(*s, cls))
         s++;
     return s;
 }
 
+static inline const char *scan_metric_name(const char *s, const char *e)
+{
+    if (s == e || !char_is(*s, CC_METRIC_START))
+        return s;
+    return scan_name_rest(s + 1, e, 1);
+}
+
 static inline const char *scan_label_name(const char *s, const char *e)
 {
-    if (s == e || !is_alpha_(*s))
+    if (s == e || !char_is(*s, CC_LABEL_START))
         return s;
-    s++;
-    while (s < e && (is_alpha_(*s) || is_digit(*s)))
-        s++;
-    return s;
+    return scan_name_rest(s + 1, e, 0);
 }
 
 static inline int str_has_suffix(ndt_str s, const char *suffix, size_t n)
@@ -327,20 +391,30 @@ static size_t utf8_runes(ndt_str s)
 
 /* ---- family table --------------------------------------------------- */
 
+/* Eight bytes per step: family names are long (node_filesystem_...). */
 static uint32_t family_hash(const char *s, size_t len)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
+    uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ len;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * UINT64_C(0xff51afd7ed558ccd);
+        h ^= h >> 32;
+        s += 8;
+        len -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, len);
+    h = (h ^ w) * UINT64_C(0xc4ceb9fe1a85ec53);
+    h ^= h >> 29;
+    return (uint32_t)h;
 }
 
-static expo_family *family_lookup(expo_parser *p, const char *name, size_t len,
-                                  size_t *out_index)
+static expo_family *family_lookup_hashed(expo_parser *p, const char *name, size_t len,
+                                         uint32_t h, size_t *out_index)
 {
     if (!p->index_cap)
         return NULL;
-    uint32_t h = family_hash(name, len);
     size_t mask = p->index_cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         uint32_t slot = p->index[i];
@@ -355,9 +429,15 @@ static expo_family *family_lookup(expo_parser *p, const char *name, size_t len,
     }
 }
 
+static expo_family *family_lookup(expo_parser *p, const char *name, size_t len,
+                                  size_t *out_index)
+{
+    return family_lookup_hashed(p, name, len, family_hash(name, len), out_index);
+}
+
 static int family_index_grow(expo_parser *p)
 {
-    size_t cap = p->index_cap ? p->index_cap * 2 : 512;
+    size_t cap = p->index_cap ? p->index_cap * 2 : p->index_initial;
     uint32_t *index = calloc(cap, sizeof(*index));
     if (!index)
         return NDT_ERROR;
@@ -374,10 +454,10 @@ static int family_index_grow(expo_parser *p)
 }
 
 /* Adds a family (the caller checked it is new); its index in *out. */
-static int family_add(expo_parser *p, ndt_str name, size_t *out)
+static int family_add(expo_parser *p, ndt_str name, uint32_t hash, size_t *out)
 {
     if (p->nfamilies == p->families_cap) {
-        size_t cap = p->families_cap ? p->families_cap * 2 : 256;
+        size_t cap = p->families_cap ? p->families_cap * 2 : p->index_initial / 2;
         if (cap > UINT32_MAX / 2)
             return expo_fail(p, name.ptr, "too many metric families");
         expo_family *f = realloc(p->families, cap * sizeof(*f));
@@ -391,7 +471,7 @@ static int family_add(expo_parser *p, ndt_str name, size_t *out)
     expo_family *f = &p->families[p->nfamilies];
     memset(f, 0, sizeof(*f));
     f->name = name;
-    f->hash = family_hash(name.ptr, name.len);
+    f->hash = hash;
     size_t mask = p->index_cap - 1, i = f->hash & mask;
     while (p->index[i])
         i = (i + 1) & mask;
@@ -401,10 +481,6 @@ static int family_add(expo_parser *p, ndt_str name, size_t *out)
 }
 
 /* ---- labels --------------------------------------------------------- */
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define EXPO_SWAR 1
-#endif
 
 /* First byte in [s, e) that is '"', '\\' or non-ASCII (e if none).
  * Eight bytes at a time: label values are most of a scrape's bytes. */
@@ -505,11 +581,19 @@ static int scratch_add(expo_parser *p, const char *at, ndt_str name, ndt_str val
                        ndt_str family)
 {
     char q[80];
-    for (size_t i = 0; i < p->nscratch; i++) {
-        if (ndt_str_eq(p->scratch[i].name, name))
-            return expo_fail(p, at, "duplicate label names for metric %s",
-                             expo_quote(q, sizeof(q), family.ptr, family.len));
+    /* A 64-bit filter on (length, last byte) makes the duplicate check
+     * free for the common case of distinct names. */
+    uint64_t bit = UINT64_C(1) << ((name.len * 7 + (unsigned char)name.ptr[name.len - 1]) & 63);
+    if (p->nscratch == 0)
+        p->label_filter = 0;
+    if (p->label_filter & bit) {
+        for (size_t i = 0; i < p->nscratch; i++) {
+            if (ndt_str_eq(p->scratch[i].name, name))
+                return expo_fail(p, at, "duplicate label names for metric %s",
+                                 expo_quote(q, sizeof(q), family.ptr, family.len));
+        }
     }
+    p->label_filter |= bit;
     if (p->nscratch == INGEST_EXPO_MAX_LABELS)
         return expo_fail(p, at, "too many labels (more than %d)", INGEST_EXPO_MAX_LABELS);
     p->scratch[p->nscratch].name = name;
@@ -563,12 +647,16 @@ static int emit(expo_parser *p, ingest_sample *sample, const char *line_end)
 
 static void sample_from_family(ingest_sample *s, const expo_family *f, uint32_t line)
 {
-    memset(s, 0, sizeof(*s));
+    /* Field by field, not memset: this runs once per sample. */
     s->family = f->name;
     s->type = (ingest_metric_type)f->type;
     s->help = f->help;
     s->unit = f->unit;
+    s->labels = NULL;
+    s->nlabels = 0;
+    s->value = 0;
     s->timestamp_ms = INGEST_NO_TIMESTAMP;
+    s->exemplar = NULL;
     s->line = line;
 }
 
@@ -582,7 +670,8 @@ static int text_resolve(expo_parser *p, ndt_str name, size_t *out)
         *out = p->cache_family;
         return NDT_OK;
     }
-    expo_family *f = family_lookup(p, name.ptr, name.len, out);
+    uint32_t hash = family_hash(name.ptr, name.len);
+    expo_family *f = family_lookup_hashed(p, name.ptr, name.len, hash, out);
     if (!f) {
         size_t cut = 0;
         if (str_has_suffix(name, "_count", 6))
@@ -602,7 +691,7 @@ static int text_resolve(expo_parser *p, ndt_str name, size_t *out)
                 f = NULL;
         }
     }
-    if (!f && family_add(p, name, out) != NDT_OK)
+    if (!f && family_add(p, name, hash, out) != NDT_OK)
         return NDT_ERROR;
     p->cache_name = name;
     p->cache_family = *out;
@@ -750,6 +839,19 @@ static int check_help_escapes(expo_parser *p, const char *s, const char *e, int 
     return NDT_OK;
 }
 
+/* Lower-case word against any-case input (strncasecmp, minus locale). */
+static int ascii_case_eq(const char *word, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c + ('a' - 'A'));
+        if (c != word[i])
+            return 0;
+    }
+    return 1;
+}
+
 static int text_type_from(const char *s, size_t len, uint8_t *type)
 {
     static const struct {
@@ -761,7 +863,7 @@ static int text_type_from(const char *s, size_t len, uint8_t *type)
         { "untyped", INGEST_TYPE_UNKNOWN },   { "gauge_histogram", INGEST_TYPE_GAUGE_HISTOGRAM },
     };
     for (size_t i = 0; i < NDT_ARRAY_LEN(types); i++) {
-        if (strlen(types[i].name) == len && strncasecmp(types[i].name, s, len) == 0) {
+        if (strlen(types[i].name) == len && ascii_case_eq(types[i].name, s, len)) {
             *type = (uint8_t)types[i].type;
             return NDT_OK;
         }
@@ -798,7 +900,8 @@ static int text_comment(expo_parser *p, const char *s, const char *e)
     size_t fi;
     if (text_resolve(p, (ndt_str){ ns, (size_t)(s - ns) }, &fi) != NDT_OK)
         return NDT_ERROR;
-    p->cache_valid = 0; /* a family's type may change below */
+    /* The cache stays valid: a name's family never changes once found
+     * (exact names win, and a stripped match is already typed). */
     s = skip_blank(s, e);
     if (s == e)
         return text_comment_done(p, e);
@@ -913,10 +1016,11 @@ static int om_type_from(const char *s, size_t len, uint8_t *type)
 static int om_new_family(expo_parser *p, const char *at, ndt_str name)
 {
     char q[80];
-    if (family_lookup(p, name.ptr, name.len, NULL))
+    uint32_t hash = family_hash(name.ptr, name.len);
+    if (family_lookup_hashed(p, name.ptr, name.len, hash, NULL))
         return expo_fail(p, at, "metric family %s appears twice (families must not be interleaved)",
                          expo_quote(q, sizeof(q), name.ptr, name.len));
-    if (family_add(p, name, &p->current) != NDT_OK)
+    if (family_add(p, name, hash, &p->current) != NDT_OK)
         return NDT_ERROR;
     p->has_current = 1;
     return NDT_OK;
@@ -965,7 +1069,7 @@ static int om_metadata(expo_parser *p, const char *kw, const char *s, const char
             return expo_fail(p, kw, "second UNIT line for metric name %s",
                              expo_quote(q, sizeof(q), name.ptr, name.len));
         for (const char *c = s; c < e; c++) {
-            if (!(is_alpha_(*c) || is_digit(*c) || *c == ':'))
+            if (!char_is(*c, CC_METRIC))
                 return expo_fail(p, c, "invalid unit %s", expo_quote(q, sizeof(q), s, text.len));
         }
         if (text.len && !(name.len > text.len + 1 &&
@@ -1225,6 +1329,11 @@ int ingest_expo_parse(const char *buf, size_t len, ingest_expo_format format,
     p.err = err ? err : &unused;
     p.line_start = buf;
     memset(p.err, 0, sizeof(*p.err));
+    /* Size the family table from the input (a family takes >= 100 bytes
+     * in real expositions) so that it rarely grows during a parse. */
+    p.index_initial = 512;
+    while (p.index_initial < len / 128 && p.index_initial < ((size_t)1 << 16))
+        p.index_initial *= 2;
 
     int rc = parse_lines(&p, buf);
     free(p.families);
