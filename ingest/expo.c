@@ -221,7 +221,6 @@ static const char *expo_quote_char(char *out, size_t size, const char *at, const
 /* ---- character classes ---------------------------------------------- */
 
 static inline int is_blank(char c) { return c == ' ' || c == '\t'; }
-static inline int is_digit(char c) { return (unsigned)(c - '0') < 10; }
 
 static inline const char *skip_blank(const char *s, const char *e)
 {
