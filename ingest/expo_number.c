@@ -33,7 +33,7 @@ static int lower(int c) { return c | 0x20; }
 static int word_eq(const char *s, size_t len, const char *word)
 {
     size_t n = strlen(word);
-    if (len != n)
+    if (len != n || len == 0 || lower((unsigned char)s[0]) != word[0])
         return 0;
     for (size_t i = 0; i < n; i++) {
         if (lower((unsigned char)s[i]) != word[i])
