@@ -63,8 +63,9 @@
  *     _created; gaugehistogram: _bucket, _gcount, _gsum; summary: bare,
  *     _count, _sum, _created; info: _info; gauge, stateset, unknown:
  *     bare).  A name made of the current family plus a reserved suffix that
- *     its type does not allow (a counter's `_count`) is an error; other
- *     names start a new family of type unknown.
+ *     its type does not allow (a counter's `_count`), or the bare name of a
+ *     family that needs a suffix, is an error; other names start a new
+ *     family of type unknown.
  *   - Histogram buckets need a float `le`, summary quantiles a float
  *     `quantile`.  Timestamps are float seconds, converted to ms
  *     (truncated).  Exemplars (` # {labels} value [timestamp]`) only on
@@ -1249,7 +1250,12 @@ static int om_resolve(expo_parser *p, const char *at, ndt_str name, expo_suffix 
             *suffix = (expo_suffix)sfx;
             return NDT_OK;
         }
-        if (sfx >= 0 && (f->type != INGEST_TYPE_UNKNOWN || sfx == SUFFIX_NONE))
+        /* The bare name of a family that needs a suffix, or a suffix its
+         * type reserves but does not allow, is a clash; families without
+         * suffixes (gauge, stateset, unknown) leave foo_total to others. */
+        int has_suffixes = f->type != INGEST_TYPE_GAUGE && f->type != INGEST_TYPE_STATESET &&
+                           f->type != INGEST_TYPE_UNKNOWN;
+        if (sfx >= 0 && (sfx == SUFFIX_NONE || has_suffixes))
             return expo_fail(p, at, "sample %s is not valid in %s family %s",
                              expo_quote(q, sizeof(q), name.ptr, name.len),
                              ingest_metric_type_name((ingest_metric_type)f->type),

@@ -492,11 +492,12 @@ static void openmetrics_all_types(void **state)
               "# TYPE i info\ni_info{v=\"1\"} 1\n"
               "# TYPE q summary\nq{quantile=\"0.5\"} NaN\nq_count 3\nq_sum 4\n"
               "u 1 -1.5\n"
+              "# TYPE gg gauge\ngg 1\ngg_total 2\n"
               "# EOF\n",
               INGEST_EXPO_OPENMETRICS);
     if (p.rc != NDT_OK)
         fail_msg("%u:%u: %s", p.err.line, p.err.col, p.err.reason);
-    assert_int_equal(p.c.n, 11);
+    assert_int_equal(p.c.n, 13);
     const ingest_sample *s = &p.c.samples[0];
     assert_true(str_is(s->family, "a_seconds"));
     assert_true(str_is(s->unit, "seconds"));
@@ -507,6 +508,9 @@ static void openmetrics_all_types(void **state)
     assert_int_equal(p.c.samples[6].type, INGEST_TYPE_INFO);
     assert_int_equal(p.c.samples[10].type, INGEST_TYPE_UNKNOWN);
     assert_int_equal(p.c.samples[10].timestamp_ms, -1500);
+    /* gg_total after a gauge gg: a family of its own, not a clash. */
+    assert_true(str_is(p.c.samples[12].family, "gg_total"));
+    assert_int_equal(p.c.samples[12].type, INGEST_TYPE_UNKNOWN);
     parsed_free(&p);
     /* No LF after # EOF is fine (1histogram.om.txt does it). */
     parse_str(&p, "a 1\n# EOF", INGEST_EXPO_OPENMETRICS);
@@ -576,6 +580,7 @@ static const bad_case bad_cases[] = {
     { "# TYPE foo gauge\n# TYPE foo gauge\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 3, "second TYPE" },
     { "# TYPE foo gauge\nfoo 1\n# HELP foo x\n# EOF\n", INGEST_EXPO_OPENMETRICS, 3, 3, "after its samples" },
     { "a 1\nb 1\na 2\n# EOF\n", INGEST_EXPO_OPENMETRICS, 3, 1, "interleaved" },
+    { "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_total 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 3, 1, "not valid in histogram" },
     { "# TYPE foo Counter\n# EOF\n", INGEST_EXPO_OPENMETRICS, 1, 12, "unknown metric type" },
     { "# UNIT foo_bytes seconds\n# EOF\n", INGEST_EXPO_OPENMETRICS, 1, 18, "not a suffix" },
     { "# HELP foo a \\q\n# EOF\n", INGEST_EXPO_OPENMETRICS, 1, 14, "invalid escape" },
