@@ -839,13 +839,17 @@ static int text_sample(expo_parser *p, const char *s, const char *e)
     sample.name = name;
 
     const char *vs = s;
-    s = scan_until_blank(s, e);
+    s = ingest_number_scan_decimal(vs, e, &sample.value);
+    if (s && (s == e || is_blank(*s)))
+        goto value_done; /* the common case: one pass over the digits */
+    s = scan_until_blank(vs, e);
     if (ingest_number_parse_float(vs, (size_t)(s - vs), &sample.value) != NDT_OK) {
         if (s == e && !p->line_complete)
             return expo_fail_eof(p, s);
         return expo_fail(p, vs, "expected float as value, got %s",
                          expo_quote(q, sizeof(q), vs, (size_t)(s - vs)));
     }
+value_done:
     if (s < e) {
         const char *ts = skip_blank(s, e);
         s = scan_until_blank(ts, e);
@@ -1191,10 +1195,13 @@ static int om_value_and_timestamp(expo_parser *p, const char **sp, const char *e
     if (s == e || *s != ' ')
         return expo_fail(p, s, "expected a space before the value");
     const char *vs = ++s;
-    s = scan_until_space(s, e);
-    if (ingest_number_parse_float(vs, (size_t)(s - vs), value) != NDT_OK)
-        return expo_fail(p, vs, "expected number as value, got %s",
-                         expo_quote(q, sizeof(q), vs, (size_t)(s - vs)));
+    s = ingest_number_scan_decimal(vs, e, value);
+    if (!s || (s < e && *s != ' ')) {
+        s = scan_until_space(vs, e);
+        if (ingest_number_parse_float(vs, (size_t)(s - vs), value) != NDT_OK)
+            return expo_fail(p, vs, "expected number as value, got %s",
+                             expo_quote(q, sizeof(q), vs, (size_t)(s - vs)));
+    }
     *ts = INGEST_NO_TIMESTAMP;
     if (s + 1 < e && s[1] != '#') {
         const char *ts_start = ++s;

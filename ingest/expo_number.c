@@ -78,11 +78,12 @@ typedef struct decimal {
     int64_t exponent10;    /* value = mantissa * 10^exponent10 (if !truncated) */
 } decimal;
 
-/* Validates [+-] digits [. digits] [e [+-] digits] (at least one mantissa
- * digit) and collects the parts.  NDT_ERROR on any other byte. */
-static int scan_decimal(const char *s, size_t len, decimal *d)
+/* Reads the longest [+-] digits [. digits] [e [+-] digits] (at least one
+ * mantissa digit) at s, collecting its parts.  Returns where it stopped,
+ * or NULL if there is no such number at s. */
+static const char *scan_decimal_prefix(const char *s, const char *end, decimal *d)
 {
-    const char *p = s, *end = s + len;
+    const char *p = s;
     int seen_digit = 0;
     int64_t frac_digits = 0;
 
@@ -121,25 +122,32 @@ static int scan_decimal(const char *s, size_t len, decimal *d)
         }
     }
     if (!seen_digit)
-        return NDT_ERROR;
+        return NULL;
     d->exponent10 -= frac_digits;
     if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
+        const char *q = p + 1;
         int eneg = 0;
         int64_t e = 0;
-        if (p < end && (*p == '+' || *p == '-')) {
-            eneg = *p == '-';
-            p++;
+        if (q < end && (*q == '+' || *q == '-')) {
+            eneg = *q == '-';
+            q++;
         }
-        if (p == end || *p < '0' || *p > '9')
-            return NDT_ERROR;
-        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        if (q == end || *q < '0' || *q > '9')
+            return p; /* "1e" is "1" followed by junk: the caller decides */
+        for (; q < end && *q >= '0' && *q <= '9'; q++) {
             if (e < 100000000)
-                e = e * 10 + (*p - '0');
+                e = e * 10 + (*q - '0');
         }
         d->exponent10 += eneg ? -e : e;
+        p = q;
     }
-    return p == end ? NDT_OK : NDT_ERROR;
+    return p;
+}
+
+/* The whole of s[0..len) is a decimal. */
+static int scan_decimal(const char *s, size_t len, decimal *d)
+{
+    return scan_decimal_prefix(s, s + len, d) == s + len ? NDT_OK : NDT_ERROR;
 }
 
 static int fallback_strtod(const char *s, size_t len, double *out)
@@ -171,6 +179,26 @@ static int fallback_strtod(const char *s, size_t len, double *out)
     return rc;
 }
 
+/* The value of a scanned decimal; s[0..len) is its text for strtod. */
+static int decimal_value(const decimal *d, const char *s, size_t len, double *out)
+{
+    if (d->mantissa == 0 && !d->truncated) {
+        *out = d->negative ? -0.0 : 0.0;
+        return NDT_OK;
+    }
+    if (!d->truncated && d->mantissa <= (UINT64_C(1) << 53) &&
+        d->exponent10 >= -22 && d->exponent10 <= 22) {
+        double v = (double)d->mantissa;
+        if (d->exponent10 < 0)
+            v /= pow10_exact[-d->exponent10];
+        else
+            v *= pow10_exact[d->exponent10];
+        *out = d->negative ? -v : v;
+        return NDT_OK;
+    }
+    return fallback_strtod(s, len, out);
+}
+
 int ingest_number_parse_float(const char *s, size_t len, double *out)
 {
     decimal d;
@@ -179,21 +207,16 @@ int ingest_number_parse_float(const char *s, size_t len, double *out)
         return NDT_ERROR;
     if (scan_decimal(s, len, &d) != NDT_OK)
         return parse_special(s, len, out);
-    if (d.mantissa == 0 && !d.truncated) {
-        *out = d.negative ? -0.0 : 0.0;
-        return NDT_OK;
-    }
-    if (!d.truncated && d.mantissa <= (UINT64_C(1) << 53) &&
-        d.exponent10 >= -22 && d.exponent10 <= 22) {
-        double v = (double)d.mantissa;
-        if (d.exponent10 < 0)
-            v /= pow10_exact[-d.exponent10];
-        else
-            v *= pow10_exact[d.exponent10];
-        *out = d.negative ? -v : v;
-        return NDT_OK;
-    }
-    return fallback_strtod(s, len, out);
+    return decimal_value(&d, s, len, out);
+}
+
+const char *ingest_number_scan_decimal(const char *s, const char *end, double *out)
+{
+    decimal d;
+    const char *stop = scan_decimal_prefix(s, end, &d);
+    if (!stop || decimal_value(&d, s, (size_t)(stop - s), out) != NDT_OK)
+        return NULL;
+    return stop;
 }
 
 int ingest_number_parse_int64(const char *s, size_t len, int64_t *out)

@@ -26,6 +26,13 @@
  * subnormal is accepted, as Go does). */
 int ingest_number_parse_float(const char *s, size_t len, double *out);
 
+/* Fast path for a value inside a line: parses the longest plain decimal
+ * at s (before end) and returns where it stopped, or NULL if there is
+ * none or it overflows.  The caller checks that it stopped at a separator
+ * and otherwise falls back to ingest_number_parse_float on the whole
+ * token (which also handles Inf and NaN and words the error). */
+const char *ingest_number_scan_decimal(const char *s, const char *end, double *out);
+
 /* Parses a base-10 int64 with optional sign; NDT_ERROR on syntax or overflow. */
 int ingest_number_parse_int64(const char *s, size_t len, int64_t *out);
 

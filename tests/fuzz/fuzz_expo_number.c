@@ -2,7 +2,8 @@
  * fuzz_expo_number.c: differential fuzzing of the number parser against
  * strtod.  Whenever ingest_number_parse_float accepts a token, strtod must
  * read the whole token to the same bits (NaN aside); the fast path may
- * never disagree with the slow one.  Tokens strtod reads but we reject
+ * never disagree with the slow one, nor the in-line prefix scanner with
+ * the whole-token parser.  Tokens strtod reads but we reject
  * (hex, "nan(...)", leading blanks) are fine: the grammar is Go's.
  *
  * fuzz-sources: ingest/expo_number.c
@@ -34,6 +35,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (end != tok + size)
             abort();
         if (!(isnan(want) && isnan(got)) && memcmp(&want, &got, sizeof(got)) != 0)
+            abort();
+    }
+    /* The in-line fast path agrees with the whole-token parser. */
+    double prefix;
+    const char *stop = ingest_number_scan_decimal(tok, tok + size, &prefix);
+    if (stop) {
+        double whole;
+        if (ingest_number_parse_float(tok, (size_t)(stop - tok), &whole) != NDT_OK ||
+            memcmp(&whole, &prefix, sizeof(whole)) != 0)
             abort();
     }
     int64_t ms;
