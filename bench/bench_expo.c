@@ -1,7 +1,7 @@
 /*
  * bench_expo.c: parse throughput of ingest_expo_parse on one core.
  *
- *   bench_expo [--openmetrics] [--seconds S] FILE
+ *   bench_expo [--openmetrics] [--seconds S | --rounds N] FILE
  *
  * Loads FILE once and parses it again and again for about S seconds (a
  * scraper parses the same-sized body every 20 ms, so the input is warm in
@@ -9,6 +9,8 @@
  * as the scraper does after publishing a batch; the callback touches every
  * sample (sums the values) so the work cannot be optimised away.  Prints
  * one line: bytes, samples, rounds, MB/s (10^6 bytes), samples/s.
+ * --rounds N parses exactly N times (for instruction counts under
+ * valgrind --tool=callgrind, which stay comparable on a busy machine).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,17 +66,20 @@ int main(int argc, char **argv)
 {
     ingest_expo_format format = INGEST_EXPO_TEXT;
     double seconds = 3.0;
+    long max_rounds = 0;
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--openmetrics") == 0)
             format = INGEST_EXPO_OPENMETRICS;
         else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
             seconds = atof(argv[++i]);
+        else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc)
+            max_rounds = atol(argv[++i]);
         else
             path = argv[i];
     }
     if (!path) {
-        fprintf(stderr, "usage: bench_expo [--openmetrics] [--seconds S] FILE\n");
+        fprintf(stderr, "usage: bench_expo [--openmetrics] [--seconds S | --rounds N] FILE\n");
         return 2;
     }
     size_t len;
@@ -90,7 +95,7 @@ int main(int argc, char **argv)
     size_t rounds = 0;
     double start = bench_now(), elapsed;
     do {
-        for (int k = 0; k < 16; k++, rounds++) {
+        for (int k = 0; k < 16 && (!max_rounds || (long)rounds < max_rounds); k++, rounds++) {
             if (ingest_expo_parse(data, len, format, &arena, bench_on_sample, &ctx, &err) != NDT_OK) {
                 fprintf(stderr, "bench_expo: %s:%u:%u: %s\n", path, err.line, err.col, err.reason);
                 return 1;
@@ -98,7 +103,7 @@ int main(int argc, char **argv)
             ndt_arena_reset(&arena);
         }
         elapsed = bench_now() - start;
-    } while (elapsed < seconds);
+    } while (max_rounds ? (long)rounds < max_rounds : elapsed < seconds);
     double bytes = (double)len * (double)rounds;
     printf("bytes=%zu samples=%zu rounds=%zu seconds=%.3f MB/s=%.0f samples/s=%.0f\n", len,
            ctx.samples / rounds, rounds, elapsed, bytes / elapsed / 1e6,

@@ -351,7 +351,42 @@ static inline const char *scan_label_name(const char *s, const char *e)
 
 static inline int str_has_suffix(ndt_str s, const char *suffix, size_t n)
 {
-    return s.len > n && memcmp(s.ptr + s.len - n, suffix, n) == 0;
+    if (s.len <= n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s.ptr[s.len - n + i] != suffix[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* ndt_str_eq without a memcmp call: names are short and usually equal
+ * (consecutive samples of one metric), so compare words inline. */
+static inline int str_eq_inline(ndt_str a, ndt_str b)
+{
+    if (a.len != b.len)
+        return 0;
+    size_t i = 0;
+    for (; i + 8 <= a.len; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a.ptr + i, 8);
+        memcpy(&y, b.ptr + i, 8);
+        if (x != y)
+            return 0;
+    }
+    if (i == a.len)
+        return 1;
+    if (a.len >= 8) { /* the last, overlapping word */
+        uint64_t x, y;
+        memcpy(&x, a.ptr + a.len - 8, 8);
+        memcpy(&y, b.ptr + b.len - 8, 8);
+        return x == y;
+    }
+    for (; i < a.len; i++) {
+        if (a.ptr[i] != b.ptr[i])
+            return 0;
+    }
+    return 1;
 }
 
 /* Go's utf8.ValidString: no overlongs, no surrogates, <= U+10FFFF. */
@@ -707,7 +742,7 @@ static void sample_from_family(ingest_sample *s, const expo_family *f, uint32_t 
  * _count/_sum, then a histogram without _bucket/_count/_sum, else new. */
 static int text_resolve(expo_parser *p, ndt_str name, size_t *out)
 {
-    if (p->cache_valid && ndt_str_eq(p->cache_name, name)) {
+    if (p->cache_valid && str_eq_inline(p->cache_name, name)) {
         *out = p->cache_family;
         return NDT_OK;
     }
@@ -929,15 +964,15 @@ static int text_comment(expo_parser *p, const char *s, const char *e)
     char q[80];
     s = skip_blank(s + 1, e);
     const char *kw = s;
-    s = scan_until_blank(s, e);
-    if (s == e)
+    /* Only "HELP" or "TYPE" followed by a blank matter; anything else is
+     * a comment whose bytes need no look. */
+    if (e - s < 5 || !is_blank(s[4]))
         return text_comment_done(p, e);
-    size_t kwlen = (size_t)(s - kw);
-    int help = kwlen == 4 && memcmp(kw, "HELP", 4) == 0;
-    int type = kwlen == 4 && memcmp(kw, "TYPE", 4) == 0;
+    int help = memcmp(kw, "HELP", 4) == 0;
+    int type = !help && memcmp(kw, "TYPE", 4) == 0;
     if (!help && !type)
         return text_comment_done(p, e);
-    s = skip_blank(s, e);
+    s = skip_blank(s + 4, e);
     const char *ns = s;
     s = scan_metric_name(s, e);
     if (s == e)

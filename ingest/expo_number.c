@@ -213,6 +213,17 @@ int ingest_number_parse_float(const char *s, size_t len, double *out)
 const char *ingest_number_scan_decimal(const char *s, const char *end, double *out)
 {
     decimal d;
+    /* Most sample values are small integers ("0", "1", "4096"): up to
+     * nine digits convert exactly without the general machinery. */
+    uint32_t v = 0;
+    const char *p = s;
+    while (p < end && p - s < 9 && (unsigned)(*p - '0') < 10)
+        v = v * 10 + (uint32_t)(*p++ - '0');
+    if (p > s && (p == end || (*p != '.' && *p != 'e' && *p != 'E' &&
+                               (unsigned)(*p - '0') >= 10))) {
+        *out = (double)v;
+        return p;
+    }
     const char *stop = scan_decimal_prefix(s, end, &d);
     if (!stop || decimal_value(&d, s, (size_t)(stop - s), out) != NDT_OK)
         return NULL;
