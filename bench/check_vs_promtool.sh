@@ -2,7 +2,8 @@
 # check_vs_promtool.sh: `ndtpipe check metrics` against `promtool check
 # metrics` on the same large exposition, whole process: wall time and
 # maximum RSS from /usr/bin/time -v, best of RUNS runs each, and the ratio.
-# Then the parser's own throughput on node-exporter output (bench_expo).
+# Then the parser's own throughput on node-exporter output (bench_expo),
+# as text and rewritten as OpenMetrics (bench/gen_openmetrics.sh).
 #
 #   bench/check_vs_promtool.sh          (make bench runs it)
 #   COPIES=166 RUNS=3 BENCH_DIR=build/bench
@@ -66,4 +67,5 @@ cc -std=c11 -D_GNU_SOURCE -O2 -I. -o "$dir/bench_expo" bench/bench_expo.c "$BUIL
 echo
 echo "## parse throughput (one core)"
 echo "text:        $("$dir/bench_expo" --seconds 3 "$src")"
-echo "openmetrics: $("$dir/bench_expo" --openmetrics --seconds 3 "$NDT_FIXTURES/prometheus/alltypes.5mfs.om.txt")"
+bench/gen_openmetrics.sh "$src" >"$dir/e2e-output.om.txt"
+echo "openmetrics: $("$dir/bench_expo" --openmetrics --seconds 3 "$dir/e2e-output.om.txt")"
