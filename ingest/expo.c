@@ -451,20 +451,29 @@ static size_t utf8_runes(ndt_str s)
 
 /* ---- family table --------------------------------------------------- */
 
-/* Eight bytes per step: family names are long (node_filesystem_...). */
-static uint32_t family_hash(const char *s, size_t len)
+/* Eight bytes per step: family names are long (node_filesystem_...).
+ * The tail is the last eight bytes of the name, loaded overlapping (no
+ * variable-length copy), or the bytes themselves for short names. */
+static uint32_t family_hash(const char *name, size_t len)
 {
     uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ len;
-    while (len >= 8) {
+    const char *s = name;
+    size_t n = len;
+    while (n >= 8) {
         uint64_t w;
         memcpy(&w, s, 8);
         h = (h ^ w) * UINT64_C(0xff51afd7ed558ccd);
         h ^= h >> 32;
         s += 8;
-        len -= 8;
+        n -= 8;
     }
     uint64_t w = 0;
-    memcpy(&w, s, len);
+    if (n && len >= 8) {
+        memcpy(&w, name + len - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            w |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    }
     h = (h ^ w) * UINT64_C(0xc4ceb9fe1a85ec53);
     h ^= h >> 29;
     return (uint32_t)h;
@@ -529,8 +538,11 @@ static int family_add(expo_parser *p, ndt_str name, uint32_t hash, size_t *out)
     if ((p->nfamilies + 1) * 2 > p->index_cap && family_index_grow(p) != NDT_OK)
         return expo_fail(p, name.ptr, "out of memory for the family table");
     expo_family *f = &p->families[p->nfamilies];
-    memset(f, 0, sizeof(*f));
     f->name = name;
+    f->help = (ndt_str){ NULL, 0 };
+    f->unit = (ndt_str){ NULL, 0 };
+    f->type = INGEST_TYPE_UNKNOWN;
+    f->flags = 0;
     f->hash = hash;
     size_t mask = p->index_cap - 1, i = f->hash & mask;
     while (p->index[i])
@@ -652,26 +664,30 @@ static inline const char *read_label_value(expo_parser *p, const char *s, const 
     return read_label_value_slow(p, start, s, e, value);
 }
 
-/* Adds a label to the scratch set, refusing duplicates and overflow. */
-static int scratch_add(expo_parser *p, const char *at, ndt_str name, ndt_str value,
-                       ndt_str family)
+static int scratch_duplicate(expo_parser *p, const char *at, ndt_str name, ndt_str family)
 {
     char q[80];
-    /* A 64-bit filter on (length, last byte) makes the duplicate check
-     * free for the common case of distinct names. */
-    uint64_t bit = UINT64_C(1) << ((name.len * 7 + (unsigned char)name.ptr[name.len - 1]) & 63);
-    if (p->nscratch == 0)
-        p->label_filter = 0;
-    if (p->label_filter & bit) {
-        for (size_t i = 0; i < p->nscratch; i++) {
-            if (ndt_str_eq(p->scratch[i].name, name))
-                return expo_fail(p, at, "duplicate label names for metric %s",
-                                 expo_quote(q, sizeof(q), family.ptr, family.len));
-        }
+    for (size_t i = 0; i < p->nscratch; i++) {
+        if (ndt_str_eq(p->scratch[i].name, name))
+            return expo_fail(p, at, "duplicate label names for metric %s",
+                             expo_quote(q, sizeof(q), family.ptr, family.len));
     }
-    p->label_filter |= bit;
+    return NDT_OK;
+}
+
+/* Adds a label to the scratch set, refusing duplicates and overflow.
+ * A 64-bit filter on (length, last byte) makes the duplicate check free
+ * for the common case of distinct names; p->label_filter is cleared with
+ * p->nscratch. */
+static inline int scratch_add(expo_parser *p, const char *at, ndt_str name, ndt_str value,
+                              ndt_str family)
+{
+    uint64_t bit = UINT64_C(1) << ((name.len * 7 + (unsigned char)name.ptr[name.len - 1]) & 63);
+    if ((p->label_filter & bit) && scratch_duplicate(p, at, name, family) != NDT_OK)
+        return NDT_ERROR;
     if (p->nscratch == INGEST_EXPO_MAX_LABELS)
         return expo_fail(p, at, "too many labels (more than %d)", INGEST_EXPO_MAX_LABELS);
+    p->label_filter |= bit;
     p->scratch[p->nscratch].name = name;
     p->scratch[p->nscratch].value = value;
     p->nscratch++;
@@ -692,6 +708,7 @@ static int scratch_commit(expo_parser *p, const char *at, const ingest_label **o
     memcpy(labels, p->scratch, p->nscratch * sizeof(*labels));
     *out = labels;
     p->nscratch = 0;
+    p->label_filter = 0;
     return NDT_OK;
 }
 
@@ -740,12 +757,8 @@ static void sample_from_family(ingest_sample *s, const expo_family *f, uint32_t 
 
 /* The Go parser's setOrCreateCurrentMF: exact name, then a summary without
  * _count/_sum, then a histogram without _bucket/_count/_sum, else new. */
-static int text_resolve(expo_parser *p, ndt_str name, size_t *out)
+static int text_resolve_slow(expo_parser *p, ndt_str name, size_t *out)
 {
-    if (p->cache_valid && str_eq_inline(p->cache_name, name)) {
-        *out = p->cache_family;
-        return NDT_OK;
-    }
     uint32_t hash = family_hash(name.ptr, name.len);
     expo_family *f = family_lookup_hashed(p, name.ptr, name.len, hash, out);
     if (!f) {
@@ -773,6 +786,15 @@ static int text_resolve(expo_parser *p, ndt_str name, size_t *out)
     p->cache_family = *out;
     p->cache_valid = 1;
     return NDT_OK;
+}
+
+static inline int text_resolve(expo_parser *p, ndt_str name, size_t *out)
+{
+    if (p->cache_valid && str_eq_inline(p->cache_name, name)) {
+        *out = p->cache_family;
+        return NDT_OK;
+    }
+    return text_resolve_slow(p, name, out);
 }
 
 static int text_labels(expo_parser *p, const expo_family *f, const char **sp, const char *e)
@@ -865,6 +887,7 @@ static int text_sample(expo_parser *p, const char *s, const char *e)
 
     s = skip_blank(s, e);
     p->nscratch = 0;
+    p->label_filter = 0;
     if (s < e && *s == '{') {
         s++;
         if (text_labels(p, f, &s, e) != NDT_OK)
@@ -1337,6 +1360,7 @@ static int om_sample(expo_parser *p, const char *s, const char *e)
     f->flags |= FAMILY_HAS_SAMPLES;
 
     p->nscratch = 0;
+    p->label_filter = 0;
     if (s < e && *s == '{') {
         s++;
         if (om_labels(p, &s, e, f->name) != NDT_OK)
