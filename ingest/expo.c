@@ -788,6 +788,15 @@ static int text_resolve_slow(expo_parser *p, ndt_str name, size_t *out)
     return NDT_OK;
 }
 
+/* Does the line at s start with the previous sample's name (and then
+ * something that cannot continue a name)? */
+static inline int text_same_name(const expo_parser *p, const char *s, const char *e)
+{
+    size_t n = p->cache_name.len;
+    return p->cache_valid && (size_t)(e - s) > n && !char_is(s[n], CC_METRIC) &&
+           str_eq_inline(p->cache_name, (ndt_str){ s, n });
+}
+
 static inline int text_resolve(expo_parser *p, ndt_str name, size_t *out)
 {
     if (p->cache_valid && str_eq_inline(p->cache_name, name)) {
@@ -797,17 +806,53 @@ static inline int text_resolve(expo_parser *p, ndt_str name, size_t *out)
     return text_resolve_slow(p, name, out);
 }
 
+/* Moves s to c, across blanks; NULL (error set) if something else is
+ * there.  The direct hit is tested first: labels are rarely spaced. */
+static inline const char *text_expect(expo_parser *p, const char *s, const char *e, char c,
+                                      const char *what)
+{
+    char q[16];
+    if (s < e && *s == c)
+        return s;
+    s = skip_blank(s, e);
+    if (s < e && *s == c)
+        return s;
+    if (s == e && !p->line_complete)
+        expo_fail_eof(p, s);
+    else
+        expo_fail(p, s, "%s, found %s", what, expo_quote_char(q, sizeof(q), s, e));
+    return NULL;
+}
+
+/* le (histogram) and quantile (summary) must be floats, as in Go. */
+static int text_check_bound(expo_parser *p, const expo_family *f, ndt_str name, ndt_str value,
+                            const char *at)
+{
+    char q[80];
+    double bound;
+    const char *label = NULL;
+    if (f->type == INGEST_TYPE_HISTOGRAM && ndt_str_eq_cstr(name, "le"))
+        label = "le";
+    else if (f->type == INGEST_TYPE_SUMMARY && ndt_str_eq_cstr(name, "quantile"))
+        label = "quantile";
+    if (label && ingest_number_parse_float(value.ptr, value.len, &bound) != NDT_OK)
+        return expo_fail(p, at, "expected float as value for '%s' label, got %s", label,
+                         expo_quote(q, sizeof(q), value.ptr, value.len));
+    return NDT_OK;
+}
+
 static int text_labels(expo_parser *p, const expo_family *f, const char **sp, const char *e)
 {
     const char *s = *sp;
     char q[80];
-    int histogram = f->type == INGEST_TYPE_HISTOGRAM;
-    int summary = f->type == INGEST_TYPE_SUMMARY;
+    int bounded = f->type == INGEST_TYPE_HISTOGRAM || f->type == INGEST_TYPE_SUMMARY;
 
     for (;;) {
-        s = skip_blank(s, e);
-        if (s < e && *s == '}')
-            break;
+        if (!(s < e && char_is(*s, CC_LABEL_START))) {
+            s = skip_blank(s, e);
+            if (s < e && *s == '}')
+                break;
+        }
         const char *ln = s;
         s = scan_label_name(s, e);
         if (s == ln) {
@@ -817,39 +862,25 @@ static int text_labels(expo_parser *p, const expo_family *f, const char **sp, co
                              expo_quote(q, sizeof(q), f->name.ptr, f->name.len));
         }
         ndt_str name = { ln, (size_t)(s - ln) };
-        if (ndt_str_eq_cstr(name, "__name__"))
+        if (name.len == 8 && ndt_str_eq_cstr(name, "__name__"))
             return expo_fail(p, ln, "label name \"__name__\" is reserved");
-        s = skip_blank(s, e);
-        if (s == e || *s != '=') {
-            if (s == e && !p->line_complete)
-                return expo_fail_eof(p, s);
-            return expo_fail(p, s, "expected '=' after label name, found %s",
-                             expo_quote_char(q, sizeof(q), s, e));
-        }
-        s = skip_blank(s + 1, e);
-        if (s == e || *s != '"') {
-            if (s == e && !p->line_complete)
-                return expo_fail_eof(p, s);
-            return expo_fail(p, s, "expected '\"' at start of label value, found %s",
-                             expo_quote_char(q, sizeof(q), s, e));
-        }
+        s = text_expect(p, s, e, '=', "expected '=' after label name");
+        if (!s)
+            return NDT_ERROR;
+        s = text_expect(p, s + 1, e, '"', "expected '\"' at start of label value");
+        if (!s)
+            return NDT_ERROR;
         const char *vstart = s;
         ndt_str value;
         s = read_label_value(p, s + 1, e, &value);
         if (!s)
             return NDT_ERROR;
-        double bound;
-        if (histogram && ndt_str_eq_cstr(name, "le") &&
-            ingest_number_parse_float(value.ptr, value.len, &bound) != NDT_OK)
-            return expo_fail(p, vstart, "expected float as value for 'le' label, got %s",
-                             expo_quote(q, sizeof(q), value.ptr, value.len));
-        if (summary && ndt_str_eq_cstr(name, "quantile") &&
-            ingest_number_parse_float(value.ptr, value.len, &bound) != NDT_OK)
-            return expo_fail(p, vstart, "expected float as value for 'quantile' label, got %s",
-                             expo_quote(q, sizeof(q), value.ptr, value.len));
+        if (bounded && text_check_bound(p, f, name, value, vstart) != NDT_OK)
+            return NDT_ERROR;
         if (scratch_add(p, ln, name, value, f->name) != NDT_OK)
             return NDT_ERROR;
-        s = skip_blank(s, e);
+        if (!(s < e && (*s == ',' || *s == '}')))
+            s = skip_blank(s, e);
         if (s < e && *s == ',') {
             s++;
             continue;
@@ -872,12 +903,20 @@ static int text_sample(expo_parser *p, const char *s, const char *e)
     size_t fi;
     ingest_sample sample;
 
-    s = scan_metric_name(s, e);
-    if (s == ns)
-        return expo_fail(p, ns, "invalid metric name");
-    ndt_str name = { ns, (size_t)(s - ns) };
-    if (text_resolve(p, name, &fi) != NDT_OK)
-        return NDT_ERROR;
+    ndt_str name;
+    if (text_same_name(p, s, e)) {
+        /* Same metric as the previous sample: no scan, no lookup. */
+        name = (ndt_str){ ns, p->cache_name.len };
+        s += name.len;
+        fi = p->cache_family;
+    } else {
+        s = scan_metric_name(s, e);
+        if (s == ns)
+            return expo_fail(p, ns, "invalid metric name");
+        name = (ndt_str){ ns, (size_t)(s - ns) };
+        if (text_resolve(p, name, &fi) != NDT_OK)
+            return NDT_ERROR;
+    }
     expo_family *f = &p->families[fi];
     if (!(f->flags & FAMILY_HAS_TYPE)) {
         f->flags |= FAMILY_HAS_TYPE;
