@@ -149,9 +149,12 @@ typedef struct expo_parser {
     ndt_str cache_name;
     size_t cache_family;
     int cache_valid;
-    /* OpenMetrics: the family samples currently belong to. */
+    /* OpenMetrics: the family samples currently belong to, and how the
+     * previous sample name (cache_name) relates to it. */
     size_t current;
     int has_current;
+    int om_last_valid;
+    expo_suffix om_last_suffix;
 
     size_t nscratch;
     uint64_t label_filter;         /* see scratch_add */
@@ -394,6 +397,11 @@ static int utf8_valid(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str, *e = s + len;
     while (s < e) {
+#ifdef EXPO_SSE2
+        while (e - s >= 16 &&
+               !_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)s)))
+            s += 16;
+#endif
         while (e - s >= 8) {
             uint64_t w;
             memcpy(&w, s, 8);
@@ -1169,6 +1177,7 @@ static int om_new_family(expo_parser *p, const char *at, ndt_str name)
     if (family_add(p, name, hash, &p->current) != NDT_OK)
         return NDT_ERROR;
     p->has_current = 1;
+    p->om_last_valid = 0;
     return NDT_OK;
 }
 
@@ -1389,12 +1398,24 @@ static int om_sample(expo_parser *p, const char *s, const char *e)
     ingest_sample sample;
     ingest_exemplar *exemplar = NULL;
 
-    s = scan_metric_name(s, e);
-    if (s == ns)
-        return expo_fail(p, ns, "invalid metric name");
-    ndt_str name = { ns, (size_t)(s - ns) };
-    if (om_resolve(p, ns, name, &suffix) != NDT_OK)
-        return NDT_ERROR;
+    ndt_str name;
+    if (p->om_last_valid && text_same_name(p, s, e)) {
+        /* Same name as the previous sample, same family: no scan. */
+        name = (ndt_str){ ns, p->cache_name.len };
+        s += name.len;
+        suffix = p->om_last_suffix;
+    } else {
+        s = scan_metric_name(s, e);
+        if (s == ns)
+            return expo_fail(p, ns, "invalid metric name");
+        name = (ndt_str){ ns, (size_t)(s - ns) };
+        if (om_resolve(p, ns, name, &suffix) != NDT_OK)
+            return NDT_ERROR;
+        p->cache_name = name;
+        p->cache_valid = 1;
+        p->om_last_suffix = suffix;
+        p->om_last_valid = 1;
+    }
     expo_family *f = &p->families[p->current];
     f->flags |= FAMILY_HAS_SAMPLES;
 
