@@ -5,7 +5,8 @@
  * input: the parse ends with a status (no crash, no sanitizer report), an
  * error has a 1-based position and a reason, and every sample handed out
  * is well formed (valid names, readable labels: the callback reads every
- * byte so ASan sees any pointer outside the input or the arena).
+ * byte so ASan sees any pointer outside the input or the arena), and a
+ * successful parse yields exactly one sample per sample line.
  */
 #ifndef FUZZ_EXPO_COMMON_H
 #define FUZZ_EXPO_COMMON_H
@@ -31,9 +32,32 @@ static int fuzz_name_ok(ndt_str s, int metric)
     return 1;
 }
 
-static int fuzz_on_sample(void *ctx, const ingest_sample *s)
+typedef struct fuzz_ctx {
+    unsigned sum;
+    size_t samples;
+} fuzz_ctx;
+
+/* Lines whose first non-blank byte is not '#' (blank lines excluded). */
+static size_t fuzz_sample_lines(const char *buf, size_t size)
 {
-    unsigned *sum = ctx;
+    size_t n = 0;
+    const char *s = buf, *end = buf + size;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *e = nl ? nl : end;
+        while (s < e && (*s == ' ' || *s == '\t'))
+            s++;
+        n += s < e && *s != '#';
+        s = nl ? nl + 1 : end;
+    }
+    return n;
+}
+
+static int fuzz_on_sample(void *arg, const ingest_sample *s)
+{
+    fuzz_ctx *ctx = arg;
+    unsigned *sum = &ctx->sum;
+    ctx->samples++;
     if (!fuzz_name_ok(s->name, 1) || !fuzz_name_ok(s->family, 1) || s->line == 0)
         abort();
     for (size_t i = 0; i < s->nlabels; i++) {
@@ -64,9 +88,11 @@ static void fuzz_expo(const uint8_t *data, size_t size, ingest_expo_format forma
     ndt_arena arena;
     ndt_arena_init(&arena, 4096, 1 << 20);
     ingest_expo_error err;
-    unsigned sum = 0;
-    int rc = ingest_expo_parse(buf, size, format, &arena, fuzz_on_sample, &sum, &err);
+    fuzz_ctx ctx = { 0, 0 };
+    int rc = ingest_expo_parse(buf, size, format, &arena, fuzz_on_sample, &ctx, &err);
     if (rc != NDT_OK && (rc != NDT_ERROR || err.line == 0 || err.col == 0 || !err.reason[0]))
+        abort();
+    if (rc == NDT_OK && ctx.samples != fuzz_sample_lines(buf, size))
         abort();
     ndt_arena_free(&arena);
     free(buf);
