@@ -380,8 +380,8 @@ static int parse_lines(ingest_expo_parser *p, const char *s)
 int ingest_expo_parse(const char *buf, size_t len, ingest_expo_format format, ndt_arena *arena,
                       ingest_expo_sample_fn fn, void *ctx, ingest_expo_error *err)
 {
-    /* The parser state is large (the label scratch) but lives on the
-     * stack: nothing to free, and the scraper's threads have room. */
+    /* The parser state is large (the 16 KiB label scratch) but lives on
+     * the stack: only the family table is heap memory, freed below. */
     ingest_expo_parser p;
     ingest_expo_error unused;
 
