@@ -7,7 +7,7 @@ set -u
 cd "$(dirname "$0")"
 status=0
 for b in *.sh; do
-    case "$b" in lib.sh|run.sh) continue ;; esac
+    case "$b" in lib.sh | run.sh | gen_*.sh) continue ;; esac
     [[ -n "${BENCH:-}" && "$b" != *${BENCH}* ]] && continue
     echo "# bench/$b"
     echo

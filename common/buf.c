@@ -93,7 +93,7 @@ int ndt_buf_append_double(ndt_buf *b, double v)
     if (isinf(v))
         return ndt_buf_append_str(b, v > 0 ? "+Inf" : "-Inf");
     /* Integers print exactly; otherwise find the shortest round-trip form. */
-    if (v == (double)(int64_t)v && fabs(v) < 1e15) {
+    if (fabs(v) < 1e15 && v == (double)(int64_t)v) { /* range first: the cast is UB past int64 */
         snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
         return ndt_buf_append_str(b, tmp);
     }

@@ -6,7 +6,9 @@
  * point into the input buffer; unescaped values, label arrays and
  * exemplars are allocated from the caller's arena.  Everything passed to
  * the callback stays valid until that arena is reset, so the scraper can
- * keep references while it assembles a batch.
+ * keep references while it assembles a batch.  The parser itself keeps no
+ * arena memory across callbacks: a callback that retains nothing may reset
+ * the arena after each sample to parse a huge input in constant memory.
  *
  * The parser is strict in the way promtool and Prometheus's own scrape
  * parsers are (what one rejects, the other should reject too); the first
@@ -21,6 +23,10 @@
 #include "common/arena.h"
 #include "common/ndt.h"
 #include "ingest/sample.h"
+
+/* Bounds: a longer line, or a sample with more labels, is rejected. */
+#define INGEST_EXPO_MAX_LINE (1024 * 1024)
+#define INGEST_EXPO_MAX_LABELS 512
 
 typedef enum ingest_expo_format {
     INGEST_EXPO_TEXT = 0,     /* text/plain; version=0.0.4 */
@@ -37,7 +43,8 @@ typedef struct ingest_expo_error {
  * anything else to stop the parse (ingest_expo_parse then returns it). */
 typedef int (*ingest_expo_sample_fn)(void *ctx, const ingest_sample *sample);
 
-/* Parses buf[0..len).  Returns NDT_OK, NDT_ERROR with *err filled in
+/* Parses buf[0..len).  fn may be NULL (validation only); err may be NULL.
+ * Returns NDT_OK, NDT_ERROR with *err filled in
  * (including when the arena's cap is hit: "out of memory for this scrape"),
  * or whatever non-NDT_OK value the callback returned. */
 int ingest_expo_parse(const char *buf, size_t len, ingest_expo_format format,

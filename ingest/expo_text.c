@@ -1,0 +1,349 @@
+/*
+ * expo_text.c: the Prometheus text format 0.0.4 grammar (one line at a
+ * time, called by expo.c's line loop; see expo.c for what the parser
+ * promises about memory and bounds).
+ *
+ * The verdicts mirror promtool `check metrics` (Go's
+ * expfmt.TextParser), which we compared case by case:
+ *   - Blanks are spaces and tabs, any number of them, also at the start of
+ *     a line and around `{`, `,`, `=`, `}`; `{}` and a trailing comma are
+ *     fine.  CR is not a blank: with CRLF line ends a comment is fine but a
+ *     sample's value or timestamp token ends in "\r" and is rejected, as
+ *     promtool does.  Every non-blank line must end with LF (a missing LF
+ *     on the last line is "unexpected end of input stream").
+ *   - `#` lines other than `# HELP name ...` / `# TYPE name ...` are
+ *     comments (so `# EOF` is one); `# HELP`/`# TYPE` without a name or
+ *     text are ignored, like the Go parser does.
+ *   - Rejected: invalid metric or label names, `__name__` as a label,
+ *     duplicate label names, label values that are not valid UTF-8 or hold
+ *     escapes other than \\ \" \n, HELP escapes other than \\ \n, a second
+ *     HELP or TYPE for a family, a TYPE after samples of the family, an
+ *     unknown type (counter, gauge, histogram, summary, untyped and
+ *     gauge_histogram are known, any case), a missing or non-float value
+ *     (hex floats and `_` are rejected like Go does), a non-integer
+ *     timestamp, anything after the timestamp, an `le` (histogram) or
+ *     `quantile` (summary) label that is not a float.
+ *   - Families are found the Go way: a sample belongs to the family of its
+ *     exact name, else to a summary family named without `_count`/`_sum`,
+ *     else to a histogram family named without `_bucket`/`_count`/`_sum`,
+ *     else it starts an untyped family.  A family may reappear later in
+ *     the file (promtool merges it).
+ *   - Deliberate differences from promtool: duplicate `le`/`quantile`
+ *     labels are rejected (Go ignores them), and the two bounds above.
+ *     A histogram sample without `le` is accepted, as promtool does.
+ * */
+#include "ingest/expo_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ingest/expo_number.h"
+
+/* ---- text format 0.0.4 ---------------------------------------------- */
+
+/* The Go parser's setOrCreateCurrentMF: exact name, then a summary without
+ * _count/_sum, then a histogram without _bucket/_count/_sum, else new. */
+static int text_resolve_slow(ingest_expo_parser *p, ndt_str name, size_t *out)
+{
+    uint32_t hash = ingest_expo_family_hash(name.ptr, name.len);
+    ingest_expo_family *f = ingest_expo_family_lookup_hashed(p, name.ptr, name.len, hash, out);
+    if (!f) {
+        size_t cut = 0;
+        if (expo_str_has_suffix(name, "_count", 6))
+            cut = 6;
+        else if (expo_str_has_suffix(name, "_sum", 4))
+            cut = 4;
+        if (cut) {
+            f = ingest_expo_family_lookup(p, name.ptr, name.len - cut, out);
+            if (f && f->type != INGEST_TYPE_SUMMARY)
+                f = NULL;
+        }
+        if (!f && expo_str_has_suffix(name, "_bucket", 7))
+            cut = 7;
+        if (!f && cut) {
+            f = ingest_expo_family_lookup(p, name.ptr, name.len - cut, out);
+            if (f && f->type != INGEST_TYPE_HISTOGRAM)
+                f = NULL;
+        }
+    }
+    if (!f && ingest_expo_family_add(p, name, hash, out) != NDT_OK)
+        return NDT_ERROR;
+    p->cache_name = name;
+    p->cache_family = *out;
+    p->cache_valid = 1;
+    return NDT_OK;
+}
+
+static inline int text_resolve(ingest_expo_parser *p, ndt_str name, size_t *out)
+{
+    if (p->cache_valid && expo_str_eq_inline(p->cache_name, name)) {
+        *out = p->cache_family;
+        return NDT_OK;
+    }
+    return text_resolve_slow(p, name, out);
+}
+
+/* Moves s to c, across blanks; NULL (error set) if something else is
+ * there.  The direct hit is tested first: labels are rarely spaced. */
+static inline const char *text_expect(ingest_expo_parser *p, const char *s, const char *e, char c,
+                                      const char *what)
+{
+    char q[16];
+    if (s < e && *s == c)
+        return s;
+    s = expo_skip_blank(s, e);
+    if (s < e && *s == c)
+        return s;
+    if (s == e && !p->line_complete)
+        ingest_expo_fail_eof(p, s);
+    else
+        ingest_expo_fail(p, s, "%s, found %s", what, ingest_expo_quote_char(q, sizeof(q), s, e));
+    return NULL;
+}
+
+/* le (histogram) and quantile (summary) must be floats, as in Go. */
+static int text_check_bound(ingest_expo_parser *p, const ingest_expo_family *f, ndt_str name,
+                            ndt_str value, const char *at)
+{
+    char q[80];
+    double bound;
+    const char *label = NULL;
+    if (f->type == INGEST_TYPE_HISTOGRAM && ndt_str_eq_cstr(name, "le"))
+        label = "le";
+    else if (f->type == INGEST_TYPE_SUMMARY && ndt_str_eq_cstr(name, "quantile"))
+        label = "quantile";
+    if (label && ingest_number_parse_float(value.ptr, value.len, &bound) != NDT_OK)
+        return ingest_expo_fail(p, at, "expected float as value for '%s' label, got %s", label,
+                                ingest_expo_quote(q, sizeof(q), value.ptr, value.len));
+    return NDT_OK;
+}
+
+static int text_labels(ingest_expo_parser *p, const ingest_expo_family *f, const char **sp,
+                       const char *e)
+{
+    const char *s = *sp;
+    char q[80];
+    int bounded = f->type == INGEST_TYPE_HISTOGRAM || f->type == INGEST_TYPE_SUMMARY;
+
+    for (;;) {
+        if (!(s < e && expo_char_is(*s, EXPO_CC_LABEL_START))) {
+            s = expo_skip_blank(s, e);
+            if (s < e && *s == '}')
+                break;
+        }
+        const char *ln = s;
+        s = expo_scan_label_name(s, e);
+        if (s == ln) {
+            if (s == e && !p->line_complete)
+                return ingest_expo_fail_eof(p, s);
+            return ingest_expo_fail(p, ln, "invalid label name for metric %s",
+                                    ingest_expo_quote(q, sizeof(q), f->name.ptr, f->name.len));
+        }
+        ndt_str name = { ln, (size_t)(s - ln) };
+        if (name.len == 8 && ndt_str_eq_cstr(name, "__name__"))
+            return ingest_expo_fail(p, ln, "label name \"__name__\" is reserved");
+        s = text_expect(p, s, e, '=', "expected '=' after label name");
+        if (!s)
+            return NDT_ERROR;
+        s = text_expect(p, s + 1, e, '"', "expected '\"' at start of label value");
+        if (!s)
+            return NDT_ERROR;
+        const char *vstart = s;
+        ndt_str value;
+        s = expo_read_label_value(p, s + 1, e, &value);
+        if (!s)
+            return NDT_ERROR;
+        if (bounded && text_check_bound(p, f, name, value, vstart) != NDT_OK)
+            return NDT_ERROR;
+        if (expo_scratch_add(p, ln, name, value, f->name) != NDT_OK)
+            return NDT_ERROR;
+        if (!(s < e && (*s == ',' || *s == '}')))
+            s = expo_skip_blank(s, e);
+        if (s < e && *s == ',') {
+            s++;
+            continue;
+        }
+        if (s < e && *s == '}')
+            break;
+        if (s == e && !p->line_complete)
+            return ingest_expo_fail_eof(p, s);
+        return ingest_expo_fail(p, s, "unexpected end of label value %s",
+                                ingest_expo_quote(q, sizeof(q), value.ptr, value.len));
+    }
+    *sp = expo_skip_blank(s + 1, e);
+    return NDT_OK;
+}
+
+static int text_sample(ingest_expo_parser *p, const char *s, const char *e)
+{
+    char q[80];
+    const char *ns = s;
+    size_t fi;
+    ingest_sample sample;
+
+    ndt_str name;
+    if (expo_same_name(p, s, e)) {
+        /* Same metric as the previous sample: no scan, no lookup. */
+        name = (ndt_str){ ns, p->cache_name.len };
+        s += name.len;
+        fi = p->cache_family;
+    } else {
+        s = expo_scan_metric_name(s, e);
+        if (s == ns)
+            return ingest_expo_fail(p, ns, "invalid metric name");
+        name = (ndt_str){ ns, (size_t)(s - ns) };
+        if (text_resolve(p, name, &fi) != NDT_OK)
+            return NDT_ERROR;
+    }
+    ingest_expo_family *f = &p->families[fi];
+    if (!(f->flags & EXPO_FAMILY_HAS_TYPE)) {
+        f->flags |= EXPO_FAMILY_HAS_TYPE;
+        f->type = INGEST_TYPE_UNKNOWN;
+    }
+    f->flags |= EXPO_FAMILY_HAS_SAMPLES;
+
+    s = expo_skip_blank(s, e);
+    p->nscratch = 0;
+    p->label_filter = 0;
+    if (s < e && *s == '{') {
+        s++;
+        if (text_labels(p, f, &s, e) != NDT_OK)
+            return NDT_ERROR;
+    }
+    expo_sample_from_family(&sample, f, p->line);
+    sample.name = name;
+
+    const char *vs = s;
+    s = ingest_number_scan_decimal(vs, e, &sample.value);
+    if (s && (s == e || expo_is_blank(*s)))
+        goto value_done; /* the common case: one pass over the digits */
+    s = expo_scan_until_blank(vs, e);
+    if (ingest_number_parse_float(vs, (size_t)(s - vs), &sample.value) != NDT_OK) {
+        if (s == e && !p->line_complete)
+            return ingest_expo_fail_eof(p, s);
+        return ingest_expo_fail(p, vs, "expected float as value, got %s",
+                                ingest_expo_quote(q, sizeof(q), vs, (size_t)(s - vs)));
+    }
+value_done:
+    if (s < e) {
+        const char *ts = expo_skip_blank(s, e);
+        s = expo_scan_until_blank(ts, e);
+        if (ingest_number_parse_int64(ts, (size_t)(s - ts), &sample.timestamp_ms) != NDT_OK) {
+            if (s == e && !p->line_complete)
+                return ingest_expo_fail_eof(p, s);
+            return ingest_expo_fail(p, ts, "expected integer as timestamp, got %s",
+                                    ingest_expo_quote(q, sizeof(q), ts, (size_t)(s - ts)));
+        }
+        if (s < e)
+            return ingest_expo_fail(p, s, "spurious string after timestamp: %s",
+                                    ingest_expo_quote(q, sizeof(q), s, (size_t)(e - s)));
+    }
+    if (ingest_expo_scratch_commit(p, ns, &sample.labels, &sample.nlabels) != NDT_OK)
+        return NDT_ERROR;
+    return expo_emit(p, &sample, e);
+}
+
+/* Lower-case word against any-case input (strncasecmp, minus locale). */
+static int ascii_case_eq(const char *word, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c + ('a' - 'A'));
+        if (c != word[i])
+            return 0;
+    }
+    return 1;
+}
+
+static int text_type_from(const char *s, size_t len, uint8_t *type)
+{
+    static const struct {
+        const char *name;
+        size_t len;
+        ingest_metric_type type;
+    } types[] = {
+        { "counter", 7, INGEST_TYPE_COUNTER },
+        { "gauge", 5, INGEST_TYPE_GAUGE },
+        { "histogram", 9, INGEST_TYPE_HISTOGRAM },
+        { "summary", 7, INGEST_TYPE_SUMMARY },
+        { "untyped", 7, INGEST_TYPE_UNKNOWN },
+        { "gauge_histogram", 15, INGEST_TYPE_GAUGE_HISTOGRAM },
+    };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(types); i++) {
+        if (types[i].len == len && ascii_case_eq(types[i].name, s, len)) {
+            *type = (uint8_t)types[i].type;
+            return NDT_OK;
+        }
+    }
+    return NDT_ERROR;
+}
+
+/* Ends a comment line: fine if it had its LF. */
+static int text_comment_done(ingest_expo_parser *p, const char *e)
+{
+    return p->line_complete ? NDT_OK : ingest_expo_fail_eof(p, e);
+}
+
+static int text_comment(ingest_expo_parser *p, const char *s, const char *e)
+{
+    char q[80];
+    s = expo_skip_blank(s + 1, e);
+    const char *kw = s;
+    /* Only "HELP" or "TYPE" followed by a blank matter; anything else is
+     * a comment whose bytes need no look. */
+    if (e - s < 5 || !expo_is_blank(s[4]))
+        return text_comment_done(p, e);
+    int help = memcmp(kw, "HELP", 4) == 0;
+    int type = !help && memcmp(kw, "TYPE", 4) == 0;
+    if (!help && !type)
+        return text_comment_done(p, e);
+    s = expo_skip_blank(s + 4, e);
+    const char *ns = s;
+    s = expo_scan_metric_name(s, e);
+    if (s == e)
+        return text_comment_done(p, e);
+    if (!expo_is_blank(*s))
+        return ingest_expo_fail(p, ns, "invalid metric name in comment");
+    size_t fi;
+    if (text_resolve(p, (ndt_str){ ns, (size_t)(s - ns) }, &fi) != NDT_OK)
+        return NDT_ERROR;
+    /* The cache stays valid: a name's family never changes once found
+     * (exact names win, and a stripped match is already typed). */
+    s = expo_skip_blank(s, e);
+    if (s == e)
+        return text_comment_done(p, e);
+    ingest_expo_family *f = &p->families[fi];
+    if (help) {
+        if (f->flags & EXPO_FAMILY_HAS_HELP)
+            return ingest_expo_fail(p, kw, "second HELP line for metric name %s",
+                                    ingest_expo_quote(q, sizeof(q), f->name.ptr, f->name.len));
+        if (ingest_expo_check_help_escapes(p, s, e, 0) != NDT_OK)
+            return NDT_ERROR;
+        f->help = (ndt_str){ s, (size_t)(e - s) };
+        f->flags |= EXPO_FAMILY_HAS_HELP;
+        return text_comment_done(p, e);
+    }
+    if (f->flags & EXPO_FAMILY_HAS_TYPE)
+        return ingest_expo_fail(
+            p, kw, "second TYPE line for metric name %s, or TYPE reported after samples",
+            ingest_expo_quote(q, sizeof(q), f->name.ptr, f->name.len));
+    if (text_type_from(s, (size_t)(e - s), &f->type) != NDT_OK) {
+        if (!p->line_complete)
+            return ingest_expo_fail_eof(p, e);
+        return ingest_expo_fail(p, s, "unknown metric type %s",
+                                ingest_expo_quote(q, sizeof(q), s, (size_t)(e - s)));
+    }
+    f->flags |= EXPO_FAMILY_HAS_TYPE;
+    return text_comment_done(p, e);
+}
+
+int ingest_expo_text_line(ingest_expo_parser *p, const char *s, const char *e)
+{
+    s = expo_skip_blank(s, e);
+    if (s == e)
+        return NDT_OK; /* blank line, or trailing blanks at the very end */
+    if (*s == '#')
+        return text_comment(p, s, e);
+    return text_sample(p, s, e);
+}

@@ -1,0 +1,15 @@
+/*
+ * fuzz_expo_openmetrics.c: libFuzzer target for the OpenMetrics 1.0
+ * parser.  See fuzz_expo_common.h for what is checked.
+ *
+ * fuzz-sources: common/arena.c ingest/expo.c ingest/expo_text.c ingest/expo_om.c ingest/expo_number.c ingest/sample.c
+ */
+#include "fuzz_expo_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_expo(data, size, INGEST_EXPO_OPENMETRICS);
+    return 0;
+}
