@@ -96,7 +96,8 @@ int main(int argc, char **argv)
     double start = bench_now(), elapsed;
     do {
         for (int k = 0; k < 16 && (!max_rounds || (long)rounds < max_rounds); k++, rounds++) {
-            if (ingest_expo_parse(data, len, format, &arena, bench_on_sample, &ctx, &err) != NDT_OK) {
+            if (ingest_expo_parse(data, len, format, &arena, bench_on_sample, &ctx, &err) !=
+                NDT_OK) {
                 fprintf(stderr, "bench_expo: %s:%u:%u: %s\n", path, err.line, err.col, err.reason);
                 return 1;
             }

@@ -29,11 +29,11 @@
 #include "common/buf.h"
 #include "ingest/expo.h"
 
-#define CHECK_STDIN_LIMIT ((size_t)1 << 30)   /* 1 GiB from a pipe */
-#define CHECK_ARENA_CAP ((size_t)64 << 20)    /* one sample never needs more */
-#define CHECK_RELEASE_STEP ((size_t)8 << 20)  /* give back parsed pages every 8 MiB */
+#define CHECK_STDIN_LIMIT ((size_t)1 << 30)  /* 1 GiB from a pipe */
+#define CHECK_ARENA_CAP ((size_t)64 << 20)   /* one sample never needs more */
+#define CHECK_RELEASE_STEP ((size_t)8 << 20) /* give back parsed pages every 8 MiB */
 
-static const char check_usage[] =
+static const char cli_check_usage[] =
     "usage: ndtpipe check metrics [--openmetrics] [--dump] [FILE|-]\n"
     "\n"
     "Validates a Prometheus exposition like `promtool check metrics`: exit 0 if\n"
@@ -43,26 +43,26 @@ static const char check_usage[] =
     "  --openmetrics    the input is OpenMetrics 1.0 text (default: text 0.0.4)\n"
     "  --dump           print every parsed sample as one JSON line on stdout\n" CLI_COMMON_HELP;
 
-typedef struct check_input {
+typedef struct cli_check_input {
     const char *data;
     size_t len;
-    void *map;          /* mmap'ed region, or NULL */
+    void *map; /* mmap'ed region, or NULL */
     size_t map_len;
-    ndt_buf buf;        /* stdin pipe contents */
-} check_input;
+    ndt_buf buf; /* stdin pipe contents */
+} cli_check_input;
 
-typedef struct check_ctx {
+typedef struct cli_check_ctx {
     ndt_arena *arena;
     int dump;
     size_t samples;
     ndt_buf out;
-    const char *map;     /* for releasing parsed pages */
-    size_t released;     /* bytes of map already given back */
-} check_ctx;
+    const char *map; /* for releasing parsed pages */
+    size_t released; /* bytes of map already given back */
+} cli_check_ctx;
 
 /* ---- input ---------------------------------------------------------- */
 
-static int check_map_fd(int fd, check_input *in, char *err, size_t errlen)
+static int cli_check_map_fd(int fd, cli_check_input *in, char *err, size_t errlen)
 {
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -88,7 +88,7 @@ static int check_map_fd(int fd, check_input *in, char *err, size_t errlen)
     return NDT_OK;
 }
 
-static int check_read_fd(int fd, check_input *in, char *err, size_t errlen)
+static int cli_check_read_fd(int fd, cli_check_input *in, char *err, size_t errlen)
 {
     ndt_buf_init(&in->buf, CHECK_STDIN_LIMIT);
     for (;;) {
@@ -115,7 +115,7 @@ static int check_read_fd(int fd, check_input *in, char *err, size_t errlen)
     return NDT_OK;
 }
 
-static int check_open(const char *path, check_input *in, char *err, size_t errlen)
+static int cli_check_open(const char *path, cli_check_input *in, char *err, size_t errlen)
 {
     int fd = 0, rc;
     memset(in, 0, sizeof(*in));
@@ -126,15 +126,15 @@ static int check_open(const char *path, check_input *in, char *err, size_t errle
             return NDT_ERROR;
         }
     }
-    rc = check_map_fd(fd, in, err, errlen);
+    rc = cli_check_map_fd(fd, in, err, errlen);
     if (rc == NDT_AGAIN)
-        rc = check_read_fd(fd, in, err, errlen);
+        rc = cli_check_read_fd(fd, in, err, errlen);
     if (fd != 0)
         close(fd);
     return rc;
 }
 
-static void check_close(check_input *in)
+static void cli_check_close(cli_check_input *in)
 {
     if (in->map)
         munmap(in->map, in->map_len);
@@ -189,7 +189,7 @@ static void json_labels(ndt_buf *b, const ingest_label *labels, size_t n)
     ndt_buf_append_char(b, '}');
 }
 
-static void check_dump_sample(ndt_buf *b, const ingest_sample *s)
+static void cli_check_dump_sample(ndt_buf *b, const ingest_sample *s)
 {
     ndt_buf_append_str(b, "{\"name\":");
     json_string(b, s->name);
@@ -230,7 +230,7 @@ static void check_dump_sample(ndt_buf *b, const ingest_sample *s)
 /* Gives the pages before this sample back to the kernel: they are clean
  * file pages, so if the parser looks at one again (a family name) it is
  * simply read back from the page cache. */
-static void check_release_behind(check_ctx *c, const char *pos)
+static void cli_check_release_behind(cli_check_ctx *c, const char *pos)
 {
     if (!c->map || pos < c->map)
         return;
@@ -245,33 +245,33 @@ static void check_release_behind(check_ctx *c, const char *pos)
     }
 }
 
-static int check_on_sample(void *ctx, const ingest_sample *s)
+static int cli_check_on_sample(void *ctx, const ingest_sample *s)
 {
-    check_ctx *c = ctx;
+    cli_check_ctx *c = ctx;
     c->samples++;
     if (c->dump) {
         ndt_buf_reset(&c->out);
-        check_dump_sample(&c->out, s);
+        cli_check_dump_sample(&c->out, s);
         fwrite(c->out.data, 1, c->out.len, stdout);
     }
-    check_release_behind(c, s->name.ptr);
+    cli_check_release_behind(c, s->name.ptr);
     ndt_arena_reset(c->arena); /* nothing is kept: see expo.h */
     return NDT_OK;
 }
 
-static int check_metrics(const char *path, ingest_expo_format format, int dump)
+static int cli_check_metrics(const char *path, ingest_expo_format format, int dump)
 {
     const char *shown = strcmp(path, "-") == 0 ? "stdin" : path;
     char err[NDT_ERRBUF_SIZE];
-    check_input in;
+    cli_check_input in;
     ndt_arena arena;
     ingest_expo_error perr;
-    check_ctx ctx = { 0 };
+    cli_check_ctx ctx = { 0 };
     int exit_code = NDT_EXIT_OK;
 
-    if (check_open(path, &in, err, sizeof(err)) != NDT_OK) {
+    if (cli_check_open(path, &in, err, sizeof(err)) != NDT_OK) {
         fprintf(stderr, "ndtpipe check metrics: %s: %s\n", shown, err);
-        check_close(&in);
+        cli_check_close(&in);
         return NDT_EXIT_FAILURE;
     }
     ndt_arena_init(&arena, 64 * 1024, CHECK_ARENA_CAP);
@@ -280,7 +280,8 @@ static int check_metrics(const char *path, ingest_expo_format format, int dump)
     ctx.dump = dump;
     ctx.map = in.map;
 
-    if (ingest_expo_parse(in.data, in.len, format, &arena, check_on_sample, &ctx, &perr) != NDT_OK) {
+    if (ingest_expo_parse(in.data, in.len, format, &arena, cli_check_on_sample, &ctx, &perr) !=
+        NDT_OK) {
         fprintf(stderr, "%s:%u:%u: %s\n", shown, perr.line, perr.col, perr.reason);
         exit_code = NDT_EXIT_FAILURE;
     }
@@ -290,7 +291,7 @@ static int check_metrics(const char *path, ingest_expo_format format, int dump)
     }
     ndt_buf_free(&ctx.out);
     ndt_arena_free(&arena);
-    check_close(&in);
+    cli_check_close(&in);
     return exit_code;
 }
 
@@ -311,7 +312,7 @@ int cli_cmd_check(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
         case 'h':
-            fputs(check_usage, stdout);
+            fputs(cli_check_usage, stdout);
             return NDT_EXIT_OK;
         case OPT_OPENMETRICS:
             format = INGEST_EXPO_OPENMETRICS;
@@ -336,5 +337,5 @@ int cli_cmd_check(int argc, char **argv)
     optind++;
     if (argc - optind > 1)
         return cli_usage_error("check", "expected at most one FILE");
-    return check_metrics(optind < argc ? argv[optind] : "-", format, dump);
+    return cli_check_metrics(optind < argc ? argv[optind] : "-", format, dump);
 }

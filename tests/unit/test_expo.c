@@ -175,12 +175,12 @@ static const struct {
 } text_invalid[] = {
     { "textfile/no_metric_files/non_matching_file.txt", 1 },
     { "textfile/two_metric_files/non_matching_file.txt", 1 },
-    { "prometheus/1histogram.om.txt", 45 },        /* no LF after # EOF */
-    { "prometheus/alltypes.5mfs.om.txt", 19 },     /* exemplar */
+    { "prometheus/1histogram.om.txt", 45 },                   /* no LF after # EOF */
+    { "prometheus/alltypes.5mfs.om.txt", 19 },                /* exemplar */
     { "prometheus/dump-openmetrics-roundtrip-test.prom", 1 }, /* float ts */
     { "prometheus/dump-openmetrics-test.prom", 1 },
-    { "telegraf/dovecot/expected_v1.out", 1 },     /* line protocol */
-    { "telegraf/dovecot/input.txt", 5 },           /* type info */
+    { "telegraf/dovecot/expected_v1.out", 1 }, /* line protocol */
+    { "telegraf/dovecot/input.txt", 5 },       /* type info */
 };
 
 /* OpenMetrics files and their verdict under --openmetrics. */
@@ -535,7 +535,8 @@ static const bad_case bad_cases[] = {
     { "# TYPE foo counter\n# TYPE foo gauge\nfoo 1\n", INGEST_EXPO_TEXT, 2, 3, "second TYPE line" },
     { "# HELP foo a\n# HELP foo b\n", INGEST_EXPO_TEXT, 2, 3, "second HELP line" },
     { "foo 1\n# TYPE foo counter\n", INGEST_EXPO_TEXT, 2, 3, "TYPE reported after samples" },
-    { "# TYPE s summary\ns_count 1\n# TYPE s_count gauge\n", INGEST_EXPO_TEXT, 3, 3, "second TYPE" },
+    { "# TYPE s summary\ns_count 1\n# TYPE s_count gauge\n", INGEST_EXPO_TEXT, 3, 3,
+      "second TYPE" },
     { "1foo 1\n", INGEST_EXPO_TEXT, 1, 1, "invalid metric name" },
     { "foo{1a=\"x\"} 1\n", INGEST_EXPO_TEXT, 1, 5, "invalid label name" },
     { "foo{__name__=\"x\"} 1\n", INGEST_EXPO_TEXT, 1, 5, "reserved" },
@@ -576,20 +577,27 @@ static const bad_case bad_cases[] = {
     { "foo 1\r\n# EOF\n", INGEST_EXPO_OPENMETRICS, 1, 5, "expected number as value" },
     { "foo{a=\"1\",} 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 1, 11, "trailing comma" },
     { "foo{a=\"1\", b=\"2\"} 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 1, 11, "invalid label name" },
-    { "# TYPE foo counter\nfoo 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 1, "not valid in counter family" },
-    { "# TYPE foo counter\nfoo_count 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 1, "not valid in counter" },
+    { "# TYPE foo counter\nfoo 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 1,
+      "not valid in counter family" },
+    { "# TYPE foo counter\nfoo_count 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 1,
+      "not valid in counter" },
     { "# TYPE foo gauge\n# TYPE foo gauge\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 3, "second TYPE" },
-    { "# TYPE foo gauge\nfoo 1\n# HELP foo x\n# EOF\n", INGEST_EXPO_OPENMETRICS, 3, 3, "after its samples" },
+    { "# TYPE foo gauge\nfoo 1\n# HELP foo x\n# EOF\n", INGEST_EXPO_OPENMETRICS, 3, 3,
+      "after its samples" },
     { "a 1\nb 1\na 2\n# EOF\n", INGEST_EXPO_OPENMETRICS, 3, 1, "interleaved" },
-    { "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_total 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 3, 1, "not valid in histogram" },
+    { "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_total 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 3, 1,
+      "not valid in histogram" },
     { "# TYPE foo Counter\n# EOF\n", INGEST_EXPO_OPENMETRICS, 1, 12, "unknown metric type" },
     { "# UNIT foo_bytes seconds\n# EOF\n", INGEST_EXPO_OPENMETRICS, 1, 18, "not a suffix" },
     { "# HELP foo a \\q\n# EOF\n", INGEST_EXPO_OPENMETRICS, 1, 14, "invalid escape" },
     { "# TYPE h histogram\nh_bucket 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 1, "without 'le'" },
     { "# TYPE s summary\ns 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 1, "without 'quantile'" },
-    { "# TYPE g gauge\ng 1 # {a=\"1\"} 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 5, "exemplars are only allowed" },
-    { "# TYPE c counter\nc_total 1 # {a=\"1\"}\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 20, "expected a space before the value" },
-    { "# TYPE c counter\nc_total 1 # {a=\"1\"} 1 2 3\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 24, "after the exemplar" },
+    { "# TYPE g gauge\ng 1 # {a=\"1\"} 1\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 5,
+      "exemplars are only allowed" },
+    { "# TYPE c counter\nc_total 1 # {a=\"1\"}\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 20,
+      "expected a space before the value" },
+    { "# TYPE c counter\nc_total 1 # {a=\"1\"} 1 2 3\n# EOF\n", INGEST_EXPO_OPENMETRICS, 2, 24,
+      "after the exemplar" },
     { "foo 1 NaN\n# EOF\n", INGEST_EXPO_OPENMETRICS, 1, 7, "expected timestamp" },
     { "foo 1 1 x\n# EOF\n", INGEST_EXPO_OPENMETRICS, 1, 8, "unexpected text after the sample" },
     { "foo{a=\"1\"} 1\n# EOF extra\n", INGEST_EXPO_OPENMETRICS, 2, 1, "only '# HELP'" },
@@ -700,8 +708,8 @@ static void callback_can_stop_the_parse(void **state)
     assert_int_equal(p.c.n, 2);
     parsed_free(&p);
     /* A NULL callback only validates. */
-    assert_int_equal(ingest_expo_parse(in, strlen(in), INGEST_EXPO_TEXT, &p.arena, NULL, NULL, NULL),
-                     NDT_OK);
+    assert_int_equal(
+        ingest_expo_parse(in, strlen(in), INGEST_EXPO_TEXT, &p.arena, NULL, NULL, NULL), NDT_OK);
 }
 
 /* ---- numbers -------------------------------------------------------- */
@@ -732,15 +740,16 @@ static void numbers_are_bit_exact_with_strtod(void **state)
         if (memcmp(&want, &got, sizeof(got)) != 0)
             fail_msg("%s: got %.17g want %.17g", buf, got, want);
     }
-    static const char *specials[] = { "Inf", "+inf", "-Infinity", "INF", "NaN", "nan", "1e-400",
-                                      ".5", "5.", "-0", "0.1", "1.7976931348623157e308" };
+    static const char *specials[] = { "Inf", "+inf", "-Infinity", "INF",
+                                      "NaN", "nan",  "1e-400",    ".5",
+                                      "5.",  "-0",   "0.1",       "1.7976931348623157e308" };
     for (size_t i = 0; i < NDT_ARRAY_LEN(specials); i++) {
         double v;
         if (ingest_number_parse_float(specials[i], strlen(specials[i]), &v) != NDT_OK)
             fail_msg("%s rejected", specials[i]);
     }
-    static const char *bad[] = { "", "+", ".", "e5", "1e", "1e+", "0x10", "1_0", "+nan", "infx",
-                                 "1.2.3", "1e309", "--1", " 1", "1 " };
+    static const char *bad[] = { "",     "+",    ".",     "e5",    "1e",  "1e+", "0x10", "1_0",
+                                 "+nan", "infx", "1.2.3", "1e309", "--1", " 1",  "1 " };
     for (size_t i = 0; i < NDT_ARRAY_LEN(bad); i++) {
         double v;
         if (ingest_number_parse_float(bad[i], strlen(bad[i]), &v) != NDT_ERROR)
@@ -796,7 +805,8 @@ static void content_type_selects_the_parser(void **state)
     assert_int_equal(ingest_expo_format_from_content_type("application/openmetrics-textual"),
                      INGEST_EXPO_TEXT);
     assert_int_equal(ingest_expo_format_from_content_type(NULL), INGEST_EXPO_TEXT);
-    assert_non_null(strstr(INGEST_EXPO_ACCEPT_HEADER, "application/openmetrics-text;version=1.0.0"));
+    assert_non_null(
+        strstr(INGEST_EXPO_ACCEPT_HEADER, "application/openmetrics-text;version=1.0.0"));
 }
 
 int main(void)
