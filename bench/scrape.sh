@@ -6,8 +6,9 @@
 #     node-exporter exposition served by nginx) at 20 ms, side by side in the
 #     same run.  Each one's CPU time (from /proc) is divided by the samples it
 #     says it scraped (its own counter).
-#  2. Timing: ndtpipe alone scraping 10, 100 and 500 small targets at 20 ms:
-#     |actual - scheduled start| p50 / p99 and missed ticks.
+#  2. Timing: ndtpipe alone scraping 10, 100 and 500 small targets at 20 ms
+#     (and 500 at 100 ms): |actual - scheduled start| p50 / p99 and missed
+#     ticks.  BENCH_TIMING_RUNS="targets:interval ..." picks other runs.
 #
 # BENCH_SECONDS (default 30) sets each run's length; BENCH_TARGETS (default
 # 10) the target count of part 1.
@@ -90,24 +91,27 @@ echo "ndtpipe stats: $(cat "$B/ndt-stats.json")"
 kill "$VMAGENT_PID" "$PROM_PID" 2>/dev/null
 echo
 
-echo "## Scrape start timing at 20 ms (small targets, ${SECONDS_PER_RUN} s each)"
+echo "## Scrape start timing (small targets, ${SECONDS_PER_RUN} s each)"
 echo
 printf '# HELP demo_value A value.\n# TYPE demo_value gauge\n' >"$B/small.prom"
 for i in $(seq 1 10); do echo "demo_value{shard=\"$i\"} $i"; done >>"$B/small.prom"
-echo "| targets | scrapes | start error p50 (us) | p99 (us) | max (us) | missed ticks |"
-echo "|---|---|---|---|---|---|"
-for n in 10 100 500; do
+echo "| targets | interval | scrapes/s | failed | start error p50 (us) | p99 (us) | max (us) | missed ticks |"
+echo "|---|---|---|---|---|---|---|---|"
+for run in ${BENCH_TIMING_RUNS:-10:20ms 100:20ms 500:20ms 500:100ms}; do
+    n=${run%%:*}
+    interval=${run#*:}
     kill "$(cat "$B/nginx.pid" 2>/dev/null)" 2>/dev/null
     sleep 0.5
     start_nginx_targets "$n" "$B/small.prom"
     TARGETS=$(targets_yaml)
-    printf 'global:\n  scrape_interval: 20ms\n  scrape_timeout: 20ms\nscrape_configs:\n  - job_name: small\n    static_configs:\n      - targets: %s\n' \
-        "$TARGETS" >"$B/timing.yml"
+    printf 'global:\n  scrape_interval: %s\nscrape_configs:\n  - job_name: small\n    static_configs:\n      - targets: %s\n' \
+        "$interval" "$TARGETS" >"$B/timing.yml"
     bg timing "$NDTPIPE" scrape --config "$B/timing.yml" --brokers "$BROKERS" --stats-file "$B/timing-$n.json"
     pid=$BG_PID
     sleep "$SECONDS_PER_RUN"
     kill -TERM "$pid"
     wait "$pid"
-    jq -r --arg n "$n" '"| \($n) | \(.scrapes) | \(.start_jitter_us.p50) | \(.start_jitter_us.p99) | \(.start_jitter_us.max) | \(.missed_ticks) |"' \
+    jq -r --arg n "$n" --arg i "$interval" --arg s "$SECONDS_PER_RUN" \
+        '"| \($n) | \($i) | \(.scrapes / ($s | tonumber) | floor) | \(.scrape_failures) | \(.start_jitter_us.p50) | \(.start_jitter_us.p99) | \(.start_jitter_us.max) | \(.missed_ticks) |"' \
         "$B/timing-$n.json"
 done

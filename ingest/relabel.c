@@ -191,10 +191,26 @@ static int label_cmp(const void *a, const void *b)
     return str_cmp(((const ingest_label *)a)->name, ((const ingest_label *)b)->name);
 }
 
+/* Label sets are small and usually nearly sorted already (expositions list
+ * labels in order): insertion sort is linear then and allocates nothing,
+ * unlike glibc's qsort, which merge-sorts through a malloc'ed buffer. */
+#define LABELSET_INSERTION_SORT_MAX 32
+
 void ingest_labelset_sort(ingest_labelset *ls)
 {
-    if (ls->n > 1)
+    if (ls->n > LABELSET_INSERTION_SORT_MAX) {
         qsort(ls->labels, ls->n, sizeof(ls->labels[0]), label_cmp);
+        return;
+    }
+    for (size_t i = 1; i < ls->n; i++) {
+        ingest_label key = ls->labels[i];
+        size_t j = i;
+        while (j > 0 && str_cmp(ls->labels[j - 1].name, key.name) > 0) {
+            ls->labels[j] = ls->labels[j - 1];
+            j--;
+        }
+        ls->labels[j] = key;
+    }
 }
 
 /* ------------------------------------------------------------------ */

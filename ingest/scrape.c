@@ -210,6 +210,8 @@ static int add_target(ingest_scraper *s, ingest_target_def *def, char *err, size
     t->next_tick_ns = first_tick(ndt_clock_mono_ns(), t->def.interval_ns, t->offset_ns);
     s->targets[s->ntargets++] = t;
     heap_push(s, t);
+    /* Room for every target's connection, and a redirect's, in curl's cache. */
+    ingest_loop_set_connection_cache(s->loop, 2 * s->ntargets + 8);
     return NDT_OK;
 }
 
@@ -389,8 +391,8 @@ static void start_scrape(ingest_scraper *s, ingest_target *t, int64_t now)
 {
     ingest_target_prepare(t, t->next_tick_ns, now);
     record_jitter(s, now - t->next_tick_ns);
-    /* Set before starting: on a kept-alive connection to a fast target the
-     * whole transfer can complete inside ingest_loop_start. */
+    /* Set before starting, so that a completion reported from inside
+     * the loop always finds the flag it clears. */
     t->in_flight = 1;
     if (ingest_loop_start(s->loop, t->easy) != NDT_OK) {
         t->in_flight = 0;
@@ -399,7 +401,9 @@ static void start_scrape(ingest_scraper *s, ingest_target *t, int64_t now)
     }
 }
 
-/* Starts every due scrape and moves each started target to its next tick. */
+/* Starts every scrape due by now and moves each to its next tick.  The
+ * bound is fixed on entry, so a round that takes long cannot keep the loop
+ * here (and away from I/O and the stop flag) by making more targets due. */
 static void run_due(ingest_scraper *s)
 {
     int64_t now = ndt_clock_mono_ns();
@@ -409,7 +413,7 @@ static void run_due(ingest_scraper *s)
             t->counters.missed_ticks++;
             s->totals.missed_ticks++;
         } else {
-            start_scrape(s, t, now);
+            start_scrape(s, t, ndt_clock_mono_ns());
         }
         t->next_tick_ns += t->def.interval_ns;
         /* After a stall (a suspended process, a blocked Kafka queue) skip
@@ -420,7 +424,6 @@ static void run_due(ingest_scraper *s)
             s->totals.missed_ticks++;
         }
         heap_down(s, 0);
-        now = ndt_clock_mono_ns();
     }
 }
 

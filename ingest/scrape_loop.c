@@ -158,10 +158,10 @@ int ingest_loop_start(ingest_loop *loop, CURL *easy)
     if (curl_multi_add_handle(loop->multi, easy) != CURLM_OK)
         return NDT_ERROR;
     loop->in_flight++;
-    /* Kick the transfer off now rather than at the next wake-up: the
-     * request should leave at the scheduled instant. */
-    curl_multi_socket_action(loop->multi, CURL_SOCKET_TIMEOUT, 0, &loop->running);
-    report_finished(loop);
+    /* Adding the handle makes curl ask for a zero timeout, so the request
+     * leaves at the next ingest_loop_wait, microseconds away.  Kicking curl
+     * here instead would run its timeout processing once per started
+     * transfer, which is quadratic when hundreds of targets share a tick. */
     return NDT_OK;
 }
 
@@ -172,6 +172,11 @@ void ingest_loop_abort(ingest_loop *loop, CURL *easy)
 }
 
 int ingest_loop_running(const ingest_loop *loop) { return loop->in_flight; }
+
+void ingest_loop_set_connection_cache(ingest_loop *loop, size_t connections)
+{
+    curl_multi_setopt(loop->multi, CURLMOPT_MAXCONNECTS, (long)connections);
+}
 
 static void arm_timer(ingest_loop *loop, int64_t deadline_ns)
 {

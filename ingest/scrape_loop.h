@@ -30,6 +30,11 @@ int ingest_loop_start(ingest_loop *loop, CURL *easy);
 void ingest_loop_abort(ingest_loop *loop, CURL *easy);
 /* Number of transfers in flight. */
 int ingest_loop_running(const ingest_loop *loop);
+/* How many idle connections curl keeps open.  curl's default (four per
+ * handle currently added) counts only transfers in flight, so between 20 ms
+ * scrapes it would close most kept-alive connections; the scraper sets it
+ * to cover every target. */
+void ingest_loop_set_connection_cache(ingest_loop *loop, size_t connections);
 
 /* Waits for I/O and timers until deadline_ns (CLOCK_MONOTONIC) has
  * passed, a signal arrives, or (when deadline_ns is 0) one batch of

@@ -36,13 +36,15 @@ bg() {
 }
 
 # free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
-# Ports already handed out are remembered (in a file, since callers use
+# Ports come from below Linux's ephemeral range (32768-60999), where
+# client sockets of earlier tests, lingering in TIME_WAIT, cannot collide
+# with them.  Ports already handed out are remembered (in a file, since callers use
 # $(free_port) subshells) so two peers started back to back never get the
 # same one before the first has bound it.
 free_port() {
     local p taken=${T:-${B:-/tmp}}/.ports
     while :; do
-        p=$(( 20000 + RANDOM % 40000 ))
+        p=$(( 10000 + RANDOM % 22000 ))
         grep -qx "$p" "$taken" 2>/dev/null && continue
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
         echo "$p" >>"$taken"
