@@ -144,6 +144,63 @@ static void set_tls(CURL *easy, const ingest_tls_config *tls)
     }
 }
 
+/* tls_config.server_name: TLS must present and verify server_name while
+ * the TCP connection goes to the target's address.  curl takes the TLS
+ * name from the URL, so the URL names server_name and CURLOPT_CONNECT_TO
+ * sends the connection to the real address; the Host header keeps the
+ * address, as Prometheus sends it. */
+static int apply_server_name(ingest_target *t, char *err, size_t errlen)
+{
+    const char *server_name = t->job->tls.server_name;
+    const char *url = t->def.url;
+    static const char https[] = "https://";
+    if (!server_name || strncmp(url, https, sizeof(https) - 1) != 0) {
+        t->request_url = strdup(url);
+        if (!t->request_url) {
+            snprintf(err, errlen, "out of memory");
+            return NDT_ERROR;
+        }
+        return NDT_OK;
+    }
+    const char *authority = url + sizeof(https) - 1;
+    size_t alen = strcspn(authority, "/?#");
+    const char *colon = NULL;
+    for (const char *p = authority + alen; p > authority; p--) {
+        if (p[-1] == ':') {
+            colon = p - 1;
+            break;
+        }
+        if (p[-1] == ']')
+            break;
+    }
+    if (!colon) {
+        snprintf(err, errlen, "target %s: cannot find the port for tls_config.server_name", url);
+        return NDT_ERROR;
+    }
+    int hlen = (int)(colon - authority);
+    int plen = (int)(authority + alen - colon - 1);
+    char *connect_to = NULL, *host = NULL;
+    if (asprintf(&connect_to, "%s:%.*s:%.*s:%.*s", server_name, plen, colon + 1, hlen, authority,
+                 plen, colon + 1) < 0 ||
+        asprintf(&t->request_url, "%s%s:%.*s%s", https, server_name, plen, colon + 1,
+                 authority + alen) < 0 ||
+        asprintf(&host, "Host: %.*s", (int)alen, authority) < 0) {
+        free(connect_to);
+        free(host);
+        snprintf(err, errlen, "out of memory");
+        return NDT_ERROR;
+    }
+    t->connect_to = curl_slist_append(NULL, connect_to);
+    t->headers = curl_slist_append(t->headers, host);
+    free(connect_to);
+    free(host);
+    if (!t->connect_to || !t->headers) {
+        snprintf(err, errlen, "out of memory");
+        return NDT_ERROR;
+    }
+    return NDT_OK;
+}
+
 static int setup_easy(ingest_target *t, char *err, size_t errlen)
 {
     const ingest_job *job = t->job;
@@ -157,7 +214,11 @@ static int setup_easy(ingest_target *t, char *err, size_t errlen)
     if (timeout_ms < 1)
         timeout_ms = 1;
 
-    curl_easy_setopt(easy, CURLOPT_URL, t->def.url);
+    if (apply_server_name(t, err, errlen) != NDT_OK)
+        return NDT_ERROR;
+    curl_easy_setopt(easy, CURLOPT_URL, t->request_url);
+    if (t->connect_to)
+        curl_easy_setopt(easy, CURLOPT_CONNECT_TO, t->connect_to);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
@@ -223,6 +284,8 @@ void ingest_target_free(ingest_target *t)
     if (t->easy)
         curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->headers);
+    curl_slist_free_all(t->connect_to);
+    free(t->request_url);
     ndt_buf_free(&t->body);
     free(t->content_type);
     free(t->key);

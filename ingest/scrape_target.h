@@ -49,6 +49,8 @@ typedef struct ingest_target {
     /* the transfer */
     CURL *easy;
     struct curl_slist *headers;
+    struct curl_slist *connect_to; /* tls_config.server_name: where to really connect */
+    char *request_url;             /* the URL curl is given (differs with server_name) */
     ndt_buf body;
     int in_flight;
     int body_over_limit;
