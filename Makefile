@@ -86,7 +86,7 @@ integration: deps all
 	@BUILD=$(BUILD) tests/run.sh integration
 
 fuzz:
-	@tests/fuzz/run.sh $(FUZZ_SRCS)
+	@PKG_CFLAGS="$(PKG_CFLAGS)" PKG_LIBS="$(LDLIBS)" tests/fuzz/run.sh $(FUZZ_SRCS)
 
 bench: deps all
 	@bench/run.sh

@@ -25,7 +25,10 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 NDT_FIXTURES=${NDT_FIXTURES:-$(cd .. && pwd)/shared/fixtures}
 CLANG=${CLANG:-clang}
 out=$BUILD/fuzz
-CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -I. -Wall -Wextra -Werror"
+# The Makefile passes the pkg-config flags of the project's libraries.
+PKG_CFLAGS=${PKG_CFLAGS:-}
+PKG_LIBS=${PKG_LIBS:--lm}
+CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -I. -Wall -Wextra -Werror -Wno-missing-field-initializers $PKG_CFLAGS"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 
 command -v "$CLANG" >/dev/null || { echo "fuzz: $CLANG not installed (make deps)" >&2; exit 1; }
@@ -49,7 +52,7 @@ build_target() { # file name
         "$CLANG" $CFLAGS $SAN -fsanitize=fuzzer-no-link -c "$src" -o "$obj" || return 1
         objs+=("$obj")
     done
-    "$CLANG" $CFLAGS $SAN -fsanitize=fuzzer "$file" "${objs[@]}" -o "$out/$name" $libs -lm
+    "$CLANG" $CFLAGS $SAN -fsanitize=fuzzer "$file" "${objs[@]}" -o "$out/$name" $libs $PKG_LIBS
 }
 
 failed=0
