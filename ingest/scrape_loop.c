@@ -29,6 +29,7 @@ struct ingest_loop {
     int epfd;
     int timerfd;
     int64_t curl_deadline_ns; /* NO_DEADLINE when curl wants no timeout */
+    int64_t armed_ns;         /* what the timerfd is set to, to skip re-arming it */
     int running;              /* transfers curl reports as still running */
     int in_flight;            /* transfers we started and were not reported */
     ingest_loop_done_fn done;
@@ -88,6 +89,7 @@ int ingest_loop_new(ingest_loop **out, ingest_loop_done_fn done, void *ctx, char
     loop->epfd = -1;
     loop->timerfd = -1;
     loop->curl_deadline_ns = NO_DEADLINE;
+    loop->armed_ns = 0;
     loop->done = done;
     loop->done_ctx = ctx;
 
@@ -180,6 +182,11 @@ void ingest_loop_set_connection_cache(ingest_loop *loop, size_t connections)
 
 static void arm_timer(ingest_loop *loop, int64_t deadline_ns)
 {
+    /* The deadline rarely changes between two waits of one scrape: save the
+     * syscall.  A fired timer is re-armed (armed_ns reset when it fires). */
+    if (deadline_ns == loop->armed_ns)
+        return;
+    loop->armed_ns = deadline_ns;
     struct itimerspec its;
     memset(&its, 0, sizeof(its));
     if (deadline_ns != NO_DEADLINE) {
@@ -220,6 +227,7 @@ int ingest_loop_wait(ingest_loop *loop, int64_t deadline_ns)
             int fd = events[i].data.fd;
             if (fd == loop->timerfd) {
                 uint64_t expirations;
+                loop->armed_ns = 0;
                 if (read(loop->timerfd, &expirations, sizeof(expirations)) < 0) {
                     /* EAGAIN: already consumed; nothing to do. */
                 }
