@@ -28,6 +28,8 @@ static void usage(FILE *out)
             "  -X key=value      librdkafka property, applied last (repeatable)\n"
             "  --check-config    validate the configuration and its targets, then exit\n"
             "  --stats-file F    write a JSON summary (scrapes, ticks, jitter) at exit\n"
+            "  --web.listen-address HOST:PORT\n"
+            "                    serve the scraper's own /metrics and /healthz there\n"
             "  --flush-timeout D how long SIGTERM waits for Kafka to take what is in flight\n"
             "                    (default 30s)\n" CLI_COMMON_HELP);
 }
@@ -35,7 +37,7 @@ static void usage(FILE *out)
 int cli_cmd_scrape(int argc, char **argv)
 {
     enum { OPT_CONFIG = 1, OPT_BROKERS, OPT_TOPIC, OPT_FORMAT, OPT_SCHEMA_ID, OPT_CHECK, OPT_STATS,
-           OPT_FLUSH };
+           OPT_FLUSH, OPT_WEB };
     static const struct option longopts[] = {
         { "config", required_argument, NULL, OPT_CONFIG },
         { "brokers", required_argument, NULL, OPT_BROKERS },
@@ -45,6 +47,7 @@ int cli_cmd_scrape(int argc, char **argv)
         { "check-config", no_argument, NULL, OPT_CHECK },
         { "stats-file", required_argument, NULL, OPT_STATS },
         { "flush-timeout", required_argument, NULL, OPT_FLUSH },
+        { "web.listen-address", required_argument, NULL, OPT_WEB },
         { "help", no_argument, NULL, 'h' },
         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
@@ -67,6 +70,7 @@ int cli_cmd_scrape(int argc, char **argv)
         case OPT_FORMAT: opts.format = optarg; break;
         case OPT_STATS: opts.stats_path = optarg; break;
         case OPT_CHECK: check_only = 1; break;
+        case OPT_WEB: opts.metrics_listen = optarg; break;
         case OPT_FLUSH: {
             int64_t ns;
             if (ndt_duration_parse(optarg, &ns) != NDT_OK || ns / 1000000 > INT32_MAX) {

@@ -28,6 +28,7 @@ typedef struct ingest_scrape_options {
     const volatile int *stop;     /* run() returns once this is non-zero */
     const char *stats_path;       /* optional: JSON summary written at exit */
     int flush_timeout_ms;         /* how long shutdown waits for Kafka; 0 = 30 s */
+    const char *metrics_listen;   /* optional HOST:PORT serving the scraper's own /metrics */
 } ingest_scrape_options;
 
 typedef struct ingest_scrape_totals {

@@ -22,6 +22,7 @@
  */
 #include "ingest/ingest.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 
 #include "common/arena.h"
 #include "common/clock.h"
+#include "common/httpd.h"
 #include "common/log.h"
 #include "ingest/scrape_config.h"
 #include "ingest/scrape_loop.h"
@@ -43,6 +45,7 @@
  * files once a second gives the same "changes apply within seconds" at a
  * cost far below one scrape. */
 #define REDISCOVERY_NS 1000000000LL
+#define METRICS_REFRESH_NS 500000000LL
 /* Start a scrape this early rather than sleep for less than the timer's
  * own resolution. */
 #define TICK_SLACK_NS 20000
@@ -68,7 +71,17 @@ struct ingest_scraper {
     ingest_scrape_totals totals;
     uint64_t jitter_hist[JITTER_BUCKETS];
     uint64_t jitter_count;
+    int64_t jitter_sum_ns;
     int64_t jitter_max_ns;
+
+    /* Own metrics: rendered on the loop thread every METRICS_REFRESH_NS
+     * into `rendering`, then swapped with `published` under the lock that
+     * the HTTP thread takes to copy it.  The loop never waits on HTTP. */
+    ndt_httpd *httpd;
+    pthread_mutex_t metrics_lock;
+    ndt_buf rendering;
+    ndt_buf published;
+    int64_t next_metrics_ns;
 };
 
 /* ---- the schedule heap ----------------------------------------------- */
@@ -340,6 +353,7 @@ static void record_jitter(ingest_scraper *s, int64_t late_ns)
         bucket = JITTER_BUCKETS - 1;
     s->jitter_hist[bucket]++;
     s->jitter_count++;
+    s->jitter_sum_ns += late_ns;
     if (late_ns > s->jitter_max_ns)
         s->jitter_max_ns = late_ns;
 }
@@ -497,6 +511,140 @@ static void write_stats(ingest_scraper *s)
     fclose(f);
 }
 
+/* ---- own metrics ----------------------------------------------------- */
+
+static void append_label_value(ndt_buf *b, const char *v)
+{
+    for (; v && *v; v++) {
+        if (*v == '\\' || *v == '"')
+            ndt_buf_append_char(b, '\\');
+        if (*v == '\n') {
+            ndt_buf_append_str(b, "\\n");
+            continue;
+        }
+        ndt_buf_append_char(b, *v);
+    }
+}
+
+static void metric_header(ndt_buf *b, const char *name, const char *type, const char *help)
+{
+    ndt_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+typedef uint64_t (*counter_of_fn)(const ingest_target *t);
+static uint64_t c_scrapes(const ingest_target *t) { return t->counters.scrapes; }
+static uint64_t c_failures(const ingest_target *t) { return t->counters.failures; }
+static uint64_t c_parse(const ingest_target *t) { return t->counters.parse_errors; }
+static uint64_t c_missed(const ingest_target *t) { return t->counters.missed_ticks; }
+static uint64_t c_samples(const ingest_target *t) { return t->counters.samples_scraped; }
+static uint64_t c_limit(const ingest_target *t) { return t->counters.sample_limit_hits; }
+static uint64_t c_up(const ingest_target *t) { return t->up == 1; }
+
+static void per_target(ingest_scraper *s, ndt_buf *b, const char *name, const char *type,
+                       const char *help, counter_of_fn value)
+{
+    metric_header(b, name, type, help);
+    for (size_t i = 0; i < s->ntargets; i++) {
+        const ingest_target *t = s->targets[i];
+        ndt_buf_printf(b, "%s{job=\"", name);
+        append_label_value(b, t->job->job_name);
+        ndt_buf_append_str(b, "\",instance=\"");
+        append_label_value(b, t->def.instance);
+        ndt_buf_printf(b, "\"} %llu\n", (unsigned long long)value(t));
+    }
+}
+
+static void global_value(ndt_buf *b, const char *name, const char *type, const char *help,
+                         uint64_t value)
+{
+    metric_header(b, name, type, help);
+    ndt_buf_printf(b, "%s %llu\n", name, (unsigned long long)value);
+}
+
+/* The start-delay histogram in a few Prometheus buckets, summed from the
+ * fine buckets (10 us up to 2 ms, then 1 ms) that record_jitter keeps. */
+static void start_delay_histogram(ingest_scraper *s, ndt_buf *b)
+{
+    static const int bounds_us[] = { 50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000 };
+    const char *name = "ndtpipe_scrape_start_delay_seconds";
+    metric_header(b, name, "histogram", "How long after its scheduled tick a scrape started.");
+    for (size_t k = 0; k < NDT_ARRAY_LEN(bounds_us); k++) {
+        uint64_t count = 0;
+        for (size_t i = 0; i < JITTER_BUCKETS - 1; i++) {
+            int upper_us = i < JITTER_FINE_BUCKETS ? (int)(i + 1) * 10
+                                                   : 2000 + (int)(i - JITTER_FINE_BUCKETS + 1) * 1000;
+            if (upper_us <= bounds_us[k])
+                count += s->jitter_hist[i];
+        }
+        ndt_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds_us[k] / 1e6,
+                       (unsigned long long)count);
+    }
+    ndt_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)s->jitter_count);
+    ndt_buf_printf(b, "%s_sum %.9f\n%s_count %llu\n", name, (double)s->jitter_sum_ns / 1e9, name,
+                   (unsigned long long)s->jitter_count);
+}
+
+static void render_metrics(ingest_scraper *s, ndt_buf *b)
+{
+    ingest_sink_stats st;
+    ingest_sink_get_stats(s->sink, &st);
+    ndt_buf_reset(b);
+    global_value(b, "ndtpipe_scrape_targets", "gauge", "Targets being scraped.", s->ntargets);
+    per_target(s, b, "ndtpipe_scrape_target_up", "gauge",
+               "1 if the target's last scrape succeeded, else 0.", c_up);
+    per_target(s, b, "ndtpipe_scrapes_total", "counter", "Scrapes completed, successful or not.",
+               c_scrapes);
+    per_target(s, b, "ndtpipe_scrape_failures_total", "counter",
+               "Scrapes that failed (the target's up was 0).", c_failures);
+    per_target(s, b, "ndtpipe_scrape_parse_errors_total", "counter",
+               "Scrapes that failed because the exposition was malformed.", c_parse);
+    per_target(s, b, "ndtpipe_scrape_missed_ticks_total", "counter",
+               "Ticks skipped because the previous scrape of the target was still running.",
+               c_missed);
+    per_target(s, b, "ndtpipe_scrape_samples_total", "counter",
+               "Samples read from the target's expositions.", c_samples);
+    per_target(s, b, "ndtpipe_scrape_sample_limit_hits_total", "counter",
+               "Scrapes failed because they exceeded sample_limit.", c_limit);
+    start_delay_histogram(s, b);
+    global_value(b, "ndtpipe_kafka_messages_delivered_total", "counter",
+                 "Kafka messages whose delivery the broker acknowledged.", st.delivered);
+    global_value(b, "ndtpipe_kafka_delivery_failures_total", "counter",
+                 "Kafka messages that failed delivery for good.", st.delivery_failed);
+    global_value(b, "ndtpipe_kafka_messages_in_flight", "gauge",
+                 "Kafka messages produced and not yet acknowledged.", st.in_flight);
+    global_value(b, "ndtpipe_kafka_queue_full_waits_total", "counter",
+                 "Times publishing waited because the producer queue was full (back-pressure).",
+                 st.queue_full_waits);
+    global_value(b, "ndtpipe_kafka_samples_dropped_total", "counter",
+                 "Samples not published (only when stopping during back-pressure).", st.dropped);
+    global_value(b, "ndtpipe_kafka_samples_unrepresentable_total", "counter",
+                 "Samples the output format cannot carry (NaN or Inf in line protocol).",
+                 st.unrepresentable);
+}
+
+static void refresh_metrics_if_due(ingest_scraper *s)
+{
+    int64_t now = ndt_clock_mono_ns();
+    if (!s->httpd || now < s->next_metrics_ns)
+        return;
+    s->next_metrics_ns = now + METRICS_REFRESH_NS;
+    render_metrics(s, &s->rendering);
+    pthread_mutex_lock(&s->metrics_lock);
+    ndt_buf tmp = s->published;
+    s->published = s->rendering;
+    s->rendering = tmp;
+    pthread_mutex_unlock(&s->metrics_lock);
+}
+
+static int serve_metrics(void *ctx, ndt_buf *out)
+{
+    ingest_scraper *s = ctx;
+    pthread_mutex_lock(&s->metrics_lock);
+    int rc = ndt_buf_append(out, s->published.data ? s->published.data : "", s->published.len);
+    pthread_mutex_unlock(&s->metrics_lock);
+    return rc;
+}
+
 int ingest_scraper_run(ingest_scraper *s)
 {
     static const volatile int never = 0;
@@ -510,6 +658,7 @@ int ingest_scraper_run(ingest_scraper *s)
         run_due(s);
         ingest_sink_poll(s->sink);
         rediscover_if_due(s);
+        refresh_metrics_if_due(s);
         int64_t next = s->nheap ? s->heap[0]->next_tick_ns : ndt_clock_mono_ns() + 1000000000;
         if (ingest_loop_wait(s->loop, next) != NDT_OK) {
             ndt_log(NDT_LOG_ERROR, "ingest", "event loop failed");
@@ -518,6 +667,8 @@ int ingest_scraper_run(ingest_scraper *s)
     }
     ndt_log(NDT_LOG_INFO, "ingest", "stopping: finishing scrapes in flight and flushing Kafka");
     drain(s);
+    s->next_metrics_ns = 0;
+    refresh_metrics_if_due(s);
     collect_target_totals(s);
     collect_sink_totals(s);
     write_stats(s);
@@ -540,6 +691,9 @@ int ingest_scraper_new(const ingest_scrape_options *options, ingest_scraper **ou
     }
     s->options = *options;
     ndt_arena_init(&s->arena, SCRAPE_ARENA_BLOCK, SCRAPE_ARENA_CAP);
+    pthread_mutex_init(&s->metrics_lock, NULL);
+    ndt_buf_init(&s->rendering, 0);
+    ndt_buf_init(&s->published, 0);
 
     ingest_sink_config sc;
     memset(&sc, 0, sizeof(sc));
@@ -568,6 +722,14 @@ int ingest_scraper_new(const ingest_scrape_options *options, ingest_scraper **ou
         rc = NDT_ERROR;
         goto fail;
     }
+    if (options->metrics_listen) {
+        rc = ndt_httpd_start(options->metrics_listen, serve_metrics, s, &s->httpd, err, errlen);
+        if (rc != NDT_OK)
+            goto fail;
+        refresh_metrics_if_due(s);
+        ndt_log(NDT_LOG_INFO, "ingest", "serving own metrics",
+                NDT_KV_STR("listen", options->metrics_listen), NDT_KV_INT("port", ndt_httpd_port(s->httpd)));
+    }
     *out = s;
     return NDT_OK;
 
@@ -585,6 +747,8 @@ void ingest_scraper_destroy(ingest_scraper *s)
 {
     if (!s)
         return;
+    /* The HTTP thread reads targets through the snapshot: stop it first. */
+    ndt_httpd_stop(s->httpd);
     for (size_t i = 0; i < s->ntargets; i++) {
         if (s->targets[i]->in_flight)
             ingest_loop_abort(s->loop, s->targets[i]->easy);
@@ -598,6 +762,9 @@ void ingest_scraper_destroy(ingest_scraper *s)
     if (s->config)
         ingest_scrape_config_free(s->config);
     ndt_arena_free(&s->arena);
+    ndt_buf_free(&s->rendering);
+    ndt_buf_free(&s->published);
+    pthread_mutex_destroy(&s->metrics_lock);
     free(s);
 }
 
