@@ -1,62 +1,17 @@
 # Helpers for benchmark scripts (source it; bash only).
 #
-# Benchmarks run peers side by side in the same run and report ratios;
-# every daemon they start is stopped at exit.  Results go to stdout as
-# Markdown so that docs/PERFORMANCE.md can quote them with the command.
+# Benchmarks run peers side by side in the same run and report ratios.
+# Results go to stdout as Markdown so that docs/PERFORMANCE.md can quote
+# them with the command.
 
-set -u
+# The process and port plumbing is the integration tests' (lib.sh there):
+# every daemon started through bg is stopped at exit, ports never collide.
+. "$(dirname "${BASH_SOURCE[0]}")/../tests/integration/lib.sh"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-NDTPIPE=${NDTPIPE:-$ROOT/build/ndtpipe}
-NDT_FIXTURES=${NDT_FIXTURES:-$(cd "$ROOT/.." && pwd)/shared/fixtures}
-B=$(mktemp -d "${TMPDIR:-/tmp}/ndt-bench.XXXXXX")
-chmod 755 "$B"
-_bench_pids=()
-
-_bench_cleanup() {
-    local pid
-    for pid in "${_bench_pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${_bench_pids[@]}"; do
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null
-    done
-    [ "${NDT_KEEP_TMP:-0}" = 1 ] && echo "kept $B" >&2 || rm -rf "$B"
-}
-trap _bench_cleanup EXIT
+B=$T
+chmod 755 "$B" # nginx's workers run as nobody and read files from here
 
 die() { echo "bench: $*" >&2; exit 1; }
-
-bg() {
-    local name=$1; shift
-    "$@" >"$B/$name.log" 2>&1 &
-    BG_PID=$!
-    _bench_pids+=("$BG_PID")
-}
-
-# Ports come from below Linux's ephemeral range (32768-60999), where
-# client sockets of earlier tests, lingering in TIME_WAIT, cannot collide
-# with them.  Ports already handed out are remembered (in a file, since callers use
-# $(free_port) subshells) so two peers started back to back never get the
-# same one before the first has bound it.
-free_port() {
-    local p taken=${T:-${B:-/tmp}}/.ports
-    while :; do
-        p=$(( 10000 + RANDOM % 22000 ))
-        grep -qx "$p" "$taken" 2>/dev/null && continue
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
-        echo "$p" >>"$taken"
-        echo "$p"
-        return
-    done
-}
-
-wait_port() {
-    local port=$1 limit=${2:-10} i
-    for i in $(seq 1 $((limit * 20))); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    return 1
-}
 
 # cpu_seconds PID: user + system CPU the process has used so far.
 cpu_seconds() {
