@@ -34,6 +34,9 @@ static void usage(FILE *out)
             "  --pods N          demo: pods (default 3)\n"
             "  --seed S          demo: simulation seed (default 1)\n"
             "  --format F        telemetry format on Kafka: avro (default), json, influx\n"
+            "  --web.listen-address HOST:PORT\n"
+            "                    where ndtpipe serves its own /metrics (default 127.0.0.1:0,\n"
+            "                    a free port shown in the banner)\n"
             "  -X key=value      librdkafka property for the producers (repeatable)\n" CLI_COMMON_HELP);
 }
 
@@ -44,6 +47,7 @@ typedef struct run_options {
     int pods;
     uint64_t seed;
     const char *format;
+    const char *metrics_listen;
 } run_options;
 
 /* Writes the demo's scrape configuration into dir; returns its path. */
@@ -83,7 +87,8 @@ static int parse_int(const char *flag, const char *s, int min, int max, int *out
     return NDT_OK;
 }
 
-static void print_banner(const char *bootstrap, int testbed_port, const run_options *o)
+static void print_banner(const char *bootstrap, int testbed_port, int metrics_port,
+                         const run_options *o)
 {
     printf("ndtpipe run: the pipeline is up\n");
     printf("  kafka bootstrap  %s\n", bootstrap);
@@ -95,6 +100,8 @@ static void print_banner(const char *bootstrap, int testbed_port, const run_opti
                testbed_port);
     }
     printf("  stages           scrape -> ndt.telemetry.raw (%s)\n", o->format ? o->format : "avro");
+    if (metrics_port > 0)
+        printf("  own metrics      http://127.0.0.1:%d/metrics\n", metrics_port);
     printf("  not built yet    harmonize, features, models, what-if API\n");
     printf("Ctrl-C stops it.\n");
     fflush(stdout);
@@ -102,7 +109,7 @@ static void print_banner(const char *bootstrap, int testbed_port, const run_opti
 
 int cli_cmd_run(int argc, char **argv)
 {
-    enum { OPT_DEMO = 1, OPT_CONFIG, OPT_USERS, OPT_PODS, OPT_SEED, OPT_FORMAT };
+    enum { OPT_DEMO = 1, OPT_CONFIG, OPT_USERS, OPT_PODS, OPT_SEED, OPT_FORMAT, OPT_WEB };
     static const struct option longopts[] = {
         { "demo", no_argument, NULL, OPT_DEMO },
         { "config", required_argument, NULL, OPT_CONFIG },
@@ -110,11 +117,12 @@ int cli_cmd_run(int argc, char **argv)
         { "pods", required_argument, NULL, OPT_PODS },
         { "seed", required_argument, NULL, OPT_SEED },
         { "format", required_argument, NULL, OPT_FORMAT },
+        { "web.listen-address", required_argument, NULL, OPT_WEB },
         { "help", no_argument, NULL, 'h' },
         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
-    run_options o = { 0, NULL, 400, 3, 1, NULL };
+    run_options o = { 0, NULL, 400, 3, 1, NULL, "127.0.0.1:0" };
     ndt_kafka_opts xopts = { 0 };
     char err[NDT_ERRBUF_SIZE];
     char dir[] = "/tmp/ndtpipe-run-XXXXXX";
@@ -129,6 +137,7 @@ int cli_cmd_run(int argc, char **argv)
         case OPT_DEMO: o.demo = 1; break;
         case OPT_CONFIG: o.config_path = optarg; break;
         case OPT_FORMAT: o.format = optarg; break;
+        case OPT_WEB: o.metrics_listen = optarg; break;
         case OPT_USERS:
             if (parse_int("--users", optarg, 0, TESTBED_MAX_USERS, &o.users) != NDT_OK)
                 goto out;
@@ -216,13 +225,14 @@ int cli_cmd_run(int argc, char **argv)
     so.format = o.format;
     so.schema_id = -1;
     so.stop = &cli_stop_flag;
+    so.metrics_listen = o.metrics_listen;
     int status = ingest_scraper_new(&so, &scraper, err, sizeof(err));
     if (status != NDT_OK) {
         fprintf(stderr, "ndtpipe run: %s\n", err);
         rc = status == NDT_EBADCONF ? NDT_EXIT_USAGE : NDT_EXIT_FAILURE;
         goto out;
     }
-    print_banner(bootstrap, testbed_port, &o);
+    print_banner(bootstrap, testbed_port, ingest_scraper_metrics_port(scraper), &o);
     rc = ingest_scraper_run(scraper) == NDT_OK ? NDT_EXIT_OK : NDT_EXIT_FAILURE;
 
 out:

@@ -54,6 +54,8 @@ int ingest_scraper_new(const ingest_scrape_options *options, ingest_scraper **ou
  * in flight finish, publishes them and flushes Kafka.  NDT_OK or NDT_ERROR. */
 int ingest_scraper_run(ingest_scraper *scraper);
 void ingest_scraper_get_totals(const ingest_scraper *scraper, ingest_scrape_totals *out);
+/* Port of the own-metrics endpoint (useful with port 0), 0 if none. */
+int ingest_scraper_metrics_port(const ingest_scraper *scraper);
 void ingest_scraper_destroy(ingest_scraper *scraper);
 
 /* Validates a configuration file without scraping (scrape --check-config). */

@@ -743,6 +743,11 @@ void ingest_scraper_get_totals(const ingest_scraper *s, ingest_scrape_totals *ou
     *out = s->totals;
 }
 
+int ingest_scraper_metrics_port(const ingest_scraper *s)
+{
+    return s->httpd ? ndt_httpd_port(s->httpd) : 0;
+}
+
 void ingest_scraper_destroy(ingest_scraper *s)
 {
     if (!s)

@@ -27,6 +27,9 @@ jq -r 'select(.name == "kube_deployment_spec_replicas") | .value' "$T/msgs.json"
 grep -qx 2 "$T/replicas.txt" && grep -qx 4 "$T/replicas.txt" \
     || fail "desired replicas on the topic: $(tr '\n' ' ' <"$T/replicas.txt"), want 2 then 4"
 
+METRICS=$(awk '$1 == "own" && $2 == "metrics" {print $3}' "$T/run.log")
+curl -sf "$METRICS" | grep -q '^ndtpipe_scrapes_total{job="testbed"' || fail "own metrics not served at '$METRICS'"
+
 kill -INT "$RUN_PID"
 wait "$RUN_PID"
 rc=$?
