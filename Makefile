@@ -11,6 +11,7 @@
 BUILD       ?= build
 CC          ?= cc
 PKGS        := rdkafka libcurl yaml-0.1 libcjson avro-c libmicrohttpd sqlite3 zlib \
+               libprotobuf-c snappy \
                libpcre2-8 liblz4 libzstd libcrypto
 MODULES     := common ingest testbed cli
 OPT         ?= -O2 -g
@@ -18,13 +19,19 @@ SAN         ?=
 WARN        := -Wall -Wextra -Werror -Wno-missing-field-initializers
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -I. $(PKG_CFLAGS) $(CFLAGS)
+ALL_CFLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) $(SAN) -I. -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS      := $(PKG_LIBS) -lm -lpthread
 
 SRCS        := $(wildcard $(addsuffix /*.c,$(MODULES)))
 LIB_SRCS    := $(filter-out cli/main.c,$(SRCS))
-OBJS        := $(SRCS:%.c=$(BUILD)/obj/%.o)
-LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# Protocol buffers: every module's *.proto is compiled by protoc-c into
+# $(BUILD)/gen/<module>/<name>.pb-c.[ch] (generated, never committed).
+PROTOS      := $(wildcard $(addsuffix /*.proto,$(MODULES)))
+PROTO_SRCS  := $(PROTOS:%.proto=$(BUILD)/gen/%.pb-c.c)
+PROTO_HDRS  := $(PROTO_SRCS:.c=.h)
+PROTO_OBJS  := $(PROTOS:%.proto=$(BUILD)/obj/gen/%.pb-c.o)
+OBJS        := $(SRCS:%.c=$(BUILD)/obj/%.o) $(PROTO_OBJS)
+LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(PROTO_OBJS)
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
@@ -46,6 +53,17 @@ help:
 
 deps:
 	@tools/deps.sh
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: %.proto
+	@mkdir -p $(dir $@)
+	protoc-c --proto_path=$(dir $<) --c_out=$(dir $@) $<
+
+$(BUILD)/obj/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-unused-parameter -c $< -o $@
+
+# Sources may include generated headers: make them first.
+$(SRCS:%.c=$(BUILD)/obj/%.o): | $(PROTO_HDRS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

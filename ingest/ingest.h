@@ -1,10 +1,12 @@
 /*
  * ingest.h: the Telemetry Data Layer, the public face of ingest/.
  *
- * The scraper reads a Prometheus configuration (scrape_configs), scrapes
- * every target on its own fixed schedule and publishes every sample to
- * Kafka (ndt.telemetry.raw by default) in one of three formats.  Other
- * folders use only this header; everything else in ingest/ is internal.
+ * Two ways in: the scraper reads a Prometheus configuration
+ * (scrape_configs), scrapes every target on its own fixed schedule and
+ * publishes every sample to Kafka (ndt.telemetry.raw by default) in one of
+ * three formats; the receiver takes Prometheus remote-write requests and
+ * publishes their samples the same way.  Other folders use only this
+ * header; everything else in ingest/ is internal.
  *
  * Lifecycle, as for every stage: new (validates configuration, connects
  * nothing yet that could block), run (until *stop becomes non-zero), then
@@ -57,6 +59,41 @@ void ingest_scraper_get_totals(const ingest_scraper *scraper, ingest_scrape_tota
 /* Port of the own-metrics endpoint (useful with port 0), 0 if none. */
 int ingest_scraper_metrics_port(const ingest_scraper *scraper);
 void ingest_scraper_destroy(ingest_scraper *scraper);
+
+/* ---- the remote-write receiver ------------------------------------- */
+
+typedef struct ingest_receive_options {
+    const char *listen;           /* HOST:PORT, 127.0.0.1 unless told */
+    const char *brokers;          /* bootstrap list (already resolved) */
+    const ndt_kafka_opts *xopts;
+    const char *topic;            /* NULL = ndt.telemetry.raw */
+    const char *format;           /* "avro" (default), "json", "influx" */
+    int32_t schema_id;            /* avro Confluent framing, -1 = none */
+    const volatile int *stop;
+    size_t max_body_bytes;        /* compressed body limit; 0 = 32 MiB */
+    const char *token;            /* bearer token senders must present; NULL = none */
+    int backpressure_ms;          /* full Kafka queue for this long -> 503; 0 = 1 s */
+    const char *stats_path;       /* optional JSON summary at exit */
+} ingest_receive_options;
+
+typedef struct ingest_receive_totals {
+    uint64_t requests;
+    uint64_t samples;             /* samples accepted (204) */
+    uint64_t bad_requests;        /* 4xx answers */
+    uint64_t backpressure_rejections; /* 503 answers */
+    uint64_t server_errors;       /* 500 answers */
+    uint64_t histograms_skipped;  /* native histograms, not carried yet */
+} ingest_receive_totals;
+
+typedef struct ingest_receiver ingest_receiver;
+
+int ingest_receiver_new(const ingest_receive_options *options, ingest_receiver **out, char *err,
+                        size_t errlen);
+int ingest_receiver_port(const ingest_receiver *receiver);
+/* Serves until *options->stop; then stops listening and flushes Kafka. */
+int ingest_receiver_run(ingest_receiver *receiver);
+void ingest_receiver_get_totals(const ingest_receiver *receiver, ingest_receive_totals *out);
+void ingest_receiver_destroy(ingest_receiver *receiver);
 
 /* Validates a configuration file without scraping (scrape --check-config). */
 int ingest_scrape_config_check(const char *path, char *err, size_t errlen);

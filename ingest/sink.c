@@ -48,6 +48,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "ingest/sink.h"
 
@@ -79,6 +80,7 @@ struct ingest_sink {
     ingest_format format;
     int32_t schema_id;
     const volatile int *stop;
+    int max_wait_ms;
     ingest_avro_encoder *avro;
     ndt_buf buf;
     size_t max_message_bytes;
@@ -195,6 +197,7 @@ int ingest_sink_new(const ingest_sink_config *config, ingest_sink **out, char *e
     sink->format = config->format;
     sink->schema_id = config->schema_id;
     sink->stop = config->stop;
+    sink->max_wait_ms = config->max_wait_ms;
     ndt_buf_init(&sink->buf, SINK_ENCODE_LIMIT);
     if (sink->format == INGEST_FORMAT_AVRO &&
         ingest_avro_encoder_new(&sink->avro, err, errlen) != NDT_OK)
@@ -239,6 +242,7 @@ fail:
 static int sink_produce(ingest_sink *sink, const ndt_str *key, const char *payload, size_t len)
 {
     int waited = 0;
+    int64_t give_up = 0;
     for (;;) {
         if (rd_kafka_produce(sink->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
                              (void *)payload, len, key->ptr, key->len, NULL) == 0) {
@@ -255,11 +259,25 @@ static int sink_produce(ingest_sink *sink, const ndt_str *key, const char *paylo
         if (!waited) {
             sink->stats.queue_full_waits++;
             waited = 1;
+            if (sink->max_wait_ms > 0)
+                give_up = ndt_clock_mono_ns() + (int64_t)sink->max_wait_ms * 1000000;
         }
         if (sink->stop && *sink->stop)
             return NDT_AGAIN;
+        if (give_up && ndt_clock_mono_ns() >= give_up)
+            return NDT_AGAIN;
         rd_kafka_poll(sink->rk, SINK_QUEUE_FULL_POLL_MS);
     }
+}
+
+/* Samples left unpublished by an NDT_AGAIN: lost if we are stopping,
+ * deferred (the sender will resend them) if the wait bound ran out. */
+static void sink_count_unpublished(ingest_sink *sink, uint64_t n)
+{
+    if (sink->stop && *sink->stop)
+        sink->stats.dropped += n;
+    else
+        sink->stats.deferred += n;
 }
 
 /* One message per sample (json, influx). */
@@ -282,7 +300,7 @@ static int sink_publish_per_sample(ingest_sink *sink, const ingest_batch *batch)
         }
         int p = sink_produce(sink, &batch->instance, sink->buf.data, sink->buf.len);
         if (p == NDT_AGAIN) {
-            sink->stats.dropped += batch->nseries - i;
+            sink_count_unpublished(sink, batch->nseries - i);
             return NDT_AGAIN;
         }
         if (p != NDT_OK) {
@@ -301,7 +319,9 @@ static int sink_publish_avro(ingest_sink *sink, const ingest_batch *batch)
     int enc = ingest_encode_avro(sink->avro, batch, sink->schema_id, &sink->buf);
     if (enc == NDT_OK && sink->buf.len + batch->instance.len <= sink->max_message_bytes) {
         int p = sink_produce(sink, &batch->instance, sink->buf.data, sink->buf.len);
-        if (p != NDT_OK)
+        if (p == NDT_AGAIN)
+            sink_count_unpublished(sink, batch->nseries);
+        else if (p != NDT_OK)
             sink->stats.dropped += batch->nseries;
         return p;
     }
@@ -315,7 +335,7 @@ static int sink_publish_avro(ingest_sink *sink, const ingest_batch *batch)
     half.nseries = batch->nseries / 2;
     int rc = sink_publish_avro(sink, &half);
     if (rc == NDT_AGAIN) {
-        sink->stats.dropped += batch->nseries - half.nseries;
+        sink_count_unpublished(sink, batch->nseries - half.nseries);
         return NDT_AGAIN;
     }
     half.series = batch->series + half.nseries;

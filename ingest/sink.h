@@ -16,7 +16,9 @@
  * instead of dropping, and counts the wait: that is the back-pressure the
  * scraper sees as a late scrape.  Only a stop request (*stop set) ends the
  * wait early, and then publish returns NDT_AGAIN with the unpublished
- * remainder counted as dropped.
+ * remainder counted as dropped; or, when the caller has someone to push the
+ * back-pressure to (a remote-write sender), max_wait_ms bounds the wait and
+ * the remainder is counted as deferred.
  *
  * Not thread-safe: one thread publishes and polls.
  */
@@ -48,6 +50,9 @@ typedef struct ingest_sink_config {
     ingest_format format;
     int32_t schema_id;            /* Confluent framing for avro; -1 = none */
     const volatile int *stop;     /* set by the signal handler; may be NULL */
+    int max_wait_ms;              /* >0: give up waiting on a full queue after this long
+                                   * (NDT_AGAIN, counted as deferred: a remote-write
+                                   * sender retries); 0: wait until stopped */
 } ingest_sink_config;
 
 typedef struct ingest_sink_stats {
@@ -59,6 +64,7 @@ typedef struct ingest_sink_stats {
     uint64_t delivery_failed;     /* delivery reports: permanent failure */
     uint64_t queue_full_waits;    /* times publish waited on a full queue */
     uint64_t dropped;             /* samples not published (stop during a wait, encode error) */
+    uint64_t deferred;            /* samples refused after max_wait_ms, for the sender to resend */
     uint64_t in_flight;           /* accepted, not yet reported */
     uint64_t unrepresentable;     /* influx: NaN/Inf samples skipped (not in dropped) */
     uint64_t produce_errors;      /* produce calls refused for another reason than a full queue */
