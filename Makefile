@@ -103,7 +103,8 @@ unit: asan
 integration: deps all
 	@BUILD=$(BUILD) tests/run.sh integration
 
-fuzz:
+# The fuzz targets compile the generated protobuf code too: generate it first.
+fuzz: $(PROTO_SRCS)
 	@PKG_CFLAGS="$(PKG_CFLAGS)" PKG_LIBS="$(LDLIBS)" tests/fuzz/run.sh $(FUZZ_SRCS)
 
 bench: deps all

@@ -33,6 +33,7 @@ static void usage(FILE *out)
             "  --backpressure-timeout D\n"
             "                      answer 503 (sender retries) after Kafka's queue is full this\n"
             "                      long (default 1s)\n"
+            "  --flush-timeout D   how long SIGTERM waits for Kafka (default 30s)\n"
             "  --stats-file F      write a JSON summary at exit\n" CLI_COMMON_HELP);
 }
 
@@ -64,7 +65,7 @@ static char *read_token(const char *path, char *err, size_t errlen)
 int cli_cmd_receive(int argc, char **argv)
 {
     enum { OPT_LISTEN = 1, OPT_BROKERS, OPT_TOPIC, OPT_FORMAT, OPT_SCHEMA_ID, OPT_TOKEN,
-           OPT_MAX_BODY, OPT_BACKPRESSURE, OPT_STATS };
+           OPT_MAX_BODY, OPT_BACKPRESSURE, OPT_STATS, OPT_FLUSH };
     static const struct option longopts[] = {
         { "listen", required_argument, NULL, OPT_LISTEN },
         { "brokers", required_argument, NULL, OPT_BROKERS },
@@ -75,6 +76,7 @@ int cli_cmd_receive(int argc, char **argv)
         { "max-body", required_argument, NULL, OPT_MAX_BODY },
         { "backpressure-timeout", required_argument, NULL, OPT_BACKPRESSURE },
         { "stats-file", required_argument, NULL, OPT_STATS },
+        { "flush-timeout", required_argument, NULL, OPT_FLUSH },
         { "help", no_argument, NULL, 'h' },
         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
@@ -132,6 +134,15 @@ int cli_cmd_receive(int argc, char **argv)
                 goto out;
             }
             opts.backpressure_ms = (int)(ns / 1000000);
+            break;
+        }
+        case OPT_FLUSH: {
+            int64_t ns;
+            if (ndt_duration_parse(optarg, &ns) != NDT_OK || ns / 1000000 > INT32_MAX) {
+                rc = cli_usage_error("receive", "--flush-timeout: expected a duration like 10s, got '%s'", optarg);
+                goto out;
+            }
+            opts.flush_timeout_ms = ns > 0 && ns < 1000000 ? 1 : (int)(ns / 1000000);
             break;
         }
         case 'X':

@@ -73,6 +73,7 @@ typedef struct ingest_receive_options {
     size_t max_body_bytes;        /* compressed body limit; 0 = 32 MiB */
     const char *token;            /* bearer token senders must present; NULL = none */
     int backpressure_ms;          /* full Kafka queue for this long -> 503; 0 = 1 s */
+    int flush_timeout_ms;         /* how long shutdown waits for Kafka; 0 = 30 s */
     const char *stats_path;       /* optional JSON summary at exit */
 } ingest_receive_options;
 

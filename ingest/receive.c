@@ -386,7 +386,10 @@ int ingest_receiver_run(ingest_receiver *r)
      * what was accepted. */
     MHD_stop_daemon(r->daemon);
     r->daemon = NULL;
-    ingest_sink_flush(r->sink, 30000);
+    int timeout = r->options.flush_timeout_ms ? r->options.flush_timeout_ms : 30000;
+    if (ingest_sink_flush(r->sink, timeout) != NDT_OK)
+        ndt_log(NDT_LOG_ERROR, "ingest", "Kafka did not take everything before the flush timeout",
+                NDT_KV_INT("timeout_ms", timeout));
     ingest_sink_stats st;
     ingest_sink_get_stats(r->sink, &st);
     ndt_log(NDT_LOG_INFO, "ingest", "stopped", NDT_KV_UINT("requests", r->totals.requests),

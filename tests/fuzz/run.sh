@@ -10,7 +10,8 @@
 # A target is one C file with LLVMFuzzerTestOneInput.  It declares in its
 # top comment what it needs, one line each (globs relative to the repo):
 #   fuzz-sources: common/arena.c ingest/*.c     module sources to link
-#                 (default: every common/ and ingest/ source)
+#                 (default: every common/ and ingest/ source and the
+#                 generated protobuf code); GEN/ stands for $BUILD/gen/
 #   fuzz-libs: -lz                               extra link flags
 #   fuzz-seeds: DIR ...                          seed directories, or "none"
 #                 (default: $NDT_FIXTURES, the exposition fixtures)
@@ -28,7 +29,7 @@ out=$BUILD/fuzz
 # The Makefile passes the pkg-config flags of the project's libraries.
 PKG_CFLAGS=${PKG_CFLAGS:-}
 PKG_LIBS=${PKG_LIBS:--lm}
-CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -I. -Wall -Wextra -Werror -Wno-missing-field-initializers $PKG_CFLAGS"
+CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -I. -I$BUILD/gen -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-unused-parameter $PKG_CFLAGS"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 
 command -v "$CLANG" >/dev/null || { echo "fuzz: $CLANG not installed (make deps)" >&2; exit 1; }
@@ -43,7 +44,8 @@ declared() {
 build_target() { # file name
     local file=$1 name=$2 srcs libs objs=() src obj
     srcs=$(declared "$file" fuzz-sources)
-    [ -n "$srcs" ] || srcs="common/*.c ingest/*.c"
+    [ -n "$srcs" ] || srcs="common/*.c ingest/*.c GEN/ingest/*.pb-c.c"
+    srcs=${srcs//GEN\//$BUILD/gen/}
     libs=$(declared "$file" fuzz-libs)
     mkdir -p "$out/obj/$name"
     for src in $srcs; do

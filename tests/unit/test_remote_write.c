@@ -1,0 +1,195 @@
+/*
+ * test_remote_write.c: decoding remote-write requests.  Requests are built
+ * with protobuf-c's own packer and libsnappy's compressor (independent of
+ * the decoder under test), then decoded and compared field by field.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <snappy-c.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/arena.h"
+#include "ingest/remote.pb-c.h"
+#include "ingest/remote_write.h"
+
+/* Packs and snappy-compresses a request; caller frees. */
+static char *build_body(const NdtPrompb__WriteRequest *req, size_t *len)
+{
+    size_t raw_len = ndt_prompb__write_request__get_packed_size(req);
+    uint8_t *raw = malloc(raw_len ? raw_len : 1);
+    ndt_prompb__write_request__pack(req, raw);
+    size_t cap = snappy_max_compressed_length(raw_len);
+    char *out = malloc(cap);
+    assert_int_equal(snappy_compress((const char *)raw, raw_len, out, &cap), SNAPPY_OK);
+    free(raw);
+    *len = cap;
+    return out;
+}
+
+static void decodes_series_and_orders_labels(void **state)
+{
+    (void)state;
+    NdtPrompb__Label l_job = NDT_PROMPB__LABEL__INIT, l_name = NDT_PROMPB__LABEL__INIT,
+                     l_inst = NDT_PROMPB__LABEL__INIT, l_empty = NDT_PROMPB__LABEL__INIT,
+                     l_upper = NDT_PROMPB__LABEL__INIT;
+    l_job.name = "job";
+    l_job.value = "node";
+    l_name.name = "__name__";
+    l_name.value = "node_load1";
+    l_inst.name = "instance";
+    l_inst.value = "h:9100";
+    l_empty.name = "empty";
+    l_empty.value = "";
+    l_upper.name = "Zone";
+    l_upper.value = "a";
+    /* Deliberately unsorted, with an empty label and an uppercase name. */
+    NdtPrompb__Label *labels[] = { &l_job, &l_inst, &l_name, &l_empty, &l_upper };
+    NdtPrompb__Sample s1 = NDT_PROMPB__SAMPLE__INIT, s2 = NDT_PROMPB__SAMPLE__INIT;
+    s1.value = 0.25;
+    s1.timestamp = 1767225600123;
+    s2.value = NAN;
+    s2.timestamp = 1767225600143;
+    NdtPrompb__Sample *samples[] = { &s1, &s2 };
+    NdtPrompb__TimeSeries ts = NDT_PROMPB__TIME_SERIES__INIT;
+    ts.n_labels = 5;
+    ts.labels = labels;
+    ts.n_samples = 2;
+    ts.samples = samples;
+    NdtPrompb__TimeSeries nameless = NDT_PROMPB__TIME_SERIES__INIT;
+    nameless.n_labels = 1;
+    nameless.labels = &labels[0];
+    nameless.n_samples = 1;
+    nameless.samples = samples;
+    NdtPrompb__TimeSeries *series[] = { &ts, &nameless };
+    NdtPrompb__WriteRequest req = NDT_PROMPB__WRITE_REQUEST__INIT;
+    req.n_timeseries = 2;
+    req.timeseries = series;
+
+    size_t len;
+    char *body = build_body(&req, &len);
+    ndt_arena arena;
+    ndt_arena_init(&arena, 4096, 1 << 20);
+    ingest_rw_request out;
+    char err[256];
+    assert_int_equal(ingest_rw_decode(body, len, 1 << 20, &arena, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.ntimeseries, 2);
+    assert_int_equal(out.nseries, 2);
+    assert_int_equal(out.unnamed_skipped, 1);
+    const ingest_series *s = &out.series[0];
+    assert_int_equal(s->nlabels, 4); /* the empty label is gone */
+    const char *want[][2] = { { "__name__", "node_load1" }, { "Zone", "a" }, { "instance", "h:9100" },
+                              { "job", "node" } };
+    for (size_t i = 0; i < 4; i++) {
+        assert_true(ndt_str_eq_cstr(s->labels[i].name, want[i][0]));
+        assert_true(ndt_str_eq_cstr(s->labels[i].value, want[i][1]));
+    }
+    assert_true(s->value == 0.25);
+    assert_int_equal(s->timestamp_ms, 1767225600123);
+    assert_true(isnan(out.series[1].value));
+    assert_int_equal(out.series[1].timestamp_ms, 1767225600143);
+    free(body);
+    ndt_arena_free(&arena);
+}
+
+static void rejects_bad_bodies_with_reasons(void **state)
+{
+    (void)state;
+    ndt_arena arena;
+    ndt_arena_init(&arena, 4096, 1 << 20);
+    ingest_rw_request out;
+    char err[256];
+
+    /* Not snappy at all. */
+    assert_int_equal(ingest_rw_decode("\xff\xff\xff\xff\xff", 5, 1 << 20, &arena, &out, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "snappy"));
+
+    /* Valid snappy around bytes that are not a WriteRequest. */
+    const char junk[] = "\x0a\xff\xff\xff\xff\x0f";
+    char packed[64];
+    size_t plen = sizeof(packed);
+    assert_int_equal(snappy_compress(junk, sizeof(junk) - 1, packed, &plen), SNAPPY_OK);
+    assert_int_equal(ingest_rw_decode(packed, plen, 1 << 20, &arena, &out, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "protobuf"));
+
+    /* A truncated valid request. */
+    NdtPrompb__Label l = NDT_PROMPB__LABEL__INIT;
+    l.name = "__name__";
+    l.value = "up";
+    NdtPrompb__Label *ls[] = { &l };
+    NdtPrompb__Sample smp = NDT_PROMPB__SAMPLE__INIT;
+    NdtPrompb__Sample *ss[] = { &smp };
+    NdtPrompb__TimeSeries ts = NDT_PROMPB__TIME_SERIES__INIT;
+    ts.n_labels = 1;
+    ts.labels = ls;
+    ts.n_samples = 1;
+    ts.samples = ss;
+    NdtPrompb__TimeSeries *tss[] = { &ts };
+    NdtPrompb__WriteRequest req = NDT_PROMPB__WRITE_REQUEST__INIT;
+    req.n_timeseries = 1;
+    req.timeseries = tss;
+    uint8_t raw[128];
+    size_t raw_len = ndt_prompb__write_request__pack(&req, raw);
+    plen = sizeof(packed);
+    assert_int_equal(snappy_compress((const char *)raw, raw_len - 3, packed, &plen), SNAPPY_OK);
+    assert_int_equal(ingest_rw_decode(packed, plen, 1 << 20, &arena, &out, err, sizeof(err)), -1);
+
+    /* A decoded size over the limit is refused before decompressing. */
+    size_t len;
+    char *body = build_body(&req, &len);
+    assert_int_equal(ingest_rw_decode(body, len, 4, &arena, &out, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "exceeds the limit"));
+    free(body);
+    ndt_arena_free(&arena);
+}
+
+static void arena_cap_bounds_a_request(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    NdtPrompb__Label l = NDT_PROMPB__LABEL__INIT;
+    l.name = "__name__";
+    l.value = "a_fairly_long_metric_name_to_take_some_room";
+    NdtPrompb__Label *ls[] = { &l };
+    NdtPrompb__Sample smp = NDT_PROMPB__SAMPLE__INIT;
+    NdtPrompb__Sample *ss[] = { &smp };
+    NdtPrompb__TimeSeries ts = NDT_PROMPB__TIME_SERIES__INIT;
+    ts.n_labels = 1;
+    ts.labels = ls;
+    ts.n_samples = 1;
+    ts.samples = ss;
+    NdtPrompb__TimeSeries *tss[N];
+    for (size_t i = 0; i < N; i++)
+        tss[i] = &ts;
+    NdtPrompb__WriteRequest req = NDT_PROMPB__WRITE_REQUEST__INIT;
+    req.n_timeseries = N;
+    req.timeseries = tss;
+    size_t len;
+    char *body = build_body(&req, &len);
+    ndt_arena arena;
+    ndt_arena_init(&arena, 4096, 64 * 1024); /* far too small for 2000 series */
+    ingest_rw_request out;
+    char err[256];
+    assert_int_equal(ingest_rw_decode(body, len, 1 << 20, &arena, &out, err, sizeof(err)), -1);
+    assert_true(arena.allocated <= 64 * 1024);
+    ndt_arena_free(&arena);
+    ndt_arena_init(&arena, 1 << 16, 16 << 20);
+    assert_int_equal(ingest_rw_decode(body, len, 1 << 20, &arena, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.nseries, N);
+    free(body);
+    ndt_arena_free(&arena);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(decodes_series_and_orders_labels),
+        cmocka_unit_test(rejects_bad_bodies_with_reasons),
+        cmocka_unit_test(arena_cap_bounds_a_request),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
