@@ -52,6 +52,7 @@ struct ingest_receiver {
     ndt_arena arena;
     size_t max_body;
     size_t max_decoded;
+    int per_sample_format;     /* json, influx: one message per sample */
     ingest_receive_totals totals;
 };
 
@@ -131,26 +132,6 @@ static void check_request(ingest_receiver *r, struct MHD_Connection *conn, const
 
 /* ---- publishing ------------------------------------------------------- */
 
-static int instance_cmp(const void *a, const void *b)
-{
-    const ingest_series *x = *(const ingest_series *const *)a;
-    const ingest_series *y = *(const ingest_series *const *)b;
-    ndt_str ix = { "", 0 }, iy = { "", 0 };
-    for (size_t i = 1; i < x->nlabels; i++)
-        if (ndt_str_eq_cstr(x->labels[i].name, "instance"))
-            ix = x->labels[i].value;
-    for (size_t i = 1; i < y->nlabels; i++)
-        if (ndt_str_eq_cstr(y->labels[i].name, "instance"))
-            iy = y->labels[i].value;
-    size_t n = ix.len < iy.len ? ix.len : iy.len;
-    int c = n ? memcmp(ix.ptr, iy.ptr, n) : 0;
-    if (c)
-        return c;
-    if (ix.len != iy.len)
-        return ix.len < iy.len ? -1 : 1;
-    return x < y ? -1 : x > y; /* keep request order within an instance */
-}
-
 static ndt_str label_of(const ingest_series *s, const char *name)
 {
     for (size_t i = 1; i < s->nlabels; i++)
@@ -159,38 +140,71 @@ static ndt_str label_of(const ingest_series *s, const char *name)
     return (ndt_str){ "", 0 };
 }
 
-/* Publishes the request as one batch per (instance) so that keys and avro
- * records look like a scrape's.  Returns the sink's status. */
-static int publish_request(ingest_receiver *r, const ingest_rw_request *rw)
+/* A series and its instance, found once: sorting compares these. */
+typedef struct keyed_series {
+    ndt_str instance;
+    size_t index;
+} keyed_series;
+
+static int keyed_cmp(const void *a, const void *b)
 {
+    const keyed_series *x = a, *y = b;
+    size_t n = x->instance.len < y->instance.len ? x->instance.len : y->instance.len;
+    int c = n ? memcmp(x->instance.ptr, y->instance.ptr, n) : 0;
+    if (c)
+        return c;
+    if (x->instance.len != y->instance.len)
+        return x->instance.len < y->instance.len ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index; /* request order within an instance */
+}
+
+static int publish_batch(ingest_receiver *r, const ingest_series *series, size_t n, ndt_str instance)
+{
+    ingest_batch batch;
+    batch.job = label_of(&series[0], "job");
+    batch.instance = instance;
+    batch.scrape_timestamp_ms = series[0].timestamp_ms;
+    batch.series = series;
+    batch.nseries = n;
+    return ingest_sink_publish(r->sink, &batch);
+}
+
+/* Publishes the request with each sample keyed by its instance.  Avro
+ * carries one record per batch, so there the samples are grouped into one
+ * batch per instance, like a scrape's; the per-sample formats need no
+ * grouping. */
+static int publish_request(ingest_receiver *r, const ingest_rw_request *rw, int per_sample)
+{
+    int rc = NDT_OK;
     if (!rw->nseries)
         return NDT_OK;
-    const ingest_series **order = ndt_arena_alloc(&r->arena, rw->nseries * sizeof(*order));
-    ingest_series *sorted = ndt_arena_alloc(&r->arena, rw->nseries * sizeof(*sorted));
-    if (!order || !sorted)
-        return NDT_ERROR;
-    for (size_t i = 0; i < rw->nseries; i++)
-        order[i] = &rw->series[i];
-    qsort(order, rw->nseries, sizeof(*order), instance_cmp);
-    for (size_t i = 0; i < rw->nseries; i++)
-        sorted[i] = *order[i];
-
-    int rc = NDT_OK;
     pthread_mutex_lock(&r->sink_lock);
+    if (per_sample) {
+        for (size_t i = 0; i < rw->nseries && rc == NDT_OK; i++)
+            rc = publish_batch(r, &rw->series[i], 1, label_of(&rw->series[i], "instance"));
+        goto out;
+    }
+    keyed_series *keys = ndt_arena_alloc(&r->arena, rw->nseries * sizeof(*keys));
+    ingest_series *sorted = ndt_arena_alloc(&r->arena, rw->nseries * sizeof(*sorted));
+    if (!keys || !sorted) {
+        rc = NDT_ERROR;
+        goto out;
+    }
+    for (size_t i = 0; i < rw->nseries; i++) {
+        keys[i].instance = label_of(&rw->series[i], "instance");
+        keys[i].index = i;
+    }
+    qsort(keys, rw->nseries, sizeof(*keys), keyed_cmp);
+    for (size_t i = 0; i < rw->nseries; i++)
+        sorted[i] = rw->series[keys[i].index];
     for (size_t start = 0; start < rw->nseries && rc == NDT_OK;) {
-        ndt_str instance = label_of(&sorted[start], "instance");
         size_t end = start + 1;
-        while (end < rw->nseries && ndt_str_eq(label_of(&sorted[end], "instance"), instance))
+        while (end < rw->nseries && ndt_str_eq(keys[end].instance, keys[start].instance))
             end++;
-        ingest_batch batch;
-        batch.job = label_of(&sorted[start], "job");
-        batch.instance = instance;
-        batch.scrape_timestamp_ms = sorted[start].timestamp_ms;
-        batch.series = &sorted[start];
-        batch.nseries = end - start;
-        rc = ingest_sink_publish(r->sink, &batch);
+        rc = publish_batch(r, &sorted[start], end - start, keys[start].instance);
         start = end;
     }
+out:
     pthread_mutex_unlock(&r->sink_lock);
     return rc;
 }
@@ -211,7 +225,7 @@ static enum MHD_Result finish_request(ingest_receiver *r, struct MHD_Connection 
         goto out;
     }
     r->totals.histograms_skipped += rw.histograms_skipped;
-    int rc = publish_request(r, &rw);
+    int rc = publish_request(r, &rw, r->per_sample_format);
     if (rc == NDT_OK) {
         r->totals.samples += rw.nseries;
         ret = answer(conn, MHD_HTTP_NO_CONTENT, NULL, NULL);
@@ -342,6 +356,7 @@ int ingest_receiver_new(const ingest_receive_options *options, ingest_receiver *
         rc = NDT_EBADCONF;
         goto fail;
     }
+    r->per_sample_format = sc.format != INGEST_FORMAT_AVRO;
     if (ingest_sink_new(&sc, &r->sink, err, errlen) != NDT_OK) {
         rc = NDT_ERROR;
         goto fail;
