@@ -138,6 +138,13 @@ static void rejects_bad_bodies_with_reasons(void **state)
     assert_int_equal(snappy_compress((const char *)raw, raw_len - 3, packed, &plen), SNAPPY_OK);
     assert_int_equal(ingest_rw_decode(packed, plen, 1 << 20, &arena, &out, err, sizeof(err)), -1);
 
+    /* A NUL byte inside a label value is refused with its own reason. */
+    const char nul_label[] = "\x0a\x0f\x0a\x0d\x0a\x08__name__\x12\x01\x00";
+    plen = sizeof(packed);
+    assert_int_equal(snappy_compress(nul_label, sizeof(nul_label) - 1, packed, &plen), SNAPPY_OK);
+    assert_int_equal(ingest_rw_decode(packed, plen, 1 << 20, &arena, &out, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "NUL"));
+
     /* A decoded size over the limit is refused before decompressing. */
     size_t len;
     char *body = build_body(&req, &len);
