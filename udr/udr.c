@@ -48,8 +48,10 @@ static void udr_apply_defaults(udr_options *o)
         o->spool_max_bytes = UDR_DEFAULT_SPOOL_MAX;
     if (!o->batch_max_bytes)
         o->batch_max_bytes = UDR_DEFAULT_BATCH_MAX;
-    if (o->max_retries <= 0)
+    if (o->max_retries == 0)
         o->max_retries = 3;
+    else if (o->max_retries < 0)
+        o->max_retries = 0;
     if (o->timeout_ms <= 0)
         o->timeout_ms = 5000;
     if (!o->spool_dir)

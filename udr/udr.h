@@ -69,7 +69,7 @@ typedef struct udr_options {
     const char *spool_dir;     /* InfluxDB: where batches wait while it is down */
     size_t spool_max_bytes;    /* bound of the spool; 0 = 64 MiB */
     size_t batch_max_bytes;    /* line protocol bytes per request; 0 = 1 MiB */
-    int max_retries;           /* per request before spooling; 0 = 3 */
+    int max_retries;           /* per request before spooling; 0 = 3, negative = none */
     int timeout_ms;            /* per request; 0 = 5000 */
 } udr_options;
 

@@ -156,7 +156,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--spool") == 0 && v)
             opts.spool_dir = argv[++i];
         else if (strcmp(a, "--retries") == 0 && v)
-            opts.max_retries = atoi(argv[++i]);
+            opts.max_retries = atoi(argv[++i]) > 0 ? atoi(argv[i]) : -1;
         else if (strcmp(a, "--batch-bytes") == 0 && v)
             opts.batch_max_bytes = strtoull(argv[++i], NULL, 10);
         else if (strcmp(a, "--spool-max") == 0 && v)
