@@ -31,13 +31,15 @@ int udr_name_is_valid(const char *s)
 }
 
 /* Ids become tag values and SQL values: any printable text without
- * control characters is fine, but not empty. */
+ * control characters is fine, but not empty, and no backslash: InfluxDB's
+ * line protocol has no unambiguous escape for one before a comma, space or
+ * equals sign, and a URN cannot contain one anyway (RFC 8141). */
 static int udr_id_is_valid(const char *s)
 {
     if (!s || !*s || strlen(s) > 1024)
         return 0;
     for (const unsigned char *c = (const unsigned char *)s; *c; c++)
-        if (*c < 0x20 || *c == 0x7f)
+        if (*c < 0x20 || *c == 0x7f || *c == '\\')
             return 0;
     return 1;
 }
@@ -104,7 +106,8 @@ static int udr_check_point(const udr_point *p, char *err, size_t errlen)
         return NDT_EBADCONF;
     }
     if (!udr_id_is_valid(p->id)) {
-        snprintf(err, errlen, "entity of type %s has an empty or non-printable id", p->type);
+        snprintf(err, errlen, "entity of type %s has an empty id, or one with a control "
+                 "character or a backslash", p->type);
         return NDT_EBADCONF;
     }
     if (p->nfields == 0) {

@@ -111,7 +111,8 @@ int udr_read_latest(udr *u, const char *type, udr_point_fn fn, void *ctx,
 int udr_read_range(udr *u, const char *type, int64_t from_ms, int64_t to_ms,
                    udr_point_fn fn, void *ctx, char *err, size_t errlen);
 
-/* Relationships in force at at_ms (valid_from <= at < valid_to). */
+/* Relationships in force at at_ms (valid_from <= at < valid_to), in no
+ * particular order. */
 int udr_read_relations(udr *u, int64_t at_ms, udr_relation_fn fn, void *ctx,
                        char *err, size_t errlen);
 

@@ -101,11 +101,13 @@ static void udr_sleep_ms(int ms)
 /* ---- line protocol ---- */
 
 /* Measurement names and field keys are identifiers (udr.c checks), so
- * only tag values and string fields need escaping. */
+ * only tag values and string fields need escaping.  A tag value escapes
+ * comma, space and equals; a backslash is literal there (ids never hold
+ * one: udr.c). */
 static int udr_lp_tag_value(ndt_buf *b, const char *s)
 {
     for (; *s; s++) {
-        if ((*s == ',' || *s == ' ' || *s == '=' || *s == '\\') && ndt_buf_append_char(b, '\\'))
+        if ((*s == ',' || *s == ' ' || *s == '=') && ndt_buf_append_char(b, '\\'))
             return NDT_ERROR;
         if (ndt_buf_append_char(b, *s))
             return NDT_ERROR;
@@ -673,6 +675,57 @@ static int udr_influx_read_latest(udr *u, const char *type, udr_point_fn fn, voi
     return udr_influx_read(u, q, type, 1, fn, ctx, err, errlen);
 }
 
+/* The newest change of each (subject, predicate) at or before at_ms is the
+ * one in force, unless it ended by then.  Unlike SQLite, a restatement of
+ * the same object is its own point, so valid_from is the latest
+ * restatement rather than the start of the run. */
+static int udr_influx_read_relations(udr *u, int64_t at_ms, udr_relation_fn fn, void *ctx,
+                                     char *err, size_t errlen)
+{
+    char q[512];
+    snprintf(q, sizeof(q), "SELECT * FROM \"" UDR_INFLUX_REL_MEASUREMENT "\" WHERE time <= %" PRId64
+             "ms GROUP BY \"subject\", \"predicate\" ORDER BY time DESC LIMIT 1",
+             udr_influx_clamp_ms(at_ms));
+    cJSON *doc;
+    if (udr_influx_query(u, q, &doc, err, errlen) != NDT_OK)
+        return NDT_ERROR;
+    int rc = NDT_OK;
+    cJSON *series = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "results"), 0),
+                                        "series");
+    cJSON *s;
+    cJSON_ArrayForEach(s, series) {
+        cJSON *tags = cJSON_GetObjectItem(s, "tags");
+        cJSON *columns = cJSON_GetObjectItem(s, "columns");
+        cJSON *row = cJSON_GetArrayItem(cJSON_GetObjectItem(s, "values"), 0);
+        udr_relation r = {
+            .subject = cJSON_GetStringValue(cJSON_GetObjectItem(tags, "subject")),
+            .predicate = cJSON_GetStringValue(cJSON_GetObjectItem(tags, "predicate")),
+            .valid_to_ms = UDR_OPEN,
+        };
+        for (int c = 0; c < cJSON_GetArraySize(columns); c++) {
+            const char *name = cJSON_GetStringValue(cJSON_GetArrayItem(columns, c));
+            cJSON *v = cJSON_GetArrayItem(row, c);
+            if (!name)
+                continue;
+            if (strcmp(name, "time") == 0 && cJSON_IsNumber(v))
+                r.valid_from_ms = (int64_t)v->valuedouble;
+            else if (strcmp(name, "object") == 0)
+                r.object = cJSON_GetStringValue(v);
+            else if (strcmp(name, "valid_to_ms") == 0 && cJSON_IsNumber(v))
+                r.valid_to_ms = (int64_t)v->valuedouble;
+        }
+        if (!r.subject || !r.predicate || !r.object || r.valid_to_ms <= at_ms)
+            continue;
+        rc = fn(ctx, &r);
+        if (rc != NDT_OK) {
+            snprintf(err, errlen, "relationship read stopped (status %d)", rc);
+            break;
+        }
+    }
+    cJSON_Delete(doc);
+    return rc;
+}
+
 /* ---- lifecycle ---- */
 
 static void udr_influx_close(udr *u)
@@ -701,6 +754,7 @@ static const udr_backend_ops udr_influx1_ops = {
     .flush = udr_influx_flush,
     .read_latest = udr_influx_read_latest,
     .read_range = udr_influx_read_range,
+    .read_relations = udr_influx_read_relations,
     .close = udr_influx_close,
 };
 

@@ -135,6 +135,29 @@ point urn:ngsi-ld:ServiceComponent:pod-2 3000098 cpu=750024.5 phase=s:c users=30
 WANT
 diff -u "$T/latest.want" "$T/latest.txt" || fail "udr_read_latest disagrees"
 
+# Relationship changes with validity, read back as of two instants.
+{
+    echo 'r urn:ngsi-ld:ServiceComponent:p1 infrastructureElement urn:ngsi-ld:InfrastructureElement:n1 5000000'
+    echo 'r urn:ngsi-ld:ServiceComponent:p2 infrastructureElement urn:ngsi-ld:InfrastructureElement:n1 5000000 5000150'
+    echo 'r urn:ngsi-ld:ServiceComponent:p1 infrastructureElement urn:ngsi-ld:InfrastructureElement:n2 5000100'
+    # Line protocol escaping against the real parser: , = in a tag value, " and \ in a string field.
+    echo 'p InfrastructureElement urn:ngsi-ld:InfrastructureElement:a,b=c 5000000 cpuCores=8 hostname=s:say"hi"\'
+} >&3
+flush
+echo "relations 5000050" >&3
+echo "relations 5000200" >&3
+for _ in $(seq 1 100); do [ "$(grep -c '^end' "$T/writer.log")" -ge 4 ] && break; sleep 0.05; done
+awk '/^end/ { n++ } n >= 2 && /^rel / { print n ": " $0 }' "$T/writer.log" | sort >"$T/rel.txt"
+cat >"$T/rel.want" <<'WANT'
+2: rel urn:ngsi-ld:ServiceComponent:p1 infrastructureElement urn:ngsi-ld:InfrastructureElement:n1 5000000 9223372036854775807
+2: rel urn:ngsi-ld:ServiceComponent:p2 infrastructureElement urn:ngsi-ld:InfrastructureElement:n1 5000000 5000150
+3: rel urn:ngsi-ld:ServiceComponent:p1 infrastructureElement urn:ngsi-ld:InfrastructureElement:n2 5000100 9223372036854775807
+WANT
+diff -u "$T/rel.want" "$T/rel.txt" || fail "relationships as of 5000050 and 5000200 differ"
+got=$(influxql 'SELECT "hostname", "cpuCores", "id" FROM InfrastructureElement' | jq -c '.results[0].series[0].values')
+[ "$got" = '[[5000000,"say\"hi\"\\",8,"urn:ngsi-ld:InfrastructureElement:a,b=c"]]' ] ||
+    fail "escaped point reads back as $got"
+
 echo quit >&3
 exec 3>&-
 wait "$WRITER_PID" || fail "the driver reported errors: $(grep '^error' "$T/writer.log")"

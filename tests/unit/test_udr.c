@@ -230,6 +230,7 @@ static void bad_input_is_refused_with_a_reason(void **state)
         { .type = "Service Component", .id = "x", .ts_ms = 1, .fields = &ok, .nfields = 1 },
         { .type = "ServiceComponent", .id = "", .ts_ms = 1, .fields = &ok, .nfields = 1 },
         { .type = "ServiceComponent", .id = "a\nb", .ts_ms = 1, .fields = &ok, .nfields = 1 },
+        { .type = "ServiceComponent", .id = "a\\,b", .ts_ms = 1, .fields = &ok, .nfields = 1 },
         { .type = "ServiceComponent", .id = "x", .ts_ms = 1, .fields = &ok, .nfields = 0 },
         { .type = "ServiceComponent", .id = "x", .ts_ms = 1, .fields = &reserved, .nfields = 1 },
         { .type = "ServiceComponent", .id = "x", .ts_ms = 1, .fields = &dashed, .nfields = 1 },
