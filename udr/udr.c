@@ -54,6 +54,8 @@ static void udr_apply_defaults(udr_options *o)
         o->max_retries = 3;
     else if (o->max_retries < 0)
         o->max_retries = 0;
+    if (o->gzip_level == 0)
+        o->gzip_level = 1;
     if (o->timeout_ms <= 0)
         o->timeout_ms = 5000;
     if (!o->spool_dir)

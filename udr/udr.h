@@ -71,6 +71,7 @@ typedef struct udr_options {
     size_t batch_max_bytes;    /* line protocol bytes per request; 0 = 1 MiB */
     int max_retries;           /* per request before spooling; 0 = 3, negative = none */
     int timeout_ms;            /* per request; 0 = 5000 */
+    int gzip_level;            /* request bodies; 0 = 1 (fastest), negative = not compressed */
 } udr_options;
 
 /* Counters, for logs, /metrics and tests. */
