@@ -75,13 +75,18 @@ for (t, form), ex in examples.items():
 # 4. relationships resolve
 ids = {ex["id"] for (t, form), ex in examples.items()}
 for (t, form), ex in examples.items():
-    if form != "norm":
-        continue
     for k, v in ex.items():
-        if isinstance(v, dict) and v.get("type") == "Relationship":
-            for o in (v["object"] if isinstance(v["object"], list) else [v["object"]]):
-                if o not in ids:
-                    problem(f"{t} example: {k} points to {o}, which no example defines")
+        if k == "id":
+            continue
+        if form == "norm" and isinstance(v, dict) and v.get("type") == "Relationship":
+            targets = v["object"]
+        elif form == "kv" and "^urn:ngsi-ld:" in json.dumps(V[t, "kv"].schema["properties"].get(k, {})):
+            targets = v
+        else:
+            continue
+        for o in (targets if isinstance(targets, list) else [targets]):
+            if o not in ids:
+                problem(f"{t} {form} example: {k} points to {o}, which no example defines")
 
 # 5. context
 ctx = load(os.path.join(ngsi, "context.jsonld"))["@context"][0]
