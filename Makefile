@@ -13,7 +13,7 @@ CC          ?= cc
 PKGS        := rdkafka libcurl yaml-0.1 libcjson avro-c libmicrohttpd sqlite3 zlib \
                libprotobuf-c snappy \
                libpcre2-8 liblz4 libzstd libcrypto
-MODULES     := common ingest testbed cli
+MODULES     := common ingest testbed udr cli
 OPT         ?= -O2 -g
 SAN         ?=
 WARN        := -Wall -Wextra -Werror -Wno-missing-field-initializers
@@ -81,10 +81,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/libndt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP -o $@ $< $(BUILD)/libndt.a $(LDLIBS) -lcmocka
 
-# Programs the integration tests use as peers (tests/tools/*.c).
-$(BUILD)/tools/%: tests/tools/%.c
+# Programs the integration tests use as peers or drivers (tests/tools/*.c);
+# they may call into the library.
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libndt.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libndt.a $(LDLIBS)
 
 unit-bins: $(UNIT_BINS) $(BUILD)/ndtpipe
 

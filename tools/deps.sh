@@ -10,6 +10,7 @@ libcjson-dev libavro-dev libmicrohttpd-dev libyaml-dev libsqlite3-dev
 libxgboost-dev libopenblas-dev zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev
 libpcre2-dev libcmocka-dev libssl-dev
 kcat prometheus prometheus-node-exporter influxdb victoria-metrics nginx-light
+python3-jsonschema python3-yaml
 wrk hyperfine docker-compose curl ca-certificates jq openssl time
 "
 

@@ -1,0 +1,80 @@
+#!/bin/bash
+# UDR write throughput: the library into SQLite (file, WAL) and into a live
+# influxd 1.6.7, next to the ceiling a plain bulk writer reaches on the same
+# influxd in the same run (curl posting the same points as line protocol in
+# 5000-line batches over one keep-alive connection, as NOTES.md measured).
+#
+#   bench/udr.sh            (make bench runs it)
+#   POINTS=300000 SQLITE_POINTS=100000
+set -u   # not -e: lib.sh's exit trap kills peers that may be gone already
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+BUILD=${BUILD:-build}
+POINTS=${POINTS:-300000}
+SQLITE_POINTS=${SQLITE_POINTS:-100000}
+command -v influxd >/dev/null || die "influxd missing (make deps)"
+make -s BUILD="$BUILD" all >/dev/null || die "build failed"
+PKGS="rdkafka libcurl yaml-0.1 libcjson avro-c libmicrohttpd sqlite3 zlib libpcre2-8 liblz4 libzstd libcrypto"
+cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I. -o "$B/bench_udr" bench/bench_udr.c \
+    "$BUILD/libndt.a" $(pkg-config --libs $PKGS) -lm -lpthread || die "bench_udr does not build"
+
+http=$(free_port) rpc=$(free_port)
+cat >"$B/influxdb.conf" <<CONF
+reporting-enabled = false
+bind-address = "127.0.0.1:$rpc"
+[meta]
+  dir = "$B/influx/meta"
+[data]
+  dir = "$B/influx/data"
+  wal-dir = "$B/influx/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:$http"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+CONF
+bg influxd influxd run -config "$B/influxdb.conf"
+wait_port "$http" 15 || die "influxd did not start"
+for db in plain lib; do
+    curl -sf -XPOST "http://127.0.0.1:$http/query" --data-urlencode "q=CREATE DATABASE $db" >/dev/null
+done
+
+# The plain writer's input: the same points, generated independently.
+awk -v n="$POINTS" 'BEGIN { for (i = 0; i < n; i++)
+    printf "ServiceComponent,id=urn:ngsi-ld:ServiceComponent:ndt.pod-%d queueDepth=%d,avgDepthOnEnqueue=%.2f,processCpuUsage=%.1f,systemCpuUsage=%d,avgInferenceTime=%.3f %.0f\n",
+        i % 6, i % 17, i % 13 + 0.25, i % 300 + 0.5, i % 100, i % 900 + 0.125, 1767225600000 + int(i / 6) * 20 }' |
+    split -l 5000 - "$B/chunk."
+args=()
+for f in "$B"/chunk.*; do
+    args+=(--data-binary "@$f" "http://127.0.0.1:$http/write?db=plain&precision=ms" --next)
+done
+unset 'args[${#args[@]}-1]'
+t0=$(date +%s%N)
+curl -sf -o /dev/null "${args[@]}" || die "plain writer failed"
+t1=$(date +%s%N)
+plain=$(awk -v n="$POINTS" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (ns / 1e9) }')
+
+rate() { sed 's/.*points_per_s=\([0-9]*\).*/\1/'; }
+lib_rate=$("$B/bench_udr" "influx:http://127.0.0.1:$http/lib" "$POINTS" 5000 "$B/spool" | rate)
+for db in lib600 libraw; do
+    curl -sf -XPOST "http://127.0.0.1:$http/query" --data-urlencode "q=CREATE DATABASE $db" >/dev/null
+done
+libraw_rate=$(BENCH_GZIP=-1 "$B/bench_udr" "influx:http://127.0.0.1:$http/libraw" "$POINTS" 5000 "$B/spool" | rate)
+lib600_rate=$("$B/bench_udr" "influx:http://127.0.0.1:$http/lib600" "$POINTS" 600 "$B/spool" | rate)
+count() {
+    curl -sf -G "http://127.0.0.1:$http/query" --data-urlencode "db=$1" \
+        --data-urlencode 'q=SELECT count("queueDepth") FROM ServiceComponent' |
+        sed 's/.*,\([0-9]*\)\]\]}\]}\]}/\1/'
+}
+sqlite_rate=$("$B/bench_udr" "sqlite:$B/udr.db" "$SQLITE_POINTS" 600 | rate)
+
+echo "| writer (points of 5 attributes, one thread) | points | stored | points/s |"
+echo "|---|---:|---:|---:|"
+echo "| plain bulk writer: curl, 5000-line batches, influxd 1.6.7 | $POINTS | $(count plain) | $plain |"
+echo "| ndtpipe UDR, influx: (gzip, flush every 5000 points) | $POINTS | $(count lib) | $lib_rate |"
+echo "| ndtpipe UDR, influx: (no gzip, flush every 5000 points) | $POINTS | $(count libraw) | $libraw_rate |"
+echo "| ndtpipe UDR, influx: (gzip, flush every 600 points) | $POINTS | $(count lib600) | $lib600_rate |"
+echo "| ndtpipe UDR, sqlite: (WAL, commit every 600 points) | $SQLITE_POINTS | | $sqlite_rate |"
+awk -v a="$lib_rate" -v r="$libraw_rate" -v b="$plain" 'BEGIN {
+    printf "\nInfluxDB ratio to the plain bulk writer, 5000-point flushes: %.2f gzip, %.2f uncompressed (goal >= 0.9)\n", a / b, r / b }'
