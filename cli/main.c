@@ -6,6 +6,7 @@
  * `ndtpipe run` runs them all in one process.  The command table below is
  * the single list of commands; `ndtpipe --help` prints it.
  */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,8 +64,14 @@ int main(int argc, char **argv)
         return NDT_EXIT_OK;
     }
     for (size_t i = 0; i < NDT_ARRAY_LEN(commands); i++) {
-        if (strcmp(name, commands[i].name) == 0)
-            return commands[i].fn(argc - 1, argv + 1);
+        if (strcmp(name, commands[i].name) != 0)
+            continue;
+        /* libcurl's global state is not thread-safe to set up lazily, and
+         * several stages of one process (ndtpipe run) use curl: once here. */
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        int rc = commands[i].fn(argc - 1, argv + 1);
+        curl_global_cleanup();
+        return rc;
     }
     fprintf(stderr, "ndtpipe: unknown command '%s'\n\n", name);
     print_usage(stderr);
