@@ -12,7 +12,7 @@ BUILD       ?= build
 CC          ?= cc
 PKGS        := rdkafka libcurl yaml-0.1 libcjson avro-c libmicrohttpd sqlite3 zlib \
                libpcre2-8 liblz4 libzstd libcrypto
-MODULES     := common ingest testbed cli
+MODULES     := common ingest testbed features cli
 OPT         ?= -O2 -g
 SAN         ?=
 WARN        := -Wall -Wextra -Werror -Wno-missing-field-initializers
