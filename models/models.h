@@ -145,6 +145,11 @@ int model_registry_save(const char *dir, const model_info *info, const char *ubj
 /* Loads DIR/<id>/model.ubj after checking model.json's feature spec. */
 int model_registry_load(const char *dir, const char *id, int threads, model_xgb **out, char *err,
                         size_t errlen);
+/* Writes OUT/report.md (the paper's Tables III-VI analogues from
+ * DIR/<id>/model.json) and OUT/error-per-regime.svg.  NDT_EBADCONF when
+ * the model is missing or its model.json is not ndtpipe's. */
+int model_report_write(const char *dir, const char *id, const char *out_dir, char *err,
+                       size_t errlen);
 /* model.json's text for info (malloc'ed); also what `train --json` builds on. */
 char *model_info_json(const model_info *info, int with_params);
 

@@ -70,6 +70,14 @@ jq -e --arg id "$id" '.model_id == $id and (.features.names | length == 7) and .
 "$tool" "$T/reg/$id/model.ubj" "$T/pred.csv" 7 >"$T/dense.txt" || fail "dense predictor disagrees: $(cat "$T/dense.txt")"
 note "$(cat "$T/dense.txt")"
 
+# report: the tables carry the registered numbers.
+"$NDTPIPE" report --registry "$T/reg" --model "$id" --out "$T/rep" 2>"$T/rep.log" || fail "report: $(cat "$T/rep.log")"
+mae=$(printf '%.2f' "$(jq .metrics.mae_ms "$T/m.json")")
+grep -q "^| $mae | " "$T/rep/report.md" || fail "report lacks MAE $mae: $(cat "$T/rep/report.md")"
+[ "$(grep -c '^| 600 | [1-6] | ' "$T/rep/report.md")" -eq 6 ] || fail "report: per-regime table"
+grep -q 'P97.5' "$T/rep/report.md" || fail "report: threshold table"
+[ "$(grep -c '<rect ' "$T/rep/error-per-regime.svg")" -eq 6 ] || fail "report: SVG bars"
+
 # Same seed, same data: same metrics.
 run train --data "$T/d.csv" --model xgboost --train users=200,400 --test users=600 \
     --registry "$T/reg2" --json "${small[@]}" >"$T/m2.json" 2>/dev/null || fail "second train"
@@ -101,6 +109,8 @@ expect2 '--model' train --data "$T/d.csv" --model forest --train users=200 --tes
 expect2 '--registry' train --data "$T/d.csv" --model xgboost --train users=200 --test users=600
 expect2 '--data' train --model xgboost --train users=200 --test users=600 --registry "$T/bad"
 expect2 'unknown option' train --data "$T/d.csv" "${base[@]}" --frobnicate
+expect2 'model.json' report --registry "$T/reg" --model xgb-nonexistent --out "$T/rep2"
+expect2 '--out' report --registry "$T/reg" --model "$id"
 expect2 '--in' features --out "$T/x.csv"
 expect2 'nan.csv:5' features --in "$T/nan.csv" --out "$T/x.csv"
 [ ! -e "$T/bad" ] || fail "bad input registered something: $(ls -R "$T/bad")"
