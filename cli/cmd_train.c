@@ -294,6 +294,45 @@ static int cli_train_write_predictions(const char *path, const cli_split *test, 
     return NDT_OK;
 }
 
+/* Every regime of both sides needs enough rows to be learnt or judged
+ * (also with --trim none, which skips the trimmer's own check); a regime
+ * on both sides makes the test in-sample, which is allowed but said. */
+static int cli_train_check_regimes(const char *data, const cli_split *train, const cli_split *test)
+{
+    const cli_split *sides[2] = { train, test };
+    feat_regime *reg[2] = { NULL, NULL };
+    size_t nreg[2] = { 0, 0 };
+    char err[NDT_ERRBUF_SIZE];
+    int rc = NDT_EXIT_OK;
+    for (int s = 0; s < 2 && rc == NDT_EXIT_OK; s++) {
+        feat_dataset view = { sides[s]->rows, sides[s]->n, sides[s]->n };
+        if (feat_regimes(&view, &reg[s], &nreg[s], err, sizeof(err)) != NDT_OK) {
+            ndt_log(NDT_LOG_ERROR, "train", "out of memory");
+            rc = NDT_EXIT_FAILURE;
+            break;
+        }
+        for (size_t i = 0; i < nreg[s]; i++) {
+            if (reg[s][i].n < FEAT_MIN_REGIME_ROWS) {
+                fprintf(stderr, "ndtpipe train: %s: regime users=%d pods=%d has %zu rows, fewer "
+                        "than the %d needed\n", data, reg[s][i].users, reg[s][i].pods, reg[s][i].n,
+                        FEAT_MIN_REGIME_ROWS);
+                rc = NDT_EXIT_USAGE;
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; rc == NDT_EXIT_OK && i < nreg[1]; i++)
+        for (size_t j = 0; j < nreg[0]; j++)
+            if (reg[1][i].users == reg[0][j].users && reg[1][i].pods == reg[0][j].pods) {
+                ndt_log(NDT_LOG_WARN, "train", "test regime also in training: in-sample evaluation",
+                        NDT_KV_INT("users", reg[1][i].users), NDT_KV_INT("pods", reg[1][i].pods));
+                break;
+            }
+    free(reg[0]);
+    free(reg[1]);
+    return rc;
+}
+
 /* Runs everything after parsing; returns an exit code. */
 static int cli_train_run(const cli_train_opts *o)
 {
@@ -328,6 +367,10 @@ static int cli_train_run(const cli_train_opts *o)
         fprintf(stderr, "ndtpipe train: %s: no rows match %s %s\n", o->data,
                 train.n == 0 ? "--train" : "--test", train.n == 0 ? info.train_selector : info.test_selector);
         exit_code = NDT_EXIT_USAGE;
+        goto done;
+    }
+    if ((rc = cli_train_check_regimes(o->data, &train, &test)) != NDT_EXIT_OK) {
+        exit_code = rc;
         goto done;
     }
     ndt_log(NDT_LOG_INFO, "train", "training", NDT_KV_STR("model", "xgboost"),

@@ -100,6 +100,8 @@ awk -F, 'NR == 7 { print "1,200,1,1,1,1,1" ; next } { print }' "$T/d.csv" >"$T/s
 expect2 'short.csv:7: 7 fields' train --data "$T/short.csv" "${base[@]}"
 printf '%s\n' "$(head -n 1 "$T/d.csv")" "1,200,1,1,1,1,1,1,5" "2,200,1,1,1,1,1,1,6" >"$T/tiny.csv"
 expect2 'users=200 pods=1 has 2 rows' train --data "$T/tiny.csv" "${base[@]}"
+{ cat "$T/tiny.csv"; grep '^[0-9]*,600,' "$T/d.csv" | head -n 20; } >"$T/tiny2.csv"
+expect2 'users=200 pods=1 has 2 rows' train --data "$T/tiny2.csv" "${base[@]}" --trim none
 expect2 'no rows match --test users=800' train --data "$T/d.csv" --model xgboost --train users=200 --test users=800 --registry "$T/bad"
 expect2 '--train' train --data "$T/d.csv" --model xgboost --train cpu=3 --test users=600 --registry "$T/bad"
 expect2 '--rounds' train --data "$T/d.csv" "${base[@]}" --rounds 0
