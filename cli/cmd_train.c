@@ -33,6 +33,7 @@ enum {
     CLI_TRAIN_OPT_TRIM,
     CLI_TRAIN_OPT_PREDICTIONS,
     CLI_TRAIN_OPT_MAX_ROWS,
+    CLI_TRAIN_OPT_BASELINE,
 };
 
 static const char cli_train_help[] =
@@ -55,6 +56,8 @@ static const char cli_train_help[] =
     "  --threads T      training threads, 0 = all cores (default 0)\n"
     "  --seed S         XGBoost's seed (default 1)\n"
     "  --trim MODE      outlier trimming per regime: p1p99 (default), iqr, none\n"
+    "  --baseline B     none (default) or backlog: learn the log latency as a\n"
+    "                   correction of ln(1 + backlog estimate in ms)\n"
     "  --predictions F  also write the test rows' features and predictions (CSV)\n"
     "  --max-rows N     refuse datasets with more rows (default 5000000)\n" CLI_COMMON_HELP;
 
@@ -63,6 +66,7 @@ typedef struct cli_train_opts {
     feat_selector train, test;
     int have_train, have_test, json;
     feat_trim_mode trim;
+    feat_baseline baseline;
     size_t max_rows;
     model_params params;
 } cli_train_opts;
@@ -128,6 +132,7 @@ static int cli_train_parse(int argc, char **argv, cli_train_opts *o)
         { "trim", required_argument, NULL, CLI_TRAIN_OPT_TRIM },
         { "predictions", required_argument, NULL, CLI_TRAIN_OPT_PREDICTIONS },
         { "max-rows", required_argument, NULL, CLI_TRAIN_OPT_MAX_ROWS },
+        { "baseline", required_argument, NULL, CLI_TRAIN_OPT_BASELINE },
         { "help", no_argument, NULL, 'h' },
         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
@@ -181,6 +186,10 @@ static int cli_train_parse(int argc, char **argv, cli_train_opts *o)
             if (feat_trim_parse(optarg, &o->trim) != NDT_OK)
                 return cli_usage_error(cmd, "--trim: expected iqr, p1p99 or none, got '%s'", optarg);
             break;
+        case CLI_TRAIN_OPT_BASELINE:
+            if (feat_baseline_parse(optarg, &o->baseline) != NDT_OK)
+                return cli_usage_error(cmd, "--baseline: expected none or backlog, got '%s'", optarg);
+            break;
         case 'h': fputs(cli_train_help, stdout); return -1;
         default:
             if (cli_common_option(cmd, opt, optarg) == NDT_OK)
@@ -209,14 +218,17 @@ static int cli_train_parse(int argc, char **argv, cli_train_opts *o)
     return NDT_EXIT_OK;
 }
 
-/* The rows of ds that sel selects, as a float matrix, targets and raw rows. */
+/* The rows of ds that sel selects, as a float matrix, the targets the
+ * model learns (log latency minus the baseline), the baselines, raw rows. */
 typedef struct cli_split {
     float *x, *y;
+    double *base;
     feat_raw *rows;
     size_t n;
 } cli_split;
 
-static int cli_split_make(const feat_dataset *ds, const feat_selector *sel, cli_split *s)
+static int cli_split_make(const feat_dataset *ds, const feat_selector *sel, feat_baseline baseline,
+                          cli_split *s)
 {
     size_t n = 0;
     for (size_t i = 0; i < ds->n; i++)
@@ -225,7 +237,8 @@ static int cli_split_make(const feat_dataset *ds, const feat_selector *sel, cli_
     s->x = malloc((n ? n : 1) * FEAT_DIM * sizeof(float));
     s->y = malloc((n ? n : 1) * sizeof(float));
     s->rows = malloc((n ? n : 1) * sizeof(feat_raw));
-    if (!s->x || !s->y || !s->rows)
+    s->base = malloc((n ? n : 1) * sizeof(double));
+    if (!s->x || !s->y || !s->rows || !s->base)
         return NDT_ERROR;
     for (size_t i = 0; i < ds->n; i++) {
         if (!feat_selector_match(sel, &ds->rows[i]))
@@ -234,7 +247,8 @@ static int cli_split_make(const feat_dataset *ds, const feat_selector *sel, cli_
         feat_compute(&ds->rows[i], x);
         for (int j = 0; j < FEAT_DIM; j++)
             s->x[s->n * FEAT_DIM + j] = (float)x[j];
-        s->y[s->n] = (float)feat_target(ds->rows[i].infer_ms);
+        s->base[s->n] = feat_baseline_value(baseline, x);
+        s->y[s->n] = (float)(feat_target(ds->rows[i].infer_ms) - s->base[s->n]);
         s->rows[s->n++] = ds->rows[i];
     }
     return NDT_OK;
@@ -245,6 +259,7 @@ static void cli_split_free(cli_split *s)
     free(s->x);
     free(s->y);
     free(s->rows);
+    free(s->base);
 }
 
 static void cli_train_print(const model_info *info)
@@ -269,7 +284,7 @@ static void cli_train_print(const model_info *info)
                e->regimes[i].metrics.n, e->regimes[i].metrics.mae, e->regimes[i].metrics.r2);
 }
 
-static int cli_train_write_predictions(const char *path, const cli_split *test, const double *pred_log)
+static int cli_train_write_predictions(const char *path, const cli_split *test, const double *out)
 {
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -280,14 +295,15 @@ static int cli_train_write_predictions(const char *path, const cli_split *test, 
     fputs("timestamp_ms", f);
     for (int j = 0; j < FEAT_DIM; j++)
         fprintf(f, ",%s", feat_names[j]);
-    fputs(",observed_ms,predicted_log,predicted_ms\n", f);
+    fputs(",observed_ms,model_output,predicted_log,predicted_ms\n", f);
     for (size_t i = 0; i < test->n; i++) {
         fprintf(f, "%lld", (long long)test->rows[i].timestamp_ms);
         /* %.9g: the floats the model saw, read back exactly. */
         for (int j = 0; j < FEAT_DIM; j++)
             fprintf(f, ",%.9g", test->x[i * FEAT_DIM + j]);
-        fprintf(f, ",%.17g,%.9g,%.17g\n", test->rows[i].infer_ms, (float)pred_log[i],
-                feat_target_inverse(pred_log[i]));
+        /* model_output is XGBoost's own number (a float), before the baseline. */
+        fprintf(f, ",%.17g,%.9g,%.17g,%.17g\n", test->rows[i].infer_ms, (float)out[i],
+                out[i] + test->base[i], feat_target_inverse(out[i] + test->base[i]));
     }
     if (fclose(f) != 0)
         return NDT_ERROR;
@@ -342,7 +358,8 @@ static int cli_train_run(const cli_train_opts *o)
     cli_split train = { 0 }, test = { 0 };
     model_xgb *model = NULL;
     model_eval eval = { 0 };
-    model_info info = { .kind = "xgboost", .params = o->params, .trim = o->trim };
+    model_info info = { .kind = "xgboost", .params = o->params, .trim = o->trim,
+                        .baseline = o->baseline };
     double *pred = NULL, *pred_ms = NULL, *obs_ms = NULL;
     cli_progress progress = { .tty = isatty(STDERR_FILENO) };
     int exit_code = NDT_EXIT_FAILURE, rc;
@@ -359,7 +376,8 @@ static int cli_train_run(const cli_train_opts *o)
     }
     feat_selector_format(&o->train, info.train_selector, sizeof(info.train_selector));
     feat_selector_format(&o->test, info.test_selector, sizeof(info.test_selector));
-    if (cli_split_make(&ds, &o->train, &train) != NDT_OK || cli_split_make(&ds, &o->test, &test) != NDT_OK) {
+    if (cli_split_make(&ds, &o->train, o->baseline, &train) != NDT_OK ||
+        cli_split_make(&ds, &o->test, o->baseline, &test) != NDT_OK) {
         ndt_log(NDT_LOG_ERROR, "train", "out of memory splitting the dataset");
         goto done;
     }
@@ -398,7 +416,7 @@ static int cli_train_run(const cli_train_opts *o)
         goto done;
     }
     for (size_t i = 0; i < test.n; i++) {
-        pred_ms[i] = feat_target_inverse(pred[i]);
+        pred_ms[i] = feat_target_inverse(pred[i] + test.base[i]);
         obs_ms[i] = test.rows[i].infer_ms;
     }
     if (model_evaluate(test.rows, obs_ms, pred_ms, test.n, &eval, err, sizeof(err)) != NDT_OK) {

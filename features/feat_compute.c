@@ -45,6 +45,27 @@ void feat_compute(const feat_raw *r, double x[FEAT_DIM])
 double feat_target(double ms) { return log1p(ms); }
 double feat_target_inverse(double y) { return expm1(y); }
 
+double feat_baseline_value(feat_baseline b, const double x[FEAT_DIM])
+{
+    if (b != FEAT_BASELINE_BACKLOG)
+        return 0.0;
+    double backlog_ms = 1000.0 * x[FEAT_BACKLOG_FLOW] * x[FEAT_PODS];
+    return log1p(backlog_ms > 0 ? backlog_ms : 0);
+}
+
+int feat_baseline_parse(const char *s, feat_baseline *out)
+{
+    if (strcmp(s, "none") == 0)
+        *out = FEAT_BASELINE_NONE;
+    else if (strcmp(s, "backlog") == 0)
+        *out = FEAT_BASELINE_BACKLOG;
+    else
+        return NDT_ERROR;
+    return NDT_OK;
+}
+
+const char *feat_baseline_name(feat_baseline b) { return b == FEAT_BASELINE_BACKLOG ? "backlog" : "none"; }
+
 static int feat_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;

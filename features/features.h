@@ -103,6 +103,20 @@ void feat_compute(const feat_raw *r, double x[FEAT_DIM]);
 double feat_target(double ms);
 double feat_target_inverse(double y);
 
+/* An optional physical baseline of the target (docs/MODELS.md): the model
+ * then learns y - baseline and adds it back.  BACKLOG is the log of the
+ * backlog estimate in ms, ln(1 + 1000 * backlog_flow * pods): it follows
+ * saturated latencies beyond the training range, where trees alone are
+ * capped at the largest target they saw.  Computed from the feature
+ * vector so a what-if vector gets its baseline too. */
+typedef enum feat_baseline {
+    FEAT_BASELINE_NONE = 0,
+    FEAT_BASELINE_BACKLOG,
+} feat_baseline;
+double feat_baseline_value(feat_baseline b, const double x[FEAT_DIM]);
+int feat_baseline_parse(const char *s, feat_baseline *out);
+const char *feat_baseline_name(feat_baseline b);
+
 /* Writes the features CSV (docs/FEATURES.md) for every row of ds. */
 int feat_csv_write(const feat_dataset *ds, FILE *out, char *err, size_t errlen);
 

@@ -101,6 +101,7 @@ char *model_info_json(const model_info *info, int with_params)
             cJSON_AddItemToArray(names, cJSON_CreateString(feat_names[j]));
         cJSON_AddStringToObject(spec, "target", "ln(1 + avg_total_infer_ms)");
         cJSON_AddStringToObject(spec, "trim", feat_trim_name(info->trim));
+        cJSON_AddStringToObject(spec, "baseline", feat_baseline_name(info->baseline));
         cJSON *train = cJSON_AddObjectToObject(root, "training");
         cJSON_AddStringToObject(train, "train", info->train_selector);
         cJSON_AddStringToObject(train, "test", info->test_selector);
@@ -223,8 +224,8 @@ static int model_read_small(const char *path, size_t max, char **out, char *err,
     return NDT_OK;
 }
 
-int model_registry_load(const char *dir, const char *id, int threads, model_xgb **out, char *err,
-                        size_t errlen)
+int model_registry_load(const char *dir, const char *id, int threads, model_xgb **out,
+                        feat_baseline *baseline, char *err, size_t errlen)
 {
     char path[PATH_MAX + 32], *text = NULL;
     cJSON *root = NULL;
@@ -246,7 +247,15 @@ int model_registry_load(const char *dir, const char *id, int threads, model_xgb 
         snprintf(err, errlen, "%s: the model was trained on features '%s', this build computes '%s'",
                  path, spec->valuestring, feat_spec);
         rc = NDT_EBADCONF;
+    } else if (cJSON_GetObjectItemCaseSensitive(features, "baseline") &&
+               (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(features, "baseline")) ||
+                feat_baseline_parse(cJSON_GetObjectItemCaseSensitive(features, "baseline")->valuestring,
+                                    baseline) != NDT_OK)) {
+        snprintf(err, errlen, "%s: features.baseline: expected \"none\" or \"backlog\"", path);
+        rc = NDT_EBADCONF;
     } else {
+        if (!cJSON_GetObjectItemCaseSensitive(features, "baseline"))
+            *baseline = FEAT_BASELINE_NONE;
         snprintf(path, sizeof(path), "%s/%s/model.ubj", dir, id);
         rc = model_xgb_load_file(path, threads, out, err, errlen);
     }

@@ -126,6 +126,7 @@ typedef struct model_info {
     char train_selector[256];
     char test_selector[256];
     feat_trim_mode trim;
+    feat_baseline baseline;
     size_t n_train;
     size_t n_test;
     int64_t train_from_ms, train_to_ms;
@@ -142,9 +143,10 @@ void model_make_id(const char *prefix, int64_t created_s, const char *bytes, siz
 /* Writes DIR/<info->id>/{model.ubj,model.json} atomically. */
 int model_registry_save(const char *dir, const model_info *info, const char *ubj, size_t ubj_len,
                         char *err, size_t errlen);
-/* Loads DIR/<id>/model.ubj after checking model.json's feature spec. */
-int model_registry_load(const char *dir, const char *id, int threads, model_xgb **out, char *err,
-                        size_t errlen);
+/* Loads DIR/<id>/model.ubj after checking model.json's feature spec;
+ * *baseline tells what to add to the model's output (feat_baseline_value). */
+int model_registry_load(const char *dir, const char *id, int threads, model_xgb **out,
+                        feat_baseline *baseline, char *err, size_t errlen);
 /* Writes OUT/report.md (the paper's Tables III-VI analogues from
  * DIR/<id>/model.json) and OUT/error-per-regime.svg.  NDT_EBADCONF when
  * the model is missing or its model.json is not ndtpipe's. */

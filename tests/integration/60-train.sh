@@ -70,6 +70,23 @@ jq -e --arg id "$id" '.model_id == $id and (.features.names | length == 7) and .
 "$tool" "$T/reg/$id/model.ubj" "$T/pred.csv" 7 >"$T/dense.txt" || fail "dense predictor disagrees: $(cat "$T/dense.txt")"
 note "$(cat "$T/dense.txt")"
 
+# --baseline backlog: the trees learn a correction of ln(1 + backlog ms),
+# which follows the saturated regimes past the training range.  Measured
+# on this input: R^2 0.84 (0.62 without).  XGBoost's own output still
+# agrees bit for bit, and predicted_log is that output plus the baseline.
+run train --data "$T/d.csv" --model xgboost --train users=200,400 --test users=600 --baseline backlog \
+    --registry "$T/reg" --json "${small[@]}" --predictions "$T/predb.csv" >"$T/mb.json" 2>"$T/trainb.log" \
+    || fail "train --baseline: $(cat "$T/trainb.log")"
+idb=$(jq -r .model_id "$T/mb.json")
+note "--baseline backlog: R^2 $(jq .metrics.r2 "$T/mb.json")"
+jq -e '.features.baseline == "backlog"' "$T/reg/$idb/model.json" >/dev/null || fail "model.json lacks the baseline"
+jq -e '.features.baseline == "none"' "$T/reg/$id/model.json" >/dev/null || fail "model.json: baseline none"
+jq -e --slurpfile a "$T/m.json" '.metrics.r2 > 0.7 and .metrics.r2 > $a[0].metrics.r2' "$T/mb.json" >/dev/null \
+    || fail "--baseline backlog: R^2 $(jq .metrics.r2 "$T/mb.json") not above 0.7 and the plain model's"
+"$tool" "$T/reg/$idb/model.ubj" "$T/predb.csv" 7 >"$T/denseb.txt" || fail "dense predictor (baseline): $(cat "$T/denseb.txt")"
+awk -F, 'NR > 1 { d = $10 + log(1 + 1000 * $6 * $3) - $11; if (d > 1e-5 || d < -1e-5) { print "row " NR ": " d; exit 1 } }' \
+    "$T/predb.csv" || fail "predicted_log != model_output + baseline"
+
 # report: the tables carry the registered numbers.
 "$NDTPIPE" report --registry "$T/reg" --model "$id" --out "$T/rep" 2>"$T/rep.log" || fail "report: $(cat "$T/rep.log")"
 mae=$(printf '%.2f' "$(jq .metrics.mae_ms "$T/m.json")")
@@ -107,6 +124,7 @@ expect2 '--train' train --data "$T/d.csv" --model xgboost --train cpu=3 --test u
 expect2 '--rounds' train --data "$T/d.csv" "${base[@]}" --rounds 0
 expect2 '--depth' train --data "$T/d.csv" "${base[@]}" --depth x
 expect2 '--trim' train --data "$T/d.csv" "${base[@]}" --trim median
+expect2 '--baseline' train --data "$T/d.csv" "${base[@]}" --baseline physics
 expect2 '--model' train --data "$T/d.csv" --model forest --train users=200 --test users=600 --registry "$T/bad"
 expect2 '--registry' train --data "$T/d.csv" --model xgboost --train users=200 --test users=600
 expect2 '--data' train --model xgboost --train users=200 --test users=600 --registry "$T/bad"

@@ -4,8 +4,9 @@
  *   xgb_predict_dense MODEL.ubj PREDICTIONS.csv NFEATURES
  *
  * Loads MODEL.ubj into a fresh booster, reads the feature columns
- * (columns 2..NFEATURES+1) and ndtpipe's predicted_log column (the one
- * after observed_ms) of the CSV written by `ndtpipe train --predictions`,
+ * (columns 2..NFEATURES+1) and ndtpipe's model_output column (the one
+ * after observed_ms: XGBoost's output before any baseline is added) of the
+ * CSV written by `ndtpipe train --predictions`,
  * predicts with XGBoosterPredictFromDense (a different C API path from
  * ndtpipe's DMatrix one) and compares the two as floats.  Prints
  * "rows=N mismatches=M max_abs_diff=D"; exit 0 only when M is 0.

@@ -51,6 +51,9 @@ static void features_exact_on_hand_made_rows(void **state)
     assert_true(x2[FEAT_CONGESTION_INDEX] == x[FEAT_CONGESTION_INDEX]);
     assert_true(x2[FEAT_BACKLOG_FLOW] == x[FEAT_BACKLOG_FLOW]);
     assert_true(feat_target(0) == 0);
+    /* The backlog baseline: ln(1 + 1000 * backlog_flow * pods) = ln(1 + 500). */
+    assert_true(fabs(feat_baseline_value(FEAT_BASELINE_BACKLOG, x) - log(501.0)) < 1e-12);
+    assert_true(feat_baseline_value(FEAT_BASELINE_NONE, x) == 0);
     feat_dataset_free(&ds);
 }
 

@@ -202,16 +202,19 @@ static void registry_round_trip_is_bit_identical(void **state)
     assert_int_equal(len, len2);
     assert_memory_equal(ubj, ubj2, len);
 
-    model_info info = { .kind = "xgboost", .params = p, .n_train = train.n, .created_s = 1767225600 };
+    model_info info = { .kind = "xgboost", .params = p, .n_train = train.n, .created_s = 1767225600,
+                        .baseline = FEAT_BASELINE_BACKLOG };
+    feat_baseline baseline = FEAT_BASELINE_NONE;
     model_make_id("xgb", info.created_s, ubj, len, info.id, sizeof(info.id));
     assert_int_equal(strncmp(info.id, "xgb-20260101T000000-", 20), 0);
     assert_int_equal(strlen(info.id), 28);
     assert_int_equal(model_registry_save(dir, &info, ubj, len, err, sizeof(err)), NDT_OK);
     /* Never overwritten. */
     assert_int_equal(model_registry_save(dir, &info, ubj, len, err, sizeof(err)), NDT_ERROR);
-    assert_int_equal(model_registry_load(dir, info.id, 1, &loaded, err, sizeof(err)), NDT_OK);
+    assert_int_equal(model_registry_load(dir, info.id, 1, &loaded, &baseline, err, sizeof(err)), NDT_OK);
     assert_int_equal(model_xgb_predict(loaded, train.x, train.n, after, err, sizeof(err)), NDT_OK);
     assert_memory_equal(before, after, train.n * sizeof(double));
+    assert_int_equal(baseline, FEAT_BASELINE_BACKLOG); /* what to add back travels with it */
 
     /* A corrupt model file: a clear error, exit-2 class. */
     model_xgb *bad = NULL;
@@ -219,16 +222,16 @@ static void registry_round_trip_is_bit_identical(void **state)
     FILE *f = fopen(path, "w");
     fputs("not a model", f);
     fclose(f);
-    assert_int_equal(model_registry_load(dir, info.id, 1, &bad, err, sizeof(err)), NDT_EBADCONF);
+    assert_int_equal(model_registry_load(dir, info.id, 1, &bad, &baseline, err, sizeof(err)), NDT_EBADCONF);
     assert_non_null(strstr(err, "model.ubj"));
     /* Another feature spec: refused before the model is even read. */
     snprintf(path, sizeof(path), "%s/%s/model.json", dir, info.id);
     f = fopen(path, "w");
     fputs("{\"features\":{\"spec\":\"ndt-features-v0:users\"}}", f);
     fclose(f);
-    assert_int_equal(model_registry_load(dir, info.id, 1, &bad, err, sizeof(err)), NDT_EBADCONF);
+    assert_int_equal(model_registry_load(dir, info.id, 1, &bad, &baseline, err, sizeof(err)), NDT_EBADCONF);
     assert_non_null(strstr(err, "ndt-features-v0"));
-    assert_int_equal(model_registry_load(dir, "../x", 1, &bad, err, sizeof(err)), NDT_EBADCONF);
+    assert_int_equal(model_registry_load(dir, "../x", 1, &bad, &baseline, err, sizeof(err)), NDT_EBADCONF);
 
     snprintf(path, sizeof(path), "rm -rf '%s'", dir);
     assert_int_equal(system(path), 0);
