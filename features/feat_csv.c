@@ -16,6 +16,8 @@
 
 #include "features/features.h"
 
+#define FEAT_MAX_VALUE 1e15
+
 static int feat_grow(feat_dataset *ds, size_t max_rows)
 {
     if (ds->n < ds->cap)
@@ -106,9 +108,11 @@ static int feat_parse_row(char *line, feat_raw *r, char *err, size_t errlen)
         return NDT_ERROR;
     }
     for (int i = 0; i < 6; i++) {
-        if (feat_parse_double(f[3 + i], &d[i]) != NDT_OK) {
-            snprintf(err, errlen, "%s: expected a finite number, got '%s'", feat_raw_names[3 + i],
-                     f[3 + i]);
+        /* The bound keeps sums and scalings of features finite (1e308 + 1e308
+         * is inf); no telemetry value of the contract comes near it. */
+        if (feat_parse_double(f[3 + i], &d[i]) != NDT_OK || fabs(d[i]) > FEAT_MAX_VALUE) {
+            snprintf(err, errlen, "%s: expected a finite number within +/-1e15, got '%s'",
+                     feat_raw_names[3 + i], f[3 + i]);
             return NDT_ERROR;
         }
     }

@@ -70,6 +70,7 @@ static void reader_names_the_bad_line(void **state)
         { FEAT_RAW_HEADER "\n1,200,1,nan,1,1,1,1,5\n", "t.csv:2: avg_depth_on_enqueue" },
         { FEAT_RAW_HEADER "\n1,2x0,1,1,1,1,1,1,5\n", "t.csv:2: users" },
         { FEAT_RAW_HEADER "\n1,200,1,1,1,1,1,1,-5\n", "t.csv:2: avg_total_infer_ms" },
+        { FEAT_RAW_HEADER "\n1,200,1,1,1,1e308,1e308,1,5\n", "t.csv:2: avg_cpu_process_pct" },
         { FEAT_RAW_HEADER "\n", "no data rows" },
     };
     for (size_t i = 0; i < NDT_ARRAY_LEN(cases); i++) {
