@@ -441,6 +441,8 @@ static int cli_train_run(const cli_train_opts *o)
     info.n_train = train.n;
     info.n_test = test.n;
     info.eval = &eval;
+    info.test_rows = test.rows;
+    info.test_predicted_ms = pred_ms;
     info.created_s = (int64_t)time(NULL);
     model_make_id("xgb", info.created_s, ubj, ubj_len, info.id, sizeof(info.id));
     if ((rc = model_registry_save(o->registry, &info, ubj, ubj_len, err, sizeof(err))) != NDT_OK) {

@@ -4,6 +4,9 @@
  *   DIR/<model-id>/model.ubj    XGBoost's own UBJSON save (loads in ms)
  *   DIR/<model-id>/model.json   metadata: feature spec, training window and
  *                               regimes, parameters, metrics, grade, time
+ *   DIR/<model-id>/predictions.csv  a sample (<= MODEL_SAMPLE_MAX rows) of
+ *                               the test rows, observed and predicted ms,
+ *                               for `ndtpipe report`'s plots
  *
  * The id is "xgb-YYYYmmddTHHMMSS-<8 hex>", the hex an FNV-1a hash of the
  * model bytes, so two models trained in the same second still differ and a
@@ -129,6 +132,29 @@ char *model_info_json(const model_info *info, int with_params)
     return text;
 }
 
+/* Every k-th test row, k chosen so at most MODEL_SAMPLE_MAX remain: an
+ * even sample over time and regimes, bounded whatever the dataset size. */
+static int model_write_sample(const char *path, const model_info *info, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NDT_ERROR;
+    }
+    size_t stride = (info->n_test + MODEL_SAMPLE_MAX - 1) / MODEL_SAMPLE_MAX;
+    fputs("timestamp_ms,users,pods,observed_ms,predicted_ms\n", f);
+    for (size_t i = 0; i < info->n_test; i += stride ? stride : 1) {
+        const feat_raw *r = &info->test_rows[i];
+        fprintf(f, "%lld,%d,%d,%.17g,%.17g\n", (long long)r->timestamp_ms, r->users, r->pods,
+                r->infer_ms, info->test_predicted_ms[i]);
+    }
+    if (ferror(f) | (fclose(f) != 0)) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        return NDT_ERROR;
+    }
+    return NDT_OK;
+}
+
 static int model_write_file(const char *path, const char *data, size_t len, char *err,
                             size_t errlen)
 {
@@ -187,6 +213,9 @@ int model_registry_save(const char *dir, const model_info *info, const char *ubj
     snprintf(file, sizeof(file), "%s/model.json", tmp);
     if (model_write_file(file, json, strlen(json), err, errlen) != NDT_OK)
         goto fail;
+    snprintf(file, sizeof(file), "%s/predictions.csv", tmp);
+    if (info->test_rows && model_write_sample(file, info, err, errlen) != NDT_OK)
+        goto fail;
     if (rename(tmp, final) != 0) {
         snprintf(err, errlen, "renaming %s to %s: %s", tmp, final, strerror(errno));
         goto fail;
@@ -198,6 +227,8 @@ fail:
     snprintf(file, sizeof(file), "%s/model.ubj", tmp);
     unlink(file);
     snprintf(file, sizeof(file), "%s/model.json", tmp);
+    unlink(file);
+    snprintf(file, sizeof(file), "%s/predictions.csv", tmp);
     unlink(file);
     rmdir(tmp);
     return rc;

@@ -4,9 +4,12 @@
  *
  * The report is built from model.json alone (not by re-running the model),
  * so it shows exactly what was measured when the model was registered and
- * needs neither the dataset nor libxgboost's time.  Table VII (what-if
- * deltas) comes with `ndtpipe validate`, which will add its results to
- * the registry entry.  Files are written as NAME.tmp and renamed.
+ * needs neither the dataset nor libxgboost's time.  The predicted-against-
+ * observed scatter comes from the sample of test rows the registry keeps
+ * (predictions.csv), when the entry has one.  Table VII (what-if deltas)
+ * comes with `ndtpipe validate`, which will add its results to the
+ * registry entry.  The Markdown and bar chart are written as NAME.tmp
+ * and renamed.
  */
 #include <errno.h>
 #include <limits.h>
@@ -72,6 +75,7 @@ static void model_report_tables(FILE *f, const cJSON *root)
                 jnum(row, "pods"), jnum(row, "n"), jnum(row, "mae_ms"), jnum(row, "rmse_ms"),
                 jnum(row, "r2"));
     fprintf(f, "\n![MAE per regime](error-per-regime.svg)\n\n"
+               "![Predicted against observed](predicted-vs-observed.svg)\n\n"
                "What-if deltas (Table VII) come with `ndtpipe validate` (not built yet).\n");
 }
 
@@ -104,6 +108,95 @@ static void model_report_svg(FILE *f, const cJSON *root)
     fputs("</svg>\n", f);
 }
 
+/* The sample of test rows (predictions.csv), for the scatter plot. */
+typedef struct model_sample {
+    double *observed, *predicted;
+    size_t n;
+} model_sample;
+
+static int model_sample_load(const char *path, model_sample *s)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    if (!f)
+        return NDT_ERROR;
+    s->observed = malloc(MODEL_SAMPLE_MAX * sizeof(double));
+    s->predicted = malloc(MODEL_SAMPLE_MAX * sizeof(double));
+    if (!s->observed || !s->predicted || !fgets(line, sizeof(line), f)) {
+        fclose(f);
+        return NDT_ERROR;
+    }
+    while (s->n < MODEL_SAMPLE_MAX && fgets(line, sizeof(line), f)) {
+        long long ts;
+        int users, pods;
+        if (sscanf(line, "%lld,%d,%d,%lf,%lf", &ts, &users, &pods, &s->observed[s->n],
+                   &s->predicted[s->n]) == 5 && isfinite(s->observed[s->n]) &&
+            isfinite(s->predicted[s->n]))
+            s->n++;
+    }
+    fclose(f);
+    return NDT_OK;
+}
+
+/* Position of v (ms, at least 1) on a log axis spanning 10^l0 .. 10^l1. */
+static double model_log_axis(double v, double l0, double l1, double size)
+{
+    return size * (log10(fmax(v, 1)) - l0) / (l1 - l0);
+}
+
+/* Log-log scatter of predicted against observed ms, with the y = x line. */
+static void model_report_scatter(FILE *f, const model_sample *s)
+{
+    double lo = INFINITY, hi = -INFINITY, size = 320, pad = 50;
+    for (size_t i = 0; i < s->n; i++) {
+        lo = fmin(lo, fmax(fmin(s->observed[i], s->predicted[i]), 1));
+        hi = fmax(hi, fmax(s->observed[i], s->predicted[i]));
+    }
+    double l0 = s->n ? floor(log10(lo)) : 0, l1 = s->n ? ceil(log10(fmax(hi, 1))) : 1;
+    if (l1 <= l0)
+        l1 = l0 + 1;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "font-family=\"sans-serif\" font-size=\"11\">\n", size + 2 * pad, size + 2 * pad);
+    fprintf(f, "<text x=\"%.0f\" y=\"16\">predicted against observed latency (ms, log-log, %zu "
+               "test rows)</text>\n", pad, s->n);
+    for (double e = l0; e <= l1; e++) {
+        double p = model_log_axis(pow(10, e), l0, l1, size);
+        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" stroke=\"#ddd\"/>"
+                   "<text x=\"%.1f\" y=\"%.0f\">%g</text>\n", pad + p, pad + p, pad, pad + size,
+                pad + p - 8, pad + size + 16, pow(10, e));
+        fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                   "<text x=\"2\" y=\"%.1f\">%g</text>\n", pad, pad + size, pad + size - p,
+                pad + size - p, pad + size - p + 4, pow(10, e));
+    }
+    fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#aa3377\"/>\n", pad,
+            pad + size, pad + size, pad);
+    for (size_t i = 0; i < s->n; i++)
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"1.5\" fill=\"#4477aa\" "
+                   "fill-opacity=\"0.4\"/>\n", pad + model_log_axis(s->observed[i], l0, l1, size),
+                pad + size - model_log_axis(s->predicted[i], l0, l1, size));
+    fputs("</svg>\n", f);
+}
+
+static int model_report_scatter_file(const char *out_dir, const model_sample *s, char *err,
+                                     size_t errlen)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(path, sizeof(path), "%s/predicted-vs-observed.svg", out_dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return NDT_ERROR;
+    }
+    model_report_scatter(f, s);
+    if (ferror(f) | (fclose(f) != 0) || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "writing %s: %s", path, strerror(errno));
+        remove(tmp);
+        return NDT_ERROR;
+    }
+    return NDT_OK;
+}
+
 typedef void (*model_report_fn)(FILE *f, const cJSON *root);
 
 static int model_report_file(const char *out_dir, const char *name, model_report_fn fn,
@@ -132,6 +225,7 @@ int model_report_write(const char *dir, const char *id, const char *out_dir, cha
     char path[PATH_MAX + 32];
     cJSON *root = NULL;
     char *text = NULL;
+    model_sample sample = { 0 };
     int rc = NDT_EBADCONF;
     if (!id[0] || id[0] == '.' || strchr(id, '/')) {
         snprintf(err, errlen, "--model: '%s' is not a registry entry name", id);
@@ -164,7 +258,12 @@ int model_report_write(const char *dir, const char *id, const char *out_dir, cha
     rc = model_report_file(out_dir, "report.md", model_report_tables, root, err, errlen);
     if (rc == NDT_OK)
         rc = model_report_file(out_dir, "error-per-regime.svg", model_report_svg, root, err, errlen);
+    snprintf(path, sizeof(path), "%s/%s/predictions.csv", dir, id);
+    if (rc == NDT_OK && model_sample_load(path, &sample) == NDT_OK)
+        rc = model_report_scatter_file(out_dir, &sample, err, errlen);
 done:
+    free(sample.observed);
+    free(sample.predicted);
     cJSON_Delete(root);
     free(text);
     return rc;

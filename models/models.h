@@ -134,13 +134,20 @@ typedef struct model_info {
     size_t ntrain_regimes;
     double train_seconds;
     const model_eval *eval;
+    /* The test rows and their predictions (ms); the registry keeps an
+     * evenly spaced sample of at most MODEL_SAMPLE_MAX for plots. */
+    const feat_raw *test_rows;
+    const double *test_predicted_ms;
     int64_t created_s; /* Unix time */
 } model_info;
+
+#define MODEL_SAMPLE_MAX 5000
 
 /* Builds "xgb-YYYYmmddTHHMMSS-<8 hex of the model bytes>". */
 void model_make_id(const char *prefix, int64_t created_s, const char *bytes, size_t len,
                    char *id, size_t size);
-/* Writes DIR/<info->id>/{model.ubj,model.json} atomically. */
+/* Writes DIR/<info->id>/{model.ubj,model.json,predictions.csv} atomically
+ * (predictions.csv only when info->test_rows is set). */
 int model_registry_save(const char *dir, const model_info *info, const char *ubj, size_t ubj_len,
                         char *err, size_t errlen);
 /* Loads DIR/<id>/model.ubj after checking model.json's feature spec;

@@ -65,6 +65,11 @@ jq -e --arg id "$id" '.model_id == $id and (.features.names | length == 7) and .
     and .training.train == "users=200,400" and (.training.regimes | length == 12) and .grade != null' \
     "$T/reg/$id/model.json" >/dev/null || fail "model.json: $(cat "$T/reg/$id/model.json")"
 [ -z "$(ls -A "$T/reg" | grep -v "^$id\$")" ] || fail "registry has leftovers: $(ls -A "$T/reg")"
+# predictions.csv: every k-th test row, k = ceil(n_test / 5000).
+n_test=$(jq .n_test "$T/m.json")
+stride=$(( (n_test + 4999) / 5000 )); want=$(( (n_test + stride - 1) / stride ))
+[ $(( $(wc -l <"$T/reg/$id/predictions.csv") - 1 )) -eq "$want" ] || fail "predictions.csv: $(wc -l <"$T/reg/$id/predictions.csv") lines, want $want + 1"
+[ "$(sed -n 2p "$T/reg/$id/predictions.csv" | cut -d, -f2)" = 600 ] || fail "predictions.csv holds non-test rows"
 
 # XGBoost's own dense predictor on a second load agrees bit for bit.
 "$tool" "$T/reg/$id/model.ubj" "$T/pred.csv" 7 >"$T/dense.txt" || fail "dense predictor disagrees: $(cat "$T/dense.txt")"
@@ -94,6 +99,7 @@ grep -q "^| $mae | " "$T/rep/report.md" || fail "report lacks MAE $mae: $(cat "$
 [ "$(grep -c '^| 600 | [1-6] | ' "$T/rep/report.md")" -eq 6 ] || fail "report: per-regime table"
 grep -q 'P97.5' "$T/rep/report.md" || fail "report: threshold table"
 [ "$(grep -c '<rect ' "$T/rep/error-per-regime.svg")" -eq 6 ] || fail "report: SVG bars"
+[ "$(grep -c '<circle ' "$T/rep/predicted-vs-observed.svg")" -eq "$want" ] || fail "report: scatter points"
 
 # Same seed, same data: same metrics.
 run train --data "$T/d.csv" --model xgboost --train users=200,400 --test users=600 \
