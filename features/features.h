@@ -1,0 +1,143 @@
+/*
+ * features.h: the regime-aware feature stage (paper 002, section III and
+ * Table II), batch mode.
+ *
+ * Input is the dataset CSV of the contract (raw telemetry, one row per
+ * sample).  This module reads it into memory under a row cap, groups rows
+ * into regimes (users, pods), trims outliers of the target per regime, and
+ * maps every row to the fixed feature vector of docs/FEATURES.md plus the
+ * log-latency target.  Everything is pure computation on a feat_dataset,
+ * so the streaming mode (later) can call feat_compute() on a window's row
+ * and produce the same numbers as the batch mode.
+ *
+ * Promises: the feature order of feat_names[] is the feature spec; models
+ * record it and refuse a model whose spec differs.  Trimming keeps the
+ * surviving rows in their original order.  Errors in the input are
+ * NDT_EBADCONF with "FILE:LINE: reason"; nothing is written on error.
+ */
+#ifndef NDT_FEATURES_H
+#define NDT_FEATURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/ndt.h"
+
+/* The contract's dataset columns, in order (extra columns may follow). */
+#define FEAT_RAW_HEADER                                                           \
+    "timestamp_ms,users,pods,avg_depth_on_enqueue,avg_backlog_sec_est,"           \
+    "avg_cpu_process_pct,avg_cpu_system_pct,avg_mem_system_pct,avg_total_infer_ms"
+#define FEAT_RAW_COLUMNS 9
+
+/* Bounds: a dataset larger than this is refused with a clear error rather
+ * than exhausting memory (72 bytes a row: 5 M rows are 360 MB). */
+#define FEAT_MAX_ROWS_DEFAULT 5000000u
+#define FEAT_MAX_LINE 4096
+/* A regime with fewer rows than this cannot be trimmed or evaluated. */
+#define FEAT_MIN_REGIME_ROWS 5
+
+/* The feature vector (docs/FEATURES.md). */
+enum {
+    FEAT_USERS = 0,
+    FEAT_PODS,
+    FEAT_WORKLOAD_INTENSITY,
+    FEAT_CONGESTION_INDEX,
+    FEAT_BACKLOG_FLOW,
+    FEAT_COMPUTE_PRESSURE,
+    FEAT_MEMORY_DENSITY,
+    FEAT_DIM
+};
+extern const char *const feat_names[FEAT_DIM];
+/* One string naming the spec ("v1:users,pods,..."), stored with models. */
+extern const char feat_spec[];
+
+typedef struct feat_raw {
+    int64_t timestamp_ms;
+    int users;
+    int pods;
+    double depth;       /* avg_depth_on_enqueue */
+    double backlog_s;   /* avg_backlog_sec_est */
+    double cpu_process; /* avg_cpu_process_pct */
+    double cpu_system;  /* avg_cpu_system_pct */
+    double mem_system;  /* avg_mem_system_pct */
+    double infer_ms;    /* avg_total_infer_ms, the target */
+} feat_raw;
+
+typedef struct feat_dataset {
+    feat_raw *rows;
+    size_t n;
+    size_t cap;
+} feat_dataset;
+
+typedef enum feat_trim_mode {
+    FEAT_TRIM_NONE = 0,
+    FEAT_TRIM_IQR,   /* keep Q1 - 1.5 IQR <= y <= Q3 + 1.5 IQR */
+    FEAT_TRIM_P1P99, /* keep P1 <= y <= P99 (the paper's V-B) */
+} feat_trim_mode;
+
+typedef struct feat_regime {
+    int users;
+    int pods;
+    size_t n;
+} feat_regime;
+
+/* A row selector such as "users=200,400" or "pods=1,2" (train/test splits). */
+#define FEAT_SELECTOR_MAX 32
+typedef struct feat_selector {
+    int by_pods; /* 0: users, 1: pods */
+    int values[FEAT_SELECTOR_MAX];
+    size_t n;
+} feat_selector;
+
+/* Reads a dataset CSV; "-" is stdin.  max_rows 0 means the default cap. */
+int feat_csv_read(const char *path, size_t max_rows, feat_dataset *out, char *err, size_t errlen);
+/* Parses one stream; name is used in messages. */
+int feat_csv_read_stream(FILE *in, const char *name, size_t max_rows, feat_dataset *out, char *err,
+                         size_t errlen);
+void feat_dataset_free(feat_dataset *ds);
+
+/* Fills x[FEAT_DIM] from one raw row (pods >= 1 is guaranteed by the reader). */
+void feat_compute(const feat_raw *r, double x[FEAT_DIM]);
+/* The target transform and its inverse: y = ln(1 + ms), ms = e^y - 1. */
+double feat_target(double ms);
+double feat_target_inverse(double y);
+
+/* An optional physical baseline of the target (docs/MODELS.md): the model
+ * then learns y - baseline and adds it back.  BACKLOG is the log of the
+ * backlog estimate in ms, ln(1 + 1000 * backlog_flow * pods): it follows
+ * saturated latencies beyond the training range, where trees alone are
+ * capped at the largest target they saw.  Computed from the feature
+ * vector so a what-if vector gets its baseline too. */
+typedef enum feat_baseline {
+    FEAT_BASELINE_NONE = 0,
+    FEAT_BASELINE_BACKLOG,
+} feat_baseline;
+double feat_baseline_value(feat_baseline b, const double x[FEAT_DIM]);
+int feat_baseline_parse(const char *s, feat_baseline *out);
+const char *feat_baseline_name(feat_baseline b);
+
+/* Writes the features CSV (docs/FEATURES.md) for every row of ds. */
+int feat_csv_write(const feat_dataset *ds, FILE *out, char *err, size_t errlen);
+
+/* The p-quantile (0 <= p <= 1) of v[0..n) by linear interpolation between
+ * order statistics (numpy's default); sorts v in place.  n >= 1. */
+double feat_quantile_sorted(const double *sorted, size_t n, double p);
+double feat_quantile(double *v, size_t n, double p);
+
+int feat_trim_parse(const char *s, feat_trim_mode *out);
+const char *feat_trim_name(feat_trim_mode mode);
+/* Drops, per regime, the rows whose target lies outside the mode's bounds;
+ * keeps order.  NDT_EBADCONF if a regime has fewer than
+ * FEAT_MIN_REGIME_ROWS rows (the bounds would be meaningless). */
+int feat_trim(feat_dataset *ds, feat_trim_mode mode, size_t *dropped, char *err, size_t errlen);
+
+/* The distinct (users, pods) regimes of ds, sorted; *out is malloc'ed. */
+int feat_regimes(const feat_dataset *ds, feat_regime **out, size_t *nout, char *err, size_t errlen);
+
+int feat_selector_parse(const char *s, feat_selector *out, char *err, size_t errlen);
+int feat_selector_match(const feat_selector *sel, const feat_raw *r);
+/* "users=200,400" back into text. */
+void feat_selector_format(const feat_selector *sel, char *buf, size_t size);
+
+#endif

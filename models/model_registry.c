@@ -1,0 +1,296 @@
+/*
+ * model_registry.c: the model registry, one versioned directory per model.
+ *
+ *   DIR/<model-id>/model.ubj    XGBoost's own UBJSON save (loads in ms)
+ *   DIR/<model-id>/model.json   metadata: feature spec, training window and
+ *                               regimes, parameters, metrics, grade, time
+ *   DIR/<model-id>/predictions.csv  a sample (<= MODEL_SAMPLE_MAX rows) of
+ *                               the test rows, observed and predicted ms,
+ *                               for `ndtpipe report`'s plots
+ *
+ * The id is "xgb-YYYYmmddTHHMMSS-<8 hex>", the hex an FNV-1a hash of the
+ * model bytes, so two models trained in the same second still differ and a
+ * reader can tell a model file from the id.  A model is written into a
+ * temporary directory beside its final place and renamed, so a crash or a
+ * full disk never leaves a half-registered model; an existing id is never
+ * overwritten.  Loading checks the feature spec first: a model trained on
+ * another feature vector would answer nonsense without any error.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "models/models.h"
+
+#define MODEL_JSON_MAX (4u << 20) /* model.json is metadata: a few kB */
+
+void model_make_id(const char *prefix, int64_t created_s, const char *bytes, size_t len, char *id,
+                   size_t size)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)bytes[i]) * 16777619u;
+    time_t t = (time_t)created_s;
+    struct tm tm;
+    char when[32];
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y%m%dT%H%M%S", &tm);
+    snprintf(id, size, "%s-%s-%08x", prefix, when, h);
+}
+
+static cJSON *model_metrics_json(const model_metrics *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "n", (double)m->n);
+    cJSON_AddNumberToObject(o, "mae_ms", m->mae);
+    cJSON_AddNumberToObject(o, "rmse_ms", m->rmse);
+    if (m->r2 == m->r2)
+        cJSON_AddNumberToObject(o, "r2", m->r2);
+    else
+        cJSON_AddNullToObject(o, "r2");
+    cJSON_AddNumberToObject(o, "p95_abs_error_ms", m->p95_abs);
+    cJSON_AddNumberToObject(o, "mean_observed_ms", m->mean_observed);
+    return o;
+}
+
+static void model_eval_json(cJSON *root, const model_eval *e)
+{
+    cJSON_AddItemToObject(root, "metrics", model_metrics_json(&e->overall));
+    cJSON_AddStringToObject(root, "grade", model_grade_name(e->grade));
+    cJSON *regimes = cJSON_AddArrayToObject(root, "per_regime");
+    for (size_t i = 0; i < e->nregimes; i++) {
+        cJSON *r = model_metrics_json(&e->regimes[i].metrics);
+        cJSON_AddNumberToObject(r, "users", e->regimes[i].users);
+        cJSON_AddNumberToObject(r, "pods", e->regimes[i].pods);
+        cJSON_AddItemToArray(regimes, r);
+    }
+    cJSON *thresholds = cJSON_AddArrayToObject(root, "high_latency");
+    for (int t = 0; t < MODEL_NTHRESHOLDS; t++) {
+        cJSON *r = model_metrics_json(&e->thresholds[t].metrics);
+        cJSON_AddNumberToObject(r, "quantile", e->thresholds[t].quantile);
+        cJSON_AddNumberToObject(r, "threshold_ms", e->thresholds[t].threshold_ms);
+        cJSON_AddItemToArray(thresholds, r);
+    }
+}
+
+char *model_info_json(const model_info *info, int with_params)
+{
+    cJSON *root = cJSON_CreateObject();
+    char created[32];
+    time_t t = (time_t)info->created_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cJSON_AddStringToObject(root, "model_id", info->id);
+    cJSON_AddStringToObject(root, "model", info->kind);
+    cJSON_AddStringToObject(root, "created", created);
+    cJSON_AddNumberToObject(root, "n_train", (double)info->n_train);
+    cJSON_AddNumberToObject(root, "n_test", (double)info->n_test);
+    cJSON_AddNumberToObject(root, "train_seconds", info->train_seconds);
+    if (info->eval)
+        model_eval_json(root, info->eval);
+    if (with_params) {
+        cJSON *spec = cJSON_AddObjectToObject(root, "features");
+        cJSON_AddStringToObject(spec, "spec", feat_spec);
+        cJSON *names = cJSON_AddArrayToObject(spec, "names");
+        for (int j = 0; j < FEAT_DIM; j++)
+            cJSON_AddItemToArray(names, cJSON_CreateString(feat_names[j]));
+        cJSON_AddStringToObject(spec, "target", "ln(1 + avg_total_infer_ms)");
+        cJSON_AddStringToObject(spec, "trim", feat_trim_name(info->trim));
+        cJSON_AddStringToObject(spec, "baseline", feat_baseline_name(info->baseline));
+        cJSON *train = cJSON_AddObjectToObject(root, "training");
+        cJSON_AddStringToObject(train, "train", info->train_selector);
+        cJSON_AddStringToObject(train, "test", info->test_selector);
+        cJSON_AddNumberToObject(train, "from_ms", (double)info->train_from_ms);
+        cJSON_AddNumberToObject(train, "to_ms", (double)info->train_to_ms);
+        cJSON *regimes = cJSON_AddArrayToObject(train, "regimes");
+        for (size_t i = 0; i < info->ntrain_regimes; i++) {
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddNumberToObject(r, "users", info->train_regimes[i].users);
+            cJSON_AddNumberToObject(r, "pods", info->train_regimes[i].pods);
+            cJSON_AddNumberToObject(r, "n", (double)info->train_regimes[i].n);
+            cJSON_AddItemToArray(regimes, r);
+        }
+        cJSON *p = cJSON_AddObjectToObject(root, "parameters");
+        cJSON_AddStringToObject(p, "objective", "reg:squarederror");
+        cJSON_AddStringToObject(p, "tree_method", "hist");
+        cJSON_AddNumberToObject(p, "rounds", info->params.rounds);
+        cJSON_AddNumberToObject(p, "max_depth", info->params.depth);
+        cJSON_AddNumberToObject(p, "eta", info->params.eta);
+        cJSON_AddNumberToObject(p, "nthread", info->params.threads);
+        cJSON_AddNumberToObject(p, "seed", (double)info->params.seed);
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+/* Every k-th test row, k chosen so at most MODEL_SAMPLE_MAX remain: an
+ * even sample over time and regimes, bounded whatever the dataset size. */
+static int model_write_sample(const char *path, const model_info *info, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NDT_ERROR;
+    }
+    size_t stride = (info->n_test + MODEL_SAMPLE_MAX - 1) / MODEL_SAMPLE_MAX;
+    fputs("timestamp_ms,users,pods,observed_ms,predicted_ms\n", f);
+    for (size_t i = 0; i < info->n_test; i += stride ? stride : 1) {
+        const feat_raw *r = &info->test_rows[i];
+        fprintf(f, "%lld,%d,%d,%.17g,%.17g\n", (long long)r->timestamp_ms, r->users, r->pods,
+                r->infer_ms, info->test_predicted_ms[i]);
+    }
+    if (ferror(f) | (fclose(f) != 0)) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        return NDT_ERROR;
+    }
+    return NDT_OK;
+}
+
+static int model_write_file(const char *path, const char *data, size_t len, char *err,
+                            size_t errlen)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NDT_ERROR;
+    }
+    size_t w = fwrite(data, 1, len, f);
+    int flushed = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0 || w != len || !flushed) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        return NDT_ERROR;
+    }
+    return NDT_OK;
+}
+
+int model_registry_save(const char *dir, const model_info *info, const char *ubj, size_t ubj_len,
+                        char *err, size_t errlen)
+{
+    char tmp[PATH_MAX], final[PATH_MAX], file[PATH_MAX + 32];
+    char *json = NULL;
+    struct stat st;
+    int rc = NDT_ERROR;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "--registry %s: %s", dir, strerror(errno));
+        return NDT_EBADCONF;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "--registry %s: not a directory", dir);
+        return NDT_EBADCONF;
+    }
+    snprintf(final, sizeof(final), "%s/%s", dir, info->id);
+    if (stat(final, &st) == 0) {
+        snprintf(err, errlen, "%s: already exists; a registered model is never overwritten", final);
+        return NDT_ERROR;
+    }
+    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s-XXXXXX", dir, info->id);
+    if (!mkdtemp(tmp)) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return NDT_ERROR;
+    }
+    /* mkdtemp makes it 0700; a registry is read by other processes (serve). */
+    if (chmod(tmp, 0755) != 0) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    snprintf(file, sizeof(file), "%s/model.ubj", tmp);
+    if (model_write_file(file, ubj, ubj_len, err, errlen) != NDT_OK)
+        goto fail;
+    json = model_info_json(info, 1);
+    if (!json) {
+        snprintf(err, errlen, "out of memory writing model.json");
+        goto fail;
+    }
+    snprintf(file, sizeof(file), "%s/model.json", tmp);
+    if (model_write_file(file, json, strlen(json), err, errlen) != NDT_OK)
+        goto fail;
+    snprintf(file, sizeof(file), "%s/predictions.csv", tmp);
+    if (info->test_rows && model_write_sample(file, info, err, errlen) != NDT_OK)
+        goto fail;
+    if (rename(tmp, final) != 0) {
+        snprintf(err, errlen, "renaming %s to %s: %s", tmp, final, strerror(errno));
+        goto fail;
+    }
+    free(json);
+    return NDT_OK;
+fail:
+    free(json);
+    snprintf(file, sizeof(file), "%s/model.ubj", tmp);
+    unlink(file);
+    snprintf(file, sizeof(file), "%s/model.json", tmp);
+    unlink(file);
+    snprintf(file, sizeof(file), "%s/predictions.csv", tmp);
+    unlink(file);
+    rmdir(tmp);
+    return rc;
+}
+
+/* Reads a whole small file into a NUL-terminated malloc'ed buffer. */
+static int model_read_small(const char *path, size_t max, char **out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NDT_EBADCONF;
+    }
+    char *buf = malloc(max + 1);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > max) {
+        free(buf);
+        snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
+        return NDT_EBADCONF;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return NDT_OK;
+}
+
+int model_registry_load(const char *dir, const char *id, int threads, model_xgb **out,
+                        feat_baseline *baseline, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 32], *text = NULL;
+    cJSON *root = NULL;
+    int rc;
+    if (!id[0] || id[0] == '.' || strchr(id, '/')) {
+        snprintf(err, errlen, "model id '%s' is not a registry entry name", id);
+        return NDT_EBADCONF;
+    }
+    snprintf(path, sizeof(path), "%s/%s/model.json", dir, id);
+    if ((rc = model_read_small(path, MODEL_JSON_MAX, &text, err, errlen)) != NDT_OK)
+        return rc;
+    root = cJSON_Parse(text);
+    const cJSON *features = cJSON_GetObjectItemCaseSensitive(root, "features");
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(features, "spec");
+    if (!root || !cJSON_IsString(spec)) {
+        snprintf(err, errlen, "%s: not a model.json (no features.spec)", path);
+        rc = NDT_EBADCONF;
+    } else if (strcmp(spec->valuestring, feat_spec) != 0) {
+        snprintf(err, errlen, "%s: the model was trained on features '%s', this build computes '%s'",
+                 path, spec->valuestring, feat_spec);
+        rc = NDT_EBADCONF;
+    } else if (cJSON_GetObjectItemCaseSensitive(features, "baseline") &&
+               (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(features, "baseline")) ||
+                feat_baseline_parse(cJSON_GetObjectItemCaseSensitive(features, "baseline")->valuestring,
+                                    baseline) != NDT_OK)) {
+        snprintf(err, errlen, "%s: features.baseline: expected \"none\" or \"backlog\"", path);
+        rc = NDT_EBADCONF;
+    } else {
+        if (!cJSON_GetObjectItemCaseSensitive(features, "baseline"))
+            *baseline = FEAT_BASELINE_NONE;
+        snprintf(path, sizeof(path), "%s/%s/model.ubj", dir, id);
+        rc = model_xgb_load_file(path, threads, out, err, errlen);
+    }
+    cJSON_Delete(root);
+    free(text);
+    return rc;
+}

@@ -1,0 +1,165 @@
+/*
+ * models.h: functional models (paper 002, V-C): training, prediction,
+ * evaluation and the model registry.
+ *
+ * A model maps the feature vector of features.h to the log latency
+ * ln(1 + ms).  XGBoost is reached through libxgboost's C API; the handle
+ * is opaque so callers never include <xgboost/c_api.h>.  Evaluation is in
+ * ms, after inverting the log, because that is the unit an operator reads.
+ *
+ * Promises: training with the same data, parameters and seed gives the
+ * same model.  model_xgb_predict() is the one prediction path ndtpipe uses
+ * (train, validate, serve).  The registry writes a model's directory
+ * atomically (temp directory + rename): a reader sees all of it or none.
+ * Nothing here is thread-safe; one model handle belongs to one thread.
+ */
+#ifndef NDT_MODELS_H
+#define NDT_MODELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/ndt.h"
+#include "features/features.h"
+
+/* The paper's configuration (V-C1) is the default. */
+#define MODEL_DEFAULT_ROUNDS 2000
+#define MODEL_DEFAULT_DEPTH 8
+#define MODEL_DEFAULT_ETA 0.05
+#define MODEL_MAX_ROUNDS 100000
+#define MODEL_MAX_DEPTH 32
+
+typedef struct model_params {
+    int rounds;
+    int depth;
+    double eta;
+    int threads; /* 0: all cores */
+    uint64_t seed;
+} model_params;
+
+void model_params_default(model_params *p);
+
+/* Called after each boosting round; return non-zero to stop training. */
+typedef int (*model_progress_fn)(void *ctx, int round, int rounds);
+
+typedef struct model_xgb model_xgb;
+
+/* Trains on x[n][FEAT_DIM] (row-major) and targets y[n] (log latency). */
+int model_xgb_train(const float *x, const float *y, size_t n, const model_params *p,
+                    model_progress_fn progress, void *ctx, model_xgb **out, char *err,
+                    size_t errlen);
+/* out[i] is the predicted log latency of row i. */
+int model_xgb_predict(model_xgb *m, const float *x, size_t n, double *out, char *err, size_t errlen);
+/* The model as XGBoost's UBJSON bytes (malloc'ed copy). */
+int model_xgb_save_buffer(model_xgb *m, char **buf, size_t *len, char *err, size_t errlen);
+int model_xgb_load_file(const char *path, int threads, model_xgb **out, char *err, size_t errlen);
+void model_xgb_free(model_xgb *m);
+
+/* Pointwise metrics in ms. */
+typedef struct model_metrics {
+    size_t n;
+    double mae;
+    double rmse;
+    double r2;
+    double p95_abs;
+    double mean_observed;
+} model_metrics;
+
+int model_metrics_compute(const double *observed, const double *predicted, size_t n,
+                          model_metrics *out, char *err, size_t errlen);
+
+/* The quality grade (paper Table III; bounds in docs/MODELS.md). */
+typedef enum model_grade {
+    MODEL_GRADE_EXCELLENT = 0,
+    MODEL_GRADE_GOOD,
+    MODEL_GRADE_WEAK,
+} model_grade;
+
+typedef struct model_grade_bound {
+    model_grade grade;
+    double min_r2;
+    double max_mae_ms;       /* absolute: MAE at most this many ms ... */
+    double max_mae_relative; /* ... or at most this fraction of the mean latency */
+} model_grade_bound;
+
+extern const model_grade_bound model_grade_bounds[2];
+model_grade model_grade_of(const model_metrics *m);
+const char *model_grade_name(model_grade g);
+
+/* One row of the per-regime table (paper Table VI). */
+typedef struct model_regime_row {
+    int users;
+    int pods;
+    model_metrics metrics;
+} model_regime_row;
+
+/* One row of the high-latency table (paper Table V): rows whose observed
+ * latency is at or above the test set's `quantile` of latency. */
+typedef struct model_threshold_row {
+    double quantile;
+    double threshold_ms;
+    model_metrics metrics;
+} model_threshold_row;
+
+#define MODEL_NTHRESHOLDS 2
+extern const double model_threshold_quantiles[MODEL_NTHRESHOLDS];
+
+/* The whole evaluation of a model on a test set. */
+typedef struct model_eval {
+    model_metrics overall;
+    model_grade grade;
+    model_regime_row *regimes;
+    size_t nregimes;
+    model_threshold_row thresholds[MODEL_NTHRESHOLDS];
+} model_eval;
+
+/* rows[i] is the raw test row of observed/predicted ms i. */
+int model_evaluate(const feat_raw *rows, const double *observed, const double *predicted, size_t n,
+                   model_eval *out, char *err, size_t errlen);
+void model_eval_free(model_eval *e);
+
+/* What the registry stores beside the model file. */
+typedef struct model_info {
+    char id[64];
+    const char *kind; /* "xgboost" */
+    model_params params;
+    char train_selector[256];
+    char test_selector[256];
+    feat_trim_mode trim;
+    feat_baseline baseline;
+    size_t n_train;
+    size_t n_test;
+    int64_t train_from_ms, train_to_ms;
+    feat_regime *train_regimes;
+    size_t ntrain_regimes;
+    double train_seconds;
+    const model_eval *eval;
+    /* The test rows and their predictions (ms); the registry keeps an
+     * evenly spaced sample of at most MODEL_SAMPLE_MAX for plots. */
+    const feat_raw *test_rows;
+    const double *test_predicted_ms;
+    int64_t created_s; /* Unix time */
+} model_info;
+
+#define MODEL_SAMPLE_MAX 5000
+
+/* Builds "xgb-YYYYmmddTHHMMSS-<8 hex of the model bytes>". */
+void model_make_id(const char *prefix, int64_t created_s, const char *bytes, size_t len,
+                   char *id, size_t size);
+/* Writes DIR/<info->id>/{model.ubj,model.json,predictions.csv} atomically
+ * (predictions.csv only when info->test_rows is set). */
+int model_registry_save(const char *dir, const model_info *info, const char *ubj, size_t ubj_len,
+                        char *err, size_t errlen);
+/* Loads DIR/<id>/model.ubj after checking model.json's feature spec;
+ * *baseline tells what to add to the model's output (feat_baseline_value). */
+int model_registry_load(const char *dir, const char *id, int threads, model_xgb **out,
+                        feat_baseline *baseline, char *err, size_t errlen);
+/* Writes OUT/report.md (the paper's Tables III-VI analogues from
+ * DIR/<id>/model.json) and OUT/error-per-regime.svg.  NDT_EBADCONF when
+ * the model is missing or its model.json is not ndtpipe's. */
+int model_report_write(const char *dir, const char *id, const char *out_dir, char *err,
+                       size_t errlen);
+/* model.json's text for info (malloc'ed); also what `train --json` builds on. */
+char *model_info_json(const model_info *info, int with_params);
+
+#endif
