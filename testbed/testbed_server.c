@@ -223,6 +223,10 @@ static enum MHD_Result testbed_serve_control_post(testbed_server *srv,
     testbed_catch_up(srv);
     int rc = testbed_control_apply(srv->sim, req->body, req->len, err, sizeof(err));
     int users = testbed_sim_users(srv->sim), pods = testbed_sim_pods(srv->sim);
+    /* A change must show in the very next scrape, not at the next window:
+     * a client that reads /metrics right after /control sees its effect. */
+    if (rc == NDT_OK)
+        srv->text_valid = srv->gz_valid = 0;
     pthread_mutex_unlock(&srv->lock);
     if (rc != NDT_OK)
         return testbed_reply_error(conn, MHD_HTTP_BAD_REQUEST, "bad-request", err);
