@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/config.h"
+#include "common/kafka.h"
 #include "common/log.h"
 
 volatile int cli_stop_flag = 0;
@@ -75,4 +77,78 @@ int cli_not_built(const char *cmd, const char *what)
 {
     fprintf(stderr, "ndtpipe %s: %s is not built yet in this version\n", cmd, what);
     return NDT_EXIT_FAILURE;
+}
+
+void cli_kafka_flags_init(cli_kafka_flags *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->brokers = "127.0.0.1:9092";
+    f->schema_id = -1;
+}
+
+void cli_kafka_flags_free(cli_kafka_flags *f) { ndt_kafka_opts_free(&f->xopts); }
+
+int cli_duration_ms(const char *cmd, const char *flag, const char *arg, int *out_ms)
+{
+    int64_t ns;
+    if (ndt_duration_parse(arg, &ns) != NDT_OK || ns / 1000000 > INT32_MAX) {
+        cli_usage_error(cmd, "%s: expected a duration like 10s, got '%s'", flag, arg);
+        return NDT_ERROR;
+    }
+    *out_ms = ns > 0 && ns < 1000000 ? 1 : (int)(ns / 1000000);
+    return NDT_OK;
+}
+
+int cli_kafka_flag(const char *cmd, int opt, const char *arg, cli_kafka_flags *f)
+{
+    char err[NDT_ERRBUF_SIZE];
+    switch (opt) {
+    case CLI_OPT_BROKERS: f->brokers = arg; return NDT_OK;
+    case CLI_OPT_TOPIC: f->topic = arg; return NDT_OK;
+    case CLI_OPT_FORMAT: f->format = arg; return NDT_OK;
+    case CLI_OPT_FLUSH_TIMEOUT: return cli_duration_ms(cmd, "--flush-timeout", arg, &f->flush_timeout_ms);
+    case CLI_OPT_SCHEMA_ID: {
+        char *end;
+        long v = strtol(arg, &end, 10);
+        if (*arg == '\0' || *end || v < 0 || v > INT32_MAX) {
+            cli_usage_error(cmd, "--schema-id: expected a non-negative integer, got '%s'", arg);
+            return NDT_ERROR;
+        }
+        f->schema_id = (int32_t)v;
+        return NDT_OK;
+    }
+    case 'X':
+        if (ndt_kafka_opts_add(&f->xopts, arg, err, sizeof(err)) != NDT_OK) {
+            cli_usage_error(cmd, "-X %s: %s", arg, err);
+            return NDT_ERROR;
+        }
+        return NDT_OK;
+    default:
+        return NDT_AGAIN;
+    }
+}
+
+const char *cli_kafka_bootstrap(const char *cmd, const cli_kafka_flags *f)
+{
+    char err[NDT_ERRBUF_SIZE];
+    const char *bootstrap = ndt_kafka_bootstrap(f->brokers, err, sizeof(err));
+    if (!bootstrap) {
+        ndt_log(NDT_LOG_ERROR, cmd, "cannot start the embedded broker", NDT_KV_STR("error", err));
+        return NULL;
+    }
+    if (strcmp(f->brokers, "embedded") == 0) {
+        printf("bootstrap=%s\n", bootstrap);
+        fflush(stdout);
+    }
+    return bootstrap;
+}
+
+int cli_default_option(const char *cmd, int opt, const char *arg, void (*usage)(FILE *))
+{
+    int common = cli_common_option(cmd, opt, arg);
+    if (common == NDT_OK)
+        return NDT_OK;
+    if (common == NDT_AGAIN)
+        usage(stderr);
+    return NDT_ERROR;
 }

@@ -10,8 +10,10 @@
 #ifndef CLI_H
 #define CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
+#include "common/kafka.h"
 #include "common/ndt.h"
 
 typedef int (*cli_cmd_fn)(int argc, char **argv);
@@ -31,6 +33,57 @@ typedef int (*cli_cmd_fn)(int argc, char **argv);
 /* Handles a common option; NDT_OK if it was one and valid, NDT_ERROR
  * (message printed) if invalid, NDT_AGAIN if opt is not a common one. */
 int cli_common_option(const char *cmd, int opt, const char *arg);
+
+/* The flags of every command that produces to Kafka, parsed one way:
+ * --brokers, --topic, --format, --schema-id, -X key=value, --flush-timeout. */
+typedef struct cli_kafka_flags {
+    const char *brokers;       /* default 127.0.0.1:9092 */
+    const char *topic;         /* NULL: the stage's default */
+    const char *format;        /* NULL: avro */
+    int32_t schema_id;         /* -1: no Confluent framing */
+    int flush_timeout_ms;      /* 0: the stage's default */
+    ndt_kafka_opts xopts;
+} cli_kafka_flags;
+
+#define CLI_OPT_BROKERS 1100
+#define CLI_OPT_TOPIC 1101
+#define CLI_OPT_FORMAT 1102
+#define CLI_OPT_SCHEMA_ID 1103
+#define CLI_OPT_FLUSH_TIMEOUT 1104
+#define CLI_KAFKA_LONG_OPTIONS                                               \
+    { "brokers", required_argument, NULL, CLI_OPT_BROKERS },                 \
+    { "topic", required_argument, NULL, CLI_OPT_TOPIC },                     \
+    { "format", required_argument, NULL, CLI_OPT_FORMAT },                   \
+    { "schema-id", required_argument, NULL, CLI_OPT_SCHEMA_ID },             \
+    { "flush-timeout", required_argument, NULL, CLI_OPT_FLUSH_TIMEOUT }
+
+#define CLI_KAFKA_HELP                                                                        \
+    "  --brokers LIST    Kafka bootstrap servers, or 'embedded' (default 127.0.0.1:9092)\n"   \
+    "  --topic T         topic (default ndt.telemetry.raw)\n"                                 \
+    "  --format F        avro (default, one message per scrape or request), json (one per\n" \
+    "                    sample, prometheus-kafka-adapter's shape), influx (line protocol)\n" \
+    "  --schema-id N     avro: prefix Confluent framing with schema id N\n"                   \
+    "  -X key=value      librdkafka property, applied last (repeatable)\n"                    \
+    "  --flush-timeout D how long SIGTERM waits for Kafka to take what is in flight\n"        \
+    "                    (default 30s)\n"
+
+void cli_kafka_flags_init(cli_kafka_flags *flags);
+void cli_kafka_flags_free(cli_kafka_flags *flags);
+/* Handles opt if it is one of the flags above ('X' included): NDT_OK,
+ * NDT_ERROR (bad value, message printed), or NDT_AGAIN (not one of them). */
+int cli_kafka_flag(const char *cmd, int opt, const char *arg, cli_kafka_flags *flags);
+/* Resolves --brokers: 'embedded' starts the in-process broker and prints
+ * "bootstrap=HOST:PORT" on stdout for other clients.  NULL (logged) on
+ * failure. */
+const char *cli_kafka_bootstrap(const char *cmd, const cli_kafka_flags *flags);
+
+/* "--flag: expected a duration" parsing to milliseconds (at least 1 for a
+ * non-zero duration); NDT_ERROR with the message printed. */
+int cli_duration_ms(const char *cmd, const char *flag, const char *arg, int *out_ms);
+
+/* Handles what every command's getopt default case does: the common
+ * options, else usage to stderr.  NDT_OK if handled, NDT_ERROR otherwise. */
+int cli_default_option(const char *cmd, int opt, const char *arg, void (*usage)(FILE *));
 
 /* Prints "ndtpipe CMD: message" and a pointer to --help; returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

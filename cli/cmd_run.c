@@ -33,11 +33,10 @@ static void usage(FILE *out)
             "  --users N         demo: concurrent users (default 400)\n"
             "  --pods N          demo: pods (default 3)\n"
             "  --seed S          demo: simulation seed (default 1)\n"
-            "  --format F        telemetry format on Kafka: avro (default), json, influx\n"
+            "Kafka (here --brokers defaults to 'embedded'):\n" CLI_KAFKA_HELP
             "  --web.listen-address HOST:PORT\n"
             "                    where ndtpipe serves its own /metrics (default 127.0.0.1:0,\n"
-            "                    a free port shown in the banner)\n"
-            "  -X key=value      librdkafka property for the producers (repeatable)\n" CLI_COMMON_HELP);
+            "                    a free port shown in the banner)\n" CLI_COMMON_HELP);
 }
 
 typedef struct run_options {
@@ -109,21 +108,21 @@ static void print_banner(const char *bootstrap, int testbed_port, int metrics_po
 
 int cli_cmd_run(int argc, char **argv)
 {
-    enum { OPT_DEMO = 1, OPT_CONFIG, OPT_USERS, OPT_PODS, OPT_SEED, OPT_FORMAT, OPT_WEB };
+    enum { OPT_DEMO = 1, OPT_CONFIG, OPT_USERS, OPT_PODS, OPT_SEED, OPT_WEB };
     static const struct option longopts[] = {
         { "demo", no_argument, NULL, OPT_DEMO },
         { "config", required_argument, NULL, OPT_CONFIG },
         { "users", required_argument, NULL, OPT_USERS },
         { "pods", required_argument, NULL, OPT_PODS },
         { "seed", required_argument, NULL, OPT_SEED },
-        { "format", required_argument, NULL, OPT_FORMAT },
         { "web.listen-address", required_argument, NULL, OPT_WEB },
         { "help", no_argument, NULL, 'h' },
+        CLI_KAFKA_LONG_OPTIONS,
         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
     run_options o = { 0, NULL, 400, 3, 1, NULL, "127.0.0.1:0" };
-    ndt_kafka_opts xopts = { 0 };
+    cli_kafka_flags kafka;
     char err[NDT_ERRBUF_SIZE];
     char dir[] = "/tmp/ndtpipe-run-XXXXXX";
     char *config_path = NULL;
@@ -131,12 +130,18 @@ int cli_cmd_run(int argc, char **argv)
     testbed_server *testbed = NULL;
     ingest_scraper *scraper = NULL;
 
+    cli_kafka_flags_init(&kafka);
+    kafka.brokers = "embedded";
     optind = 1;
     while ((c = getopt_long(argc, argv, "hX:", longopts, NULL)) != -1) {
+        int k = cli_kafka_flag("run", c, optarg, &kafka);
+        if (k == NDT_ERROR)
+            goto out;
+        if (k == NDT_OK)
+            continue;
         switch (c) {
         case OPT_DEMO: o.demo = 1; break;
         case OPT_CONFIG: o.config_path = optarg; break;
-        case OPT_FORMAT: o.format = optarg; break;
         case OPT_WEB: o.metrics_listen = optarg; break;
         case OPT_USERS:
             if (parse_int("--users", optarg, 0, TESTBED_MAX_USERS, &o.users) != NDT_OK)
@@ -155,21 +160,10 @@ int cli_cmd_run(int argc, char **argv)
             }
             break;
         }
-        case 'X':
-            if (ndt_kafka_opts_add(&xopts, optarg, err, sizeof(err)) != NDT_OK) {
-                rc = cli_usage_error("run", "-X %s: %s", optarg, err);
-                goto out;
-            }
-            break;
         case 'h': usage(stdout); rc = NDT_EXIT_OK; goto out;
-        default: {
-            int common = cli_common_option("run", c, optarg);
-            if (common == NDT_OK)
-                break;
-            if (common == NDT_AGAIN)
-                usage(stderr);
-            goto out;
-        }
+        default:
+            if (cli_default_option("run", c, optarg, usage) != NDT_OK)
+                goto out;
         }
     }
     if (optind < argc) {
@@ -188,7 +182,7 @@ int cli_cmd_run(int argc, char **argv)
 
     rc = NDT_EXIT_FAILURE;
     cli_install_signal_handlers();
-    const char *bootstrap = ndt_kafka_bootstrap("embedded", err, sizeof(err));
+    const char *bootstrap = ndt_kafka_bootstrap(kafka.brokers, err, sizeof(err));
     if (!bootstrap) {
         ndt_log(NDT_LOG_ERROR, "run", "cannot start the embedded broker", NDT_KV_STR("error", err));
         goto out;
@@ -221,9 +215,11 @@ int cli_cmd_run(int argc, char **argv)
     memset(&so, 0, sizeof(so));
     so.config_path = config_path ? config_path : o.config_path;
     so.brokers = bootstrap;
-    so.xopts = &xopts;
-    so.format = o.format;
-    so.schema_id = -1;
+    so.xopts = &kafka.xopts;
+    so.format = kafka.format;
+    so.topic = kafka.topic;
+    so.schema_id = kafka.schema_id;
+    so.flush_timeout_ms = kafka.flush_timeout_ms;
     so.stop = &cli_stop_flag;
     so.metrics_listen = o.metrics_listen;
     int status = ingest_scraper_new(&so, &scraper, err, sizeof(err));
@@ -232,6 +228,7 @@ int cli_cmd_run(int argc, char **argv)
         rc = status == NDT_EBADCONF ? NDT_EXIT_USAGE : NDT_EXIT_FAILURE;
         goto out;
     }
+    o.format = kafka.format;
     print_banner(bootstrap, testbed_port, ingest_scraper_metrics_port(scraper), &o);
     rc = ingest_scraper_run(scraper) == NDT_OK ? NDT_EXIT_OK : NDT_EXIT_FAILURE;
 
@@ -245,6 +242,6 @@ out:
     }
     if (have_dir)
         rmdir(dir);
-    ndt_kafka_opts_free(&xopts);
+    cli_kafka_flags_free(&kafka);
     return rc;
 }
