@@ -27,7 +27,7 @@ struct ndt_httpd {
     int port;
 };
 
-static int parse_listen(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen)
+int ndt_httpd_parse_listen(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen)
 {
     char host[64];
     const char *colon = strrchr(listen, ':');
@@ -107,7 +107,7 @@ int ndt_httpd_start(const char *listen, ndt_httpd_render_fn render, void *ctx, n
                     char *err, size_t errlen)
 {
     struct sockaddr_in sa;
-    int rc = parse_listen(listen, &sa, err, errlen);
+    int rc = ndt_httpd_parse_listen(listen, &sa, err, errlen);
     if (rc != NDT_OK)
         return rc;
     ndt_httpd *h = calloc(1, sizeof(*h));

@@ -19,6 +19,11 @@ typedef int (*ndt_httpd_render_fn)(void *ctx, ndt_buf *out);
 
 typedef struct ndt_httpd ndt_httpd;
 
+struct sockaddr_in;
+/* "HOST:PORT" (IPv4 or localhost; empty host = 127.0.0.1) into sa;
+ * NDT_EBADCONF with a message otherwise.  Shared by every listener. */
+int ndt_httpd_parse_listen(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen);
+
 /* listen is "HOST:PORT" (IPv4 or localhost; port 0 picks a free one). */
 int ndt_httpd_start(const char *listen, ndt_httpd_render_fn render, void *ctx, ndt_httpd **out,
                     char *err, size_t errlen);

@@ -34,6 +34,7 @@
 
 #include "common/arena.h"
 #include "common/buf.h"
+#include "common/httpd.h"
 #include "common/log.h"
 #include "ingest/remote_write.h"
 #include "ingest/sink.h"
@@ -297,36 +298,11 @@ static void on_request_done(void *cls, struct MHD_Connection *conn, void **state
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-static int parse_listen(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen)
-{
-    char host[64];
-    const char *colon = strrchr(listen, ':');
-    char *end;
-    memset(sa, 0, sizeof(*sa));
-    sa->sin_family = AF_INET;
-    if (!colon || (size_t)(colon - listen) >= sizeof(host))
-        goto bad;
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    long port = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end || port < 0 || port > 65535)
-        goto bad;
-    if (host[0] == '\0' || strcmp(host, "localhost") == 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
-    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        goto bad;
-    sa->sin_port = htons((uint16_t)port);
-    return NDT_OK;
-bad:
-    snprintf(err, errlen, "--listen: expected HOST:PORT with an IPv4 host, got '%s'", listen);
-    return NDT_EBADCONF;
-}
-
 int ingest_receiver_new(const ingest_receive_options *options, ingest_receiver **out, char *err,
                         size_t errlen)
 {
     struct sockaddr_in sa;
-    int rc = parse_listen(options->listen, &sa, err, errlen);
+    int rc = ndt_httpd_parse_listen(options->listen, &sa, err, errlen);
     if (rc != NDT_OK)
         return rc;
     ingest_receiver *r = calloc(1, sizeof(*r));
