@@ -78,10 +78,15 @@ sleep 3
 kill -TERM "$SCRAPE_PID"
 wait "$SCRAPE_PID" || fail "scrape exited $? on SIGTERM"
 kcat -b "$BROKERS" -C -t ndt.telemetry.raw -e -q -f '%s\n' >"$T/all.json" || fail "kcat failed"
+# One file per job: the jq checks below then read only their job's lines.
+mkdir -p "$T/jobs"
+jq -r '.labels.job' "$T/all.json" | paste -d '\t' - "$T/all.json" |
+    awk -F'\t' -v d="$T/jobs" '{ print $2 > (d "/" $1 ".json") }'
+job() { cat "$T/jobs/$1.json" 2>/dev/null; }
 LOG=$T/scrape.log
 
 up_of() { # job -> "min max" of its up values
-    jq -r --arg j "$1" 'select(.name == "up" and .labels.job == $j) | .value' "$T/all.json" |
+    job "$1" | jq -r 'select(.name == "up") | .value' |
         sort -u | tr '\n' ' '
 }
 expect_up() { # job expected-set
@@ -108,31 +113,28 @@ expect_log badauth "HTTP status 401"
 
 # Failed scrapes publish their health but no partial data.
 for j in slow status html bomb limited badauth; do
-    n=$(jq -r --arg j "$j" 'select(.labels.job == $j and (.name | test("^(up|scrape_.*)$") | not)) | .name' \
-        "$T/all.json" | wc -l)
+    n=$(job "$j" | jq -r 'select(.name | test("^(up|scrape_.*)$") | not) | .name' | wc -l)
     [ "$n" -eq 0 ] || fail "job $j published $n samples from a failed scrape"
 done
 
 # Every scrape of the good target carries every sample of the exposition.
 want=$("$NDTPIPE" check metrics --dump "$FIX" | wc -l)
-jq -r 'select(.labels.job == "good" and .name == "scrape_samples_scraped") | .value' "$T/all.json" |
-    sort -u >"$T/scraped.txt"
+job good | jq -r 'select(.name == "scrape_samples_scraped") | .value' | sort -u >"$T/scraped.txt"
 [ "$(cat "$T/scraped.txt")" = "$want" ] || fail "good target: scrape_samples_scraped $(cat "$T/scraped.txt"), want $want"
-scrapes=$(jq -r 'select(.labels.job == "good" and .name == "up") | .timestamp' "$T/all.json" | wc -l)
-got=$(jq -r 'select(.labels.job == "good" and (.name | test("^(up|scrape_.*)$") | not)) | .name' "$T/all.json" | wc -l)
+scrapes=$(job good | jq -r 'select(.name == "up") | .timestamp' | wc -l)
+got=$(job good | jq -r 'select(.name | test("^(up|scrape_.*)$") | not) | .name' | wc -l)
 [ "$got" -eq $((want * scrapes)) ] || fail "good target: $got samples for $scrapes scrapes of $want"
 
 # metric_relabel_configs dropped go_* and the post-relabeling count says so.
 gos=$("$NDTPIPE" check metrics --dump "$FIX" | jq -r .name | grep -c '^go_')
-post=$(jq -r 'select(.labels.job == "relabeled" and .name == "scrape_samples_post_metric_relabeling") | .value' \
-    "$T/all.json" | sort -u)
+post=$(job relabeled | jq -r 'select(.name == "scrape_samples_post_metric_relabeling") | .value' | sort -u)
 [ "$post" = $((want - gos)) ] || fail "relabeled: post-relabeling count $post, want $((want - gos))"
-jq -e -s 'map(select(.labels.job == "relabeled" and (.name | startswith("go_")))) | length == 0' \
-    "$T/all.json" >/dev/null || fail "relabeled: go_* samples were published"
+job relabeled | jq -e -s 'map(select(.name | startswith("go_"))) | length == 0' >/dev/null \
+    || fail "relabeled: go_* samples were published"
 
 # OpenMetrics was negotiated and parsed as OpenMetrics (exemplars, _created).
 om_want=$("$NDTPIPE" check metrics --openmetrics --dump "$NDT_FIXTURES/prometheus/alltypes.5mfs.om.txt" | wc -l)
-om_got=$(jq -r 'select(.labels.job == "om" and .name == "scrape_samples_scraped") | .value' "$T/all.json" | sort -u)
+om_got=$(job om | jq -r 'select(.name == "scrape_samples_scraped") | .value' | sort -u)
 [ "$om_got" = "$om_want" ] || fail "om target: scraped $om_got samples, want $om_want"
 grep -q 'accept=application/openmetrics-text;version=1.0.0' "$T/good-requests.log" \
     || fail "the Accept header does not prefer OpenMetrics: $(head -1 "$T/good-requests.log")"

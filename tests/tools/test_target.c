@@ -219,6 +219,7 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     while (!stop)
         pause();
-    MHD_stop_daemon(d);
+    /* Exit at once: MHD_stop_daemon would wait for kept-alive connections
+     * of a scraper that may no longer be there to close them. */
     return 0;
 }
