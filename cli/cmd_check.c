@@ -1,5 +1,6 @@
 /*
- * cmd_check.c: `ndtpipe check metrics [--openmetrics] [--dump] [FILE|-]`.
+ * cmd_check.c: `ndtpipe check metrics [--openmetrics] [--dump] [FILE|-]`
+ * and `ndtpipe check config FILE...`.
  *
  * Validates an exposition the way `promtool check metrics` does (exit 0
  * valid, 1 invalid with `FILE:line:col: reason` on stderr, 2 bad usage),
@@ -28,6 +29,7 @@
 #include "common/arena.h"
 #include "common/buf.h"
 #include "ingest/expo.h"
+#include "ingest/ingest.h"
 
 #define CHECK_STDIN_LIMIT ((size_t)1 << 30)  /* 1 GiB from a pipe */
 #define CHECK_ARENA_CAP ((size_t)64 << 20)   /* one sample never needs more */
@@ -35,6 +37,11 @@
 
 static const char cli_check_usage[] =
     "usage: ndtpipe check metrics [--openmetrics] [--dump] [FILE|-]\n"
+    "       ndtpipe check config FILE...\n"
+    "\n"
+    "check config validates scrape configurations (Prometheus's format) and the\n"
+    "targets they yield, like `promtool check config`: exit 0 if every file is\n"
+    "valid, 2 with FILE:line:col: key: reason otherwise.\n"
     "\n"
     "Validates a Prometheus exposition like `promtool check metrics`: exit 0 if\n"
     "valid, 1 if not (with FILE:line:col: reason on stderr), 2 on bad usage.\n"
@@ -295,6 +302,24 @@ static int cli_check_metrics(const char *path, ingest_expo_format format, int du
     return exit_code;
 }
 
+/* check config FILE...: every file, each reported, like promtool. */
+static int cli_check_config(int nfiles, char **files)
+{
+    char err[NDT_ERRBUF_SIZE];
+    int rc = NDT_EXIT_OK;
+    if (nfiles < 1)
+        return cli_usage_error("check", "check config needs at least one FILE");
+    for (int i = 0; i < nfiles; i++) {
+        if (ingest_scrape_config_check(files[i], err, sizeof(err)) != NDT_OK) {
+            fprintf(stderr, "%s\n", err);
+            rc = NDT_EXIT_USAGE;
+        } else {
+            printf("%s: ok\n", files[i]);
+        }
+    }
+    return rc;
+}
+
 int cli_cmd_check(int argc, char **argv)
 {
     enum { OPT_OPENMETRICS = 2000, OPT_DUMP };
@@ -331,9 +356,11 @@ int cli_cmd_check(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        return cli_usage_error("check", "missing what to check (only 'metrics' exists)");
+        return cli_usage_error("check", "missing what to check: metrics or config");
+    if (strcmp(argv[optind], "config") == 0)
+        return cli_check_config(argc - optind - 1, argv + optind + 1);
     if (strcmp(argv[optind], "metrics") != 0)
-        return cli_usage_error("check", "unknown check '%s' (only 'metrics' exists)", argv[optind]);
+        return cli_usage_error("check", "unknown check '%s' (metrics or config)", argv[optind]);
     optind++;
     if (argc - optind > 1)
         return cli_usage_error("check", "expected at most one FILE");

@@ -40,6 +40,12 @@ wait_port "$PORT" 5 || fail "test target did not start"
 printf 'global:\n  scrape_interval: 20ms\nscrape_configs:\n  - job_name: t\n    static_configs: [{targets: ["127.0.0.1:%s"]}]\n' \
     "$PORT" >"$T/ok.yml"
 "$NDTPIPE" scrape --config "$T/ok.yml" --check-config >/dev/null || fail "--check-config rejects a valid file"
+# `check config` does the same for several files, like promtool check config.
+"$NDTPIPE" check config "$T/ok.yml" >/dev/null || fail "check config rejects a valid file"
+"$NDTPIPE" check config "$T/ok.yml" "$T/typo.yml" >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 2 ] && grep -q "typo.yml:5:" "$T/err" && grep -q "ok.yml: ok" "$T/out" \
+    || fail "check config on a good and a bad file: exit $rc, $(cat "$T/out" "$T/err")"
 DEAD=$(free_port)
 bg scrape "$NDTPIPE" scrape --config "$T/ok.yml" --brokers "127.0.0.1:$DEAD" --flush-timeout 2s \
     --stats-file "$T/stats.json"
