@@ -12,6 +12,7 @@
 #include "common/config.h"
 #include "common/kafka.h"
 #include "common/log.h"
+#include "ingest/ingest.h"
 
 volatile int cli_stop_flag = 0;
 
@@ -151,4 +152,18 @@ int cli_default_option(const char *cmd, int opt, const char *arg, void (*usage)(
     if (common == NDT_AGAIN)
         usage(stderr);
     return NDT_ERROR;
+}
+
+int cli_kafka_output(const char *cmd, const cli_kafka_flags *f, ingest_output *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->brokers = cli_kafka_bootstrap(cmd, f);
+    if (!out->brokers)
+        return NDT_ERROR;
+    out->xopts = &f->xopts;
+    out->topic = f->topic;
+    out->format = f->format;
+    out->schema_id = f->schema_id;
+    out->flush_timeout_ms = f->flush_timeout_ms;
+    return NDT_OK;
 }

@@ -77,6 +77,11 @@ int cli_kafka_flag(const char *cmd, int opt, const char *arg, cli_kafka_flags *f
  * failure. */
 const char *cli_kafka_bootstrap(const char *cmd, const cli_kafka_flags *flags);
 
+/* Resolves the brokers (cli_kafka_bootstrap) and fills an ingest output
+ * description from the flags; NDT_ERROR (logged) if the broker cannot start. */
+struct ingest_output;
+int cli_kafka_output(const char *cmd, const cli_kafka_flags *flags, struct ingest_output *out);
+
 /* "--flag: expected a duration" parsing to milliseconds (at least 1 for a
  * non-zero duration); NDT_ERROR with the message printed. */
 int cli_duration_ms(const char *cmd, const char *flag, const char *arg, int *out_ms);

@@ -214,12 +214,12 @@ int cli_cmd_run(int argc, char **argv)
     ingest_scrape_options so;
     memset(&so, 0, sizeof(so));
     so.config_path = config_path ? config_path : o.config_path;
-    so.brokers = bootstrap;
-    so.xopts = &kafka.xopts;
-    so.format = kafka.format;
-    so.topic = kafka.topic;
-    so.schema_id = kafka.schema_id;
-    so.flush_timeout_ms = kafka.flush_timeout_ms;
+    so.output.brokers = bootstrap;
+    so.output.xopts = &kafka.xopts;
+    so.output.format = kafka.format;
+    so.output.topic = kafka.topic;
+    so.output.schema_id = kafka.schema_id;
+    so.output.flush_timeout_ms = kafka.flush_timeout_ms;
     so.stop = &cli_stop_flag;
     so.metrics_listen = o.metrics_listen;
     int status = ingest_scraper_new(&so, &scraper, err, sizeof(err));

@@ -88,16 +88,10 @@ int cli_cmd_scrape(int argc, char **argv)
         rc = check_config(opts.config_path);
         goto out;
     }
-    opts.brokers = cli_kafka_bootstrap("ingest", &kafka);
-    if (!opts.brokers) {
+    if (cli_kafka_output("ingest", &kafka, &opts.output) != NDT_OK) {
         rc = NDT_EXIT_FAILURE;
         goto out;
     }
-    opts.xopts = &kafka.xopts;
-    opts.topic = kafka.topic;
-    opts.format = kafka.format;
-    opts.schema_id = kafka.schema_id;
-    opts.flush_timeout_ms = kafka.flush_timeout_ms;
 
     cli_install_signal_handlers();
     ingest_scraper *scraper = NULL;

@@ -20,16 +20,21 @@
 #include "common/kafka.h"
 #include "common/ndt.h"
 
-typedef struct ingest_scrape_options {
-    const char *config_path;      /* prometheus.yml-style file (required) */
-    const char *brokers;          /* bootstrap list or "embedded" */
+/* Where and how both ways in publish: one description, one sink. */
+typedef struct ingest_output {
+    const char *brokers;          /* bootstrap list (resolved, not "embedded") */
     const ndt_kafka_opts *xopts;  /* -X passthrough, may be NULL */
     const char *topic;            /* NULL = ndt.telemetry.raw */
     const char *format;           /* "avro" (default), "json", "influx" */
     int32_t schema_id;            /* avro Confluent framing, -1 = none */
+    int flush_timeout_ms;         /* how long shutdown waits for Kafka; 0 = 30 s */
+} ingest_output;
+
+typedef struct ingest_scrape_options {
+    const char *config_path;      /* prometheus.yml-style file (required) */
+    ingest_output output;
     const volatile int *stop;     /* run() returns once this is non-zero */
     const char *stats_path;       /* optional: JSON summary written at exit */
-    int flush_timeout_ms;         /* how long shutdown waits for Kafka; 0 = 30 s */
     const char *metrics_listen;   /* optional HOST:PORT serving the scraper's own /metrics */
 } ingest_scrape_options;
 
@@ -64,16 +69,11 @@ void ingest_scraper_destroy(ingest_scraper *scraper);
 
 typedef struct ingest_receive_options {
     const char *listen;           /* HOST:PORT, 127.0.0.1 unless told */
-    const char *brokers;          /* bootstrap list (already resolved) */
-    const ndt_kafka_opts *xopts;
-    const char *topic;            /* NULL = ndt.telemetry.raw */
-    const char *format;           /* "avro" (default), "json", "influx" */
-    int32_t schema_id;            /* avro Confluent framing, -1 = none */
+    ingest_output output;
     const volatile int *stop;
     size_t max_body_bytes;        /* compressed body limit; 0 = 32 MiB */
     const char *token;            /* bearer token senders must present; NULL = none */
     int backpressure_ms;          /* full Kafka queue for this long -> 503; 0 = 1 s */
-    int flush_timeout_ms;         /* how long shutdown waits for Kafka; 0 = 30 s */
     const char *stats_path;       /* optional JSON summary at exit */
 } ingest_receive_options;
 

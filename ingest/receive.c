@@ -318,25 +318,14 @@ int ingest_receiver_new(const ingest_receive_options *options, ingest_receiver *
      * decoded size at most. */
     ndt_arena_init(&r->arena, RECEIVE_ARENA_BLOCK, 4 * r->max_decoded);
 
-    ingest_sink_config sc;
-    memset(&sc, 0, sizeof(sc));
-    sc.brokers = options->brokers;
-    sc.xopts = options->xopts;
-    sc.topic = options->topic ? options->topic : INGEST_DEFAULT_TOPIC;
-    sc.schema_id = options->schema_id;
-    sc.stop = options->stop;
-    sc.max_wait_ms = options->backpressure_ms > 0 ? options->backpressure_ms
-                                                   : RECEIVE_DEFAULT_BACKPRESSURE_MS;
-    if (ingest_format_parse(options->format ? options->format : "avro", &sc.format) != NDT_OK) {
-        snprintf(err, errlen, "--format: expected avro, json or influx, got '%s'", options->format);
-        rc = NDT_EBADCONF;
+    int max_wait = options->backpressure_ms > 0 ? options->backpressure_ms
+                                                : RECEIVE_DEFAULT_BACKPRESSURE_MS;
+    rc = ingest_sink_new_for_output(&options->output, options->stop, max_wait, &r->sink, err, errlen);
+    if (rc != NDT_OK)
         goto fail;
-    }
-    r->per_sample_format = sc.format != INGEST_FORMAT_AVRO;
-    if (ingest_sink_new(&sc, &r->sink, err, errlen) != NDT_OK) {
-        rc = NDT_ERROR;
-        goto fail;
-    }
+    ingest_format format = INGEST_FORMAT_AVRO;
+    ingest_format_parse(options->output.format ? options->output.format : "avro", &format);
+    r->per_sample_format = format != INGEST_FORMAT_AVRO;
     r->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL,
                                  on_request, r, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)RECEIVE_MAX_CONNECTIONS,
@@ -366,7 +355,7 @@ int ingest_receiver_run(ingest_receiver *r)
     const volatile int *stop = r->options.stop ? r->options.stop : &never;
     ndt_log(NDT_LOG_INFO, "ingest", "receiving remote write",
             NDT_KV_STR("listen", r->options.listen), NDT_KV_INT("port", ingest_receiver_port(r)),
-            NDT_KV_STR("format", r->options.format ? r->options.format : "avro"));
+            NDT_KV_STR("format", r->options.output.format ? r->options.output.format : "avro"));
     while (!*stop) {
         pthread_mutex_lock(&r->sink_lock);
         ingest_sink_poll(r->sink);
@@ -377,7 +366,7 @@ int ingest_receiver_run(ingest_receiver *r)
      * what was accepted. */
     MHD_stop_daemon(r->daemon);
     r->daemon = NULL;
-    int timeout = r->options.flush_timeout_ms ? r->options.flush_timeout_ms : 30000;
+    int timeout = r->options.output.flush_timeout_ms ? r->options.output.flush_timeout_ms : 30000;
     if (ingest_sink_flush(r->sink, timeout) != NDT_OK)
         ndt_log(NDT_LOG_ERROR, "ingest", "Kafka did not take everything before the flush timeout",
                 NDT_KV_INT("timeout_ms", timeout));

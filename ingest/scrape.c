@@ -452,7 +452,8 @@ static void drain(ingest_scraper *s)
             s->targets[i]->in_flight = 0;
         }
     }
-    int timeout = s->options.flush_timeout_ms ? s->options.flush_timeout_ms : FLUSH_TIMEOUT_MS;
+    int timeout = s->options.output.flush_timeout_ms ? s->options.output.flush_timeout_ms
+                                                     : FLUSH_TIMEOUT_MS;
     if (ingest_sink_flush(s->sink, timeout) != NDT_OK) {
         ingest_sink_stats st;
         ingest_sink_get_stats(s->sink, &st);
@@ -651,8 +652,8 @@ int ingest_scraper_run(ingest_scraper *s)
     const volatile int *stop = s->options.stop ? s->options.stop : &never;
 
     ndt_log(NDT_LOG_INFO, "ingest", "scraping", NDT_KV_UINT("targets", s->ntargets),
-            NDT_KV_STR("topic", s->options.topic ? s->options.topic : INGEST_DEFAULT_TOPIC),
-            NDT_KV_STR("format", s->options.format ? s->options.format : "avro"));
+            NDT_KV_STR("topic", s->options.output.topic ? s->options.output.topic : INGEST_DEFAULT_TOPIC),
+            NDT_KV_STR("format", s->options.output.format ? s->options.output.format : "avro"));
     s->next_rediscovery_ns = ndt_clock_mono_ns() + REDISCOVERY_NS;
     while (!*stop) {
         run_due(s);
@@ -695,18 +696,6 @@ int ingest_scraper_new(const ingest_scrape_options *options, ingest_scraper **ou
     ndt_buf_init(&s->rendering, 0);
     ndt_buf_init(&s->published, 0);
 
-    ingest_sink_config sc;
-    memset(&sc, 0, sizeof(sc));
-    sc.brokers = options->brokers;
-    sc.xopts = options->xopts;
-    sc.topic = options->topic ? options->topic : INGEST_DEFAULT_TOPIC;
-    sc.schema_id = options->schema_id;
-    sc.stop = options->stop;
-    if (ingest_format_parse(options->format ? options->format : "avro", &sc.format) != NDT_OK) {
-        snprintf(err, errlen, "--format: expected avro, json or influx, got '%s'", options->format);
-        rc = NDT_EBADCONF;
-        goto fail;
-    }
     if (ingest_scrape_config_load(options->config_path, &s->config, err, errlen) != NDT_OK) {
         rc = NDT_EBADCONF;
         goto fail;
@@ -718,10 +707,9 @@ int ingest_scraper_new(const ingest_scrape_options *options, ingest_scraper **ou
         if (rc != NDT_OK)
             goto fail;
     }
-    if (ingest_sink_new(&sc, &s->sink, err, errlen) != NDT_OK) {
-        rc = NDT_ERROR;
+    rc = ingest_sink_new_for_output(&options->output, options->stop, 0, &s->sink, err, errlen);
+    if (rc != NDT_OK)
         goto fail;
-    }
     if (options->metrics_listen) {
         rc = ndt_httpd_start(options->metrics_listen, serve_metrics, s, &s->httpd, err, errlen);
         if (rc != NDT_OK)

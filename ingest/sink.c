@@ -235,6 +235,24 @@ fail:
     return NDT_ERROR;
 }
 
+int ingest_sink_new_for_output(const ingest_output *output, const volatile int *stop, int max_wait_ms,
+                               ingest_sink **out, char *err, size_t errlen)
+{
+    ingest_sink_config sc;
+    memset(&sc, 0, sizeof(sc));
+    sc.brokers = output->brokers;
+    sc.xopts = output->xopts;
+    sc.topic = output->topic ? output->topic : INGEST_DEFAULT_TOPIC;
+    sc.schema_id = output->schema_id;
+    sc.stop = stop;
+    sc.max_wait_ms = max_wait_ms;
+    if (ingest_format_parse(output->format ? output->format : "avro", &sc.format) != NDT_OK) {
+        snprintf(err, errlen, "--format: expected avro, json or influx, got '%s'", output->format);
+        return NDT_EBADCONF;
+    }
+    return ingest_sink_new(&sc, out, err, errlen) == NDT_OK ? NDT_OK : NDT_ERROR;
+}
+
 /* ---- publishing --------------------------------------------------------- */
 
 /* Hands one payload to librdkafka, waiting while its queue is full.

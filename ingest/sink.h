@@ -30,6 +30,7 @@
 #include "common/buf.h"
 #include "common/kafka.h"
 #include "common/ndt.h"
+#include "ingest/ingest.h"
 #include "ingest/sample.h"
 
 typedef enum ingest_format {
@@ -73,6 +74,10 @@ typedef struct ingest_sink_stats {
 typedef struct ingest_sink ingest_sink;
 
 int ingest_sink_new(const ingest_sink_config *config, ingest_sink **out, char *err, size_t errlen);
+/* The sink an ingest_output describes (ingest.h); NDT_EBADCONF for an
+ * unknown format, NDT_ERROR otherwise. */
+int ingest_sink_new_for_output(const ingest_output *output, const volatile int *stop, int max_wait_ms,
+                               ingest_sink **out, char *err, size_t errlen);
 int ingest_sink_publish(ingest_sink *sink, const ingest_batch *batch);
 /* Serves delivery reports without blocking. */
 void ingest_sink_poll(ingest_sink *sink);
