@@ -35,10 +35,12 @@ LIB_OBJS    := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(PROTO_OBJS)
 UNIT_SRCS   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz_*.c)
+BENCH_SRCS  := $(wildcard bench/*.c)
+BENCH_BINS  := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 TOOL_SRCS   := $(wildcard tests/tools/*.c)
 TOOL_BINS   := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps test unit integration asan fuzz bench run clean help
+.PHONY: all deps test unit integration asan fuzz bench bench-bins unit-bins run clean help
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/ndtpipe $(TOOL_BINS)
@@ -87,6 +89,14 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libndt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libndt.a $(LDLIBS)
 
+# Benchmark harnesses (bench/*.c): one link line for all of them, the
+# binary's own, so a new library in PKGS reaches them too.
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libndt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libndt.a $(LDLIBS)
+
+bench-bins: $(BENCH_BINS)
+
 unit-bins: $(UNIT_BINS) $(BUILD)/ndtpipe
 
 # The unit tests run under the sanitizers; the integration tests drive the
@@ -108,7 +118,7 @@ integration: deps all
 fuzz: $(PROTO_SRCS)
 	@PKG_CFLAGS="$(PKG_CFLAGS)" PKG_LIBS="$(LDLIBS)" tests/fuzz/run.sh $(FUZZ_SRCS)
 
-bench: deps all
+bench: deps all bench-bins
 	@bench/run.sh
 
 run: deps all

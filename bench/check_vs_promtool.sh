@@ -63,9 +63,9 @@ awk -v ps="$p_s" -v pk="$p_kb" -v ns="$n_s" -v nk="$n_kb" -v bytes="$bytes" 'BEG
 }'
 
 # Parser throughput, one core, node-exporter output parsed over and over.
-cc -std=c11 -D_GNU_SOURCE -O2 -I. -o "$dir/bench_expo" bench/bench_expo.c "$BUILD/libndt.a" -lm
+make -s BUILD="$BUILD" "$BUILD/bench/bench_expo" >/dev/null
 echo
 echo "## parse throughput (one core)"
-echo "text:        $("$dir/bench_expo" --seconds 3 "$src")"
+echo "text:        $("$BUILD/bench/bench_expo" --seconds 3 "$src")"
 bench/gen_openmetrics.sh "$src" >"$dir/e2e-output.om.txt"
-echo "openmetrics: $("$dir/bench_expo" --openmetrics --seconds 3 "$dir/e2e-output.om.txt")"
+echo "openmetrics: $("$BUILD/bench/bench_expo" --openmetrics --seconds 3 "$dir/e2e-output.om.txt")"

@@ -14,12 +14,5 @@ BUILD=${BUILD:-build}
 NDT_FIXTURES=${NDT_FIXTURES:-$(cd .. && pwd)/shared/fixtures}
 input=${1:-$NDT_FIXTURES/node_exporter/e2e-output.txt}
 seconds=${2:-2}
-PKGS="rdkafka avro-c libcjson"
-
-make -s BUILD="$BUILD" all >/dev/null
-mkdir -p "$BUILD/bench"
-cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I. $(pkg-config --cflags $PKGS) \
-    -o "$BUILD/bench/bench_encode" bench/bench_encode.c "$BUILD/libndt.a" \
-    $(pkg-config --libs rdkafka libcurl yaml-0.1 libcjson avro-c libmicrohttpd sqlite3 zlib \
-        libpcre2-8 liblz4 libzstd) -lm -lpthread
+make -s BUILD="$BUILD" all "$BUILD/bench/bench_encode" >/dev/null
 exec "$BUILD/bench/bench_encode" "$input" "$seconds" 2> >(grep -v 'level=info' >&2)

@@ -13,10 +13,7 @@ BUILD=${BUILD:-build}
 POINTS=${POINTS:-300000}
 SQLITE_POINTS=${SQLITE_POINTS:-100000}
 command -v influxd >/dev/null || die "influxd missing (make deps)"
-make -s BUILD="$BUILD" all >/dev/null || die "build failed"
-PKGS="rdkafka libcurl yaml-0.1 libcjson avro-c libmicrohttpd sqlite3 zlib libpcre2-8 liblz4 libzstd libcrypto"
-cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I. -o "$B/bench_udr" bench/bench_udr.c \
-    "$BUILD/libndt.a" $(pkg-config --libs $PKGS) -lm -lpthread || die "bench_udr does not build"
+make -s BUILD="$BUILD" all "$BUILD/bench/bench_udr" >/dev/null || die "build failed"
 
 http=$(free_port) rpc=$(free_port)
 cat >"$B/influxdb.conf" <<CONF
@@ -56,18 +53,18 @@ t1=$(date +%s%N)
 plain=$(awk -v n="$POINTS" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (ns / 1e9) }')
 
 rate() { sed 's/.*points_per_s=\([0-9]*\).*/\1/'; }
-lib_rate=$("$B/bench_udr" "influx:http://127.0.0.1:$http/lib" "$POINTS" 5000 "$B/spool" | rate)
+lib_rate=$("$BUILD/bench/bench_udr" "influx:http://127.0.0.1:$http/lib" "$POINTS" 5000 "$B/spool" | rate)
 for db in lib600 libraw; do
     curl -sf -XPOST "http://127.0.0.1:$http/query" --data-urlencode "q=CREATE DATABASE $db" >/dev/null
 done
-libraw_rate=$(BENCH_GZIP=-1 "$B/bench_udr" "influx:http://127.0.0.1:$http/libraw" "$POINTS" 5000 "$B/spool" | rate)
-lib600_rate=$("$B/bench_udr" "influx:http://127.0.0.1:$http/lib600" "$POINTS" 600 "$B/spool" | rate)
+libraw_rate=$(BENCH_GZIP=-1 "$BUILD/bench/bench_udr" "influx:http://127.0.0.1:$http/libraw" "$POINTS" 5000 "$B/spool" | rate)
+lib600_rate=$("$BUILD/bench/bench_udr" "influx:http://127.0.0.1:$http/lib600" "$POINTS" 600 "$B/spool" | rate)
 count() {
     curl -sf -G "http://127.0.0.1:$http/query" --data-urlencode "db=$1" \
         --data-urlencode 'q=SELECT count("queueDepth") FROM ServiceComponent' |
         sed 's/.*,\([0-9]*\)\]\]}\]}\]}/\1/'
 }
-sqlite_rate=$("$B/bench_udr" "sqlite:$B/udr.db" "$SQLITE_POINTS" 600 | rate)
+sqlite_rate=$("$BUILD/bench/bench_udr" "sqlite:$B/udr.db" "$SQLITE_POINTS" 600 | rate)
 
 echo "| writer (points of 5 attributes, one thread) | points | stored | points/s |"
 echo "|---|---:|---:|---:|"
