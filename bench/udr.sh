@@ -15,24 +15,8 @@ SQLITE_POINTS=${SQLITE_POINTS:-100000}
 command -v influxd >/dev/null || die "influxd missing (make deps)"
 make -s BUILD="$BUILD" all "$BUILD/bench/bench_udr" >/dev/null || die "build failed"
 
-http=$(free_port) rpc=$(free_port)
-cat >"$B/influxdb.conf" <<CONF
-reporting-enabled = false
-bind-address = "127.0.0.1:$rpc"
-[meta]
-  dir = "$B/influx/meta"
-[data]
-  dir = "$B/influx/data"
-  wal-dir = "$B/influx/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$http"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-CONF
-bg influxd influxd run -config "$B/influxdb.conf"
-wait_port "$http" 15 || die "influxd did not start"
+start_influxd
+http=$INFLUX_HTTP
 for db in plain lib; do
     curl -sf -XPOST "http://127.0.0.1:$http/query" --data-urlencode "q=CREATE DATABASE $db" >/dev/null
 done

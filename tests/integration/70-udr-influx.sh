@@ -10,37 +10,12 @@ need influxd curl jq
 TOOL=$(dirname "$NDTPIPE")/tools/udr_tool
 [ -x "$TOOL" ] || fail "$TOOL not built (make)"
 
-HTTP=$(free_port) RPC=$(free_port)
-cat >"$T/influxdb.conf" <<CONF
-reporting-enabled = false
-bind-address = "127.0.0.1:$RPC"
-[meta]
-  dir = "$T/influx/meta"
-[data]
-  dir = "$T/influx/data"
-  wal-dir = "$T/influx/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$HTTP"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-CONF
-start_influxd() {
-    bg "influxd$1" influxd run -config "$T/influxdb.conf"
-    INFLUXD_PID=$BG_PID
-    for _ in $(seq 1 100); do
-        curl -sf "http://127.0.0.1:$HTTP/ping" >/dev/null && return 0
-        sleep 0.05
-    done
-    cat "$T/influxd$1.log" >&2
-    fail "influxd did not answer /ping"
-}
 influxql() { # QUERY: prints the JSON answer
     curl -sf -G "http://127.0.0.1:$HTTP/query" --data-urlencode "db=ndt" \
         --data-urlencode "epoch=ms" --data-urlencode "q=$1"
 }
 start_influxd 1
+HTTP=$INFLUX_HTTP
 curl -sf -XPOST "http://127.0.0.1:$HTTP/query" --data-urlencode "q=CREATE DATABASE ndt" >/dev/null ||
     fail "CREATE DATABASE failed"
 
@@ -51,17 +26,6 @@ export INFLUX_USERNAME=ndt INFLUX_PASSWORD=s3cret-pw-never-logged
 bg writer "$TOOL" --input "$T/cmd" --spool "$T/spool" --retries 1 "influx:http://127.0.0.1:$HTTP/ndt"
 WRITER_PID=$BG_PID
 exec 3>"$T/cmd"
-flushes=0
-flush() { # waits for the driver's answer to a flush; sets $out to it
-    echo flush >&3
-    flushes=$((flushes + 1))
-    for _ in $(seq 1 200); do
-        [ "$(grep -c '^flushed' "$T/writer.log")" -ge "$flushes" ] && break
-        sleep 0.05
-    done
-    out=$(grep '^flushed' "$T/writer.log" | sed -n "${flushes}p")
-    [ -n "$out" ] || fail "flush $flushes unanswered"
-}
 # phase FIRST_TS: 100 points of three pods, users = ts, cpu = ts / 4.
 phase() {
     local ts
@@ -72,7 +36,7 @@ phase() {
 command -v bc >/dev/null || need bc
 
 phase 1000000 a
-flush
+udr_flush
 echo "$out" | grep -q 'rc=0 written=100 sent=100 spooled=0' || fail "first flush: $out"
 n=$(influxql 'SELECT count("users") FROM ServiceComponent' | jq '.results[0].series[0].values[0][1]')
 [ "$n" = 100 ] || fail "after the first phase InfluxDB has $n points, not 100"
@@ -85,21 +49,21 @@ got=$(influxql "SELECT * FROM ServiceComponent WHERE time = 1000042ms" |
 note "killing influxd mid-stream"
 kill -KILL "$INFLUXD_PID"; wait "$INFLUXD_PID" 2>/dev/null
 phase 2000000 b
-flush
+udr_flush
 echo "$out" | grep -q 'rc=0 written=200 sent=100 spooled=100' || fail "flush during the outage: $out"
 # A second outage batch rewrites ten points of the first: replay in order
 # must leave the later values.
 for ts in $(seq 2000000 2000009); do
     echo "p ServiceComponent urn:ngsi-ld:ServiceComponent:pod-$((ts % 3)) $ts users=-$ts cpu=0 phase=s:b2"
 done >&3
-flush
+udr_flush
 echo "$out" | grep -q 'spooled=110 replayed=0 dropped=0' || fail "second flush during the outage: $out"
 [ -s "$T/spool/spool.lp" ] || fail "no spool file on disk"
 
 note "restarting influxd"
 start_influxd 2
 phase 3000000 c
-flush
+udr_flush
 echo "$out" | grep -q 'rc=0 written=310 sent=310 spooled=110 replayed=110 dropped=0' ||
     fail "flush after the restart: $out"
 [ -s "$T/spool/spool.lp" ] && fail "spool not emptied after the replay"
@@ -143,7 +107,7 @@ diff -u "$T/latest.want" "$T/latest.txt" || fail "udr_read_latest disagrees"
     # Line protocol escaping against the real parser: , = in a tag value, " and \ in a string field.
     echo 'p InfrastructureElement urn:ngsi-ld:InfrastructureElement:a,b=c 5000000 cpuCores=8 hostname=s:say"hi"\'
 } >&3
-flush
+udr_flush
 echo "relations 5000050" >&3
 echo "relations 5000200" >&3
 for _ in $(seq 1 100); do [ "$(grep -c '^end' "$T/writer.log")" -ge 4 ] && break; sleep 0.05; done

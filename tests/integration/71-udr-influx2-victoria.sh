@@ -25,17 +25,6 @@ export INFLUX_TOKEN=tok-never-logged-7f3a
 bg writer "$TOOL" --input "$T/cmd" --spool "$T/spool" --retries 1 "influx2:http://127.0.0.1:$PORT/ndt-org/ndt-bucket"
 WRITER_PID=$BG_PID
 exec 3>"$T/cmd"
-flushes=0
-flush() { # waits for the driver's answer to a flush; sets $out to it
-    echo flush >&3
-    flushes=$((flushes + 1))
-    for _ in $(seq 1 200); do
-        [ "$(grep -c '^flushed' "$T/writer.log")" -ge "$flushes" ] && break
-        sleep 0.05
-    done
-    out=$(grep '^flushed' "$T/writer.log" | sed -n "${flushes}p")
-    [ -n "$out" ] || fail "flush $flushes unanswered"
-}
 # Timestamps inside VictoriaMetrics's default retention (one month).
 BASE=$(( ($(date +%s) - 600) * 1000 ))
 phase() { # FIRST_INDEX: 50 points, users = index, on two pods, 100 ms apart
@@ -46,17 +35,17 @@ phase() { # FIRST_INDEX: 50 points, users = index, on two pods, 100 ms apart
 }
 
 phase 0
-flush
+udr_flush
 echo "$out" | grep -q 'rc=0 written=50 sent=50 spooled=0' || fail "first flush: $out"
 note "stopping victoria-metrics mid-stream"
 kill -TERM "$VM_PID"; wait "$VM_PID" 2>/dev/null
 phase 50
-flush
+udr_flush
 echo "$out" | grep -q 'rc=0 written=100 sent=50 spooled=50 replayed=0 dropped=0' || fail "flush during the outage: $out"
 note "restarting victoria-metrics"
 start_vm 2
 phase 100
-flush
+udr_flush
 echo "$out" | grep -q 'rc=0 written=150 sent=150 spooled=50 replayed=50 dropped=0' || fail "flush after the restart: $out"
 
 # Poll until everything is searchable (force_flush, then about a second).

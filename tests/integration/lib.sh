@@ -86,3 +86,51 @@ start_broker() {
     BROKERS=$(cat "$T/bootstrap")
     BROKER_PID=$BG_PID
 }
+
+# start_influxd [NAME]: runs Debian's influxd (1.x) on 127.0.0.1 with its
+# data in $T, every listener overridden (its defaults bind all interfaces);
+# sets INFLUX_HTTP (port) and INFLUXD_PID, waits for /ping.  Calling it again
+# restarts the same server on the same ports and data.
+start_influxd() {
+    local name=influxd${1:-}
+    if [ -z "${INFLUX_HTTP:-}" ]; then
+        INFLUX_HTTP=$(free_port)
+        cat >"$T/influxdb.conf" <<CONF
+reporting-enabled = false
+bind-address = "127.0.0.1:$(free_port)"
+[meta]
+  dir = "$T/influx/meta"
+[data]
+  dir = "$T/influx/data"
+  wal-dir = "$T/influx/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:$INFLUX_HTTP"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+CONF
+    fi
+    bg "$name" influxd run -config "$T/influxdb.conf"
+    INFLUXD_PID=$BG_PID
+    for _ in $(seq 1 300); do
+        curl -sf "http://127.0.0.1:$INFLUX_HTTP/ping" >/dev/null && return 0
+        sleep 0.05
+    done
+    cat "$T/$name.log" >&2
+    fail "influxd did not answer /ping"
+}
+
+# udr_flush: asks the udr_tool driver started as "writer" (commands on fd 3)
+# to flush, waits for its answer and sets $out to it.
+UDR_FLUSHES=0
+udr_flush() {
+    echo flush >&3
+    UDR_FLUSHES=$((UDR_FLUSHES + 1))
+    for _ in $(seq 1 200); do
+        [ "$(grep -c '^flushed' "$T/writer.log")" -ge "$UDR_FLUSHES" ] && break
+        sleep 0.05
+    done
+    out=$(grep '^flushed' "$T/writer.log" | sed -n "${UDR_FLUSHES}p")
+    [ -n "$out" ] || fail "flush $UDR_FLUSHES unanswered"
+}
