@@ -23,6 +23,20 @@ prom_metric() {
     curl -sf "$1" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%.0f\n", s }'
 }
 
+# capture_node_exposition FILE: one real node-exporter page, captured once
+# and then served statically (node-exporter itself would cost more CPU than
+# the scrapers or receivers being measured).
+capture_node_exposition() {
+    local port pid
+    port=$(free_port)
+    bg node-exporter prometheus-node-exporter --web.listen-address="127.0.0.1:$port" --no-collector.systemd
+    pid=$BG_PID
+    wait_port "$port" || die "node-exporter did not start"
+    sleep 1
+    curl -sf "http://127.0.0.1:$port/metrics" >"$1" || die "cannot scrape node-exporter"
+    kill "$pid"
+}
+
 # start_nginx_targets N FILE: serves FILE as /metrics on N ports; PORTS gets the list.
 start_nginx_targets() {
     local n=$1 file=$2 i p

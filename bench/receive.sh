@@ -16,13 +16,7 @@ for c in nginx vmagent victoria-metrics prometheus prometheus-node-exporter curl
     command -v "$c" >/dev/null || die "$c missing (make deps)"
 done
 
-NE_PORT=$(free_port)
-bg node-exporter prometheus-node-exporter --web.listen-address="127.0.0.1:$NE_PORT" --no-collector.systemd
-NE_PID=$BG_PID
-wait_port "$NE_PORT" || die "node-exporter did not start"
-sleep 1
-curl -sf "http://127.0.0.1:$NE_PORT/metrics" >"$B/node.prom" || die "cannot scrape node-exporter"
-kill "$NE_PID"
+capture_node_exposition "$B/node.prom"
 start_nginx_targets "$NTARGETS" "$B/node.prom"
 
 bg broker "$NDTPIPE" broker --bootstrap-file "$B/bootstrap"

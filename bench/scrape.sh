@@ -19,15 +19,7 @@ for c in nginx vmagent victoria-metrics prometheus prometheus-node-exporter curl
     command -v "$c" >/dev/null || die "$c missing (make deps)"
 done
 
-# A real node-exporter exposition, captured once and then served statically:
-# node-exporter itself would cost more CPU than the scrapers measured.
-NE_PORT=$(free_port)
-bg node-exporter prometheus-node-exporter --web.listen-address="127.0.0.1:$NE_PORT" --no-collector.systemd
-NE_PID=$BG_PID
-wait_port "$NE_PORT" || die "node-exporter did not start"
-sleep 1
-curl -sf "http://127.0.0.1:$NE_PORT/metrics" >"$B/node.prom" || die "cannot scrape node-exporter"
-kill "$NE_PID"
+capture_node_exposition "$B/node.prom"
 SAMPLES_PER_TARGET=$("$NDTPIPE" check metrics --dump "$B/node.prom" | wc -l)
 
 echo "## Scrape CPU per sample ($NTARGETS targets x $SAMPLES_PER_TARGET samples at 20 ms, ${SECONDS_PER_RUN} s)"

@@ -49,6 +49,17 @@ static inline int ndt_str_eq(ndt_str a, ndt_str b)
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
+/* Byte-wise order (memcmp, then the shorter first): the order Prometheus
+ * sorts label names in, and the one every sorted label list here uses. */
+static inline int ndt_str_cmp(ndt_str a, ndt_str b)
+{
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = n ? memcmp(a.ptr, b.ptr, n) : 0;
+    if (c)
+        return c;
+    return a.len < b.len ? -1 : a.len > b.len;
+}
+
 static inline int ndt_str_eq_cstr(ndt_str a, const char *b)
 {
     return ndt_str_eq(a, ndt_str_from_cstr(b));

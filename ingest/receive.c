@@ -150,12 +150,9 @@ typedef struct keyed_series {
 static int keyed_cmp(const void *a, const void *b)
 {
     const keyed_series *x = a, *y = b;
-    size_t n = x->instance.len < y->instance.len ? x->instance.len : y->instance.len;
-    int c = n ? memcmp(x->instance.ptr, y->instance.ptr, n) : 0;
+    int c = ndt_str_cmp(x->instance, y->instance);
     if (c)
         return c;
-    if (x->instance.len != y->instance.len)
-        return x->instance.len < y->instance.len ? -1 : 1;
     return x->index < y->index ? -1 : x->index > y->index; /* request order within an instance */
 }
 

@@ -80,15 +80,6 @@ static const char *const action_names[] = {
 /* Label sets                                                          */
 /* ------------------------------------------------------------------ */
 
-static int str_cmp(ndt_str a, ndt_str b)
-{
-    size_t n = a.len < b.len ? a.len : b.len;
-    int c = n ? memcmp(a.ptr, b.ptr, n) : 0;
-    if (c)
-        return c;
-    return a.len < b.len ? -1 : a.len > b.len;
-}
-
 void ingest_labelset_init(ingest_labelset *ls, ndt_arena *arena)
 {
     ls->labels = NULL;
@@ -103,7 +94,7 @@ static size_t labelset_find(const ingest_labelset *ls, ndt_str name, int *found)
     size_t lo = 0, hi = ls->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = str_cmp(ls->labels[mid].name, name);
+        int c = ndt_str_cmp(ls->labels[mid].name, name);
         if (c == 0) {
             *found = 1;
             return mid;
@@ -188,7 +179,7 @@ int ingest_labelset_append(ingest_labelset *ls, ndt_str name, ndt_str value)
 
 static int label_cmp(const void *a, const void *b)
 {
-    return str_cmp(((const ingest_label *)a)->name, ((const ingest_label *)b)->name);
+    return ndt_str_cmp(((const ingest_label *)a)->name, ((const ingest_label *)b)->name);
 }
 
 /* Label sets are small and usually nearly sorted already (expositions list
@@ -205,7 +196,7 @@ void ingest_labelset_sort(ingest_labelset *ls)
     for (size_t i = 1; i < ls->n; i++) {
         ingest_label key = ls->labels[i];
         size_t j = i;
-        while (j > 0 && str_cmp(ls->labels[j - 1].name, key.name) > 0) {
+        while (j > 0 && ndt_str_cmp(ls->labels[j - 1].name, key.name) > 0) {
             ls->labels[j] = ls->labels[j - 1];
             j--;
         }

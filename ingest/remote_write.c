@@ -146,13 +146,6 @@ static int read_sample(const pb_field *f, double *value, int64_t *timestamp)
     return rc == NDT_AGAIN ? NDT_OK : NDT_ERROR;
 }
 
-static int name_cmp(ndt_str a, ndt_str b)
-{
-    size_t n = a.len < b.len ? a.len : b.len;
-    int c = n ? memcmp(a.ptr, b.ptr, n) : 0;
-    return c ? c : (a.len > b.len) - (a.len < b.len);
-}
-
 typedef struct ts_counts {
     size_t labels;
     size_t samples;
@@ -194,7 +187,7 @@ static void place_label(ingest_label *labels, size_t *count, int *named, ndt_str
     if (!value.len)
         return;
     size_t j = (*count)++;
-    while (j > 1 && name_cmp(labels[j - 1].name, name) > 0) {
+    while (j > 1 && ndt_str_cmp(labels[j - 1].name, name) > 0) {
         labels[j] = labels[j - 1];
         j--;
     }

@@ -434,15 +434,6 @@ static int finish_labels(ndt_arena *arena, const ingest_labelset *ls, ingest_ser
     return NDT_OK;
 }
 
-static int label_name_cmp(ndt_str a, ndt_str b)
-{
-    size_t n = a.len < b.len ? a.len : b.len;
-    int c = n ? memcmp(a.ptr, b.ptr, n) : 0;
-    if (c)
-        return c;
-    return a.len < b.len ? -1 : a.len > b.len;
-}
-
 /* Merges two name-sorted label lists into out; on equal names the label
  * from `first` wins unless its value is empty.  Returns the count. */
 static size_t merge_sorted(const ingest_label *first, size_t nfirst, const ingest_label *second,
@@ -450,7 +441,7 @@ static size_t merge_sorted(const ingest_label *first, size_t nfirst, const inges
 {
     size_t i = 0, j = 0, n = 0;
     while (i < nfirst || j < nsecond) {
-        int c = i == nfirst ? 1 : j == nsecond ? -1 : label_name_cmp(first[i].name, second[j].name);
+        int c = i == nfirst ? 1 : j == nsecond ? -1 : ndt_str_cmp(first[i].name, second[j].name);
         if (c < 0) {
             out[n++] = first[i++];
         } else if (c > 0) {
@@ -475,7 +466,7 @@ static int needs_slow_path(const ingest_label *labels, size_t n, const ingest_ow
             return 1;
     }
     while (i < n && j < tl->n) {
-        int c = label_name_cmp(labels[i].name, tl->labels[j].name);
+        int c = ndt_str_cmp(labels[i].name, tl->labels[j].name);
         if (c == 0 && labels[i].value.len)
             return 1;
         if (c <= 0)
@@ -525,27 +516,21 @@ static int build_series_labels_fast(batch_builder *b, const ingest_sample *sampl
     return NDT_OK;
 }
 
-static void sort_labels(ingest_label *labels, size_t n)
+/* A label set over an existing array, to use the label-set functions on it. */
+static ingest_labelset labelset_view(ingest_label *labels, size_t n)
 {
-    for (size_t i = 1; i < n; i++) {
-        ingest_label key = labels[i];
-        size_t j = i;
-        while (j > 0 && label_name_cmp(labels[j - 1].name, key.name) > 0) {
-            labels[j] = labels[j - 1];
-            j--;
-        }
-        labels[j] = key;
-    }
+    ingest_labelset view;
+    view.labels = labels;
+    view.n = n;
+    view.cap = n;
+    view.arena = NULL;
+    return view;
 }
 
 /* Label limits on a finished series (its first label is __name__). */
 static int check_series_limits(batch_builder *b, const ingest_series *s)
 {
-    ingest_labelset view;
-    view.labels = (ingest_label *)s->labels;
-    view.n = s->nlabels;
-    view.cap = s->nlabels;
-    view.arena = NULL;
+    ingest_labelset view = labelset_view((ingest_label *)s->labels, s->nlabels);
     return check_label_limits(b, &view);
 }
 
@@ -605,7 +590,8 @@ static int on_sample(void *userp, const ingest_sample *sample)
             if (!sorted)
                 goto oom;
             memcpy(sorted, sample->labels, sample->nlabels * sizeof(*sorted));
-            sort_labels(sorted, sample->nlabels);
+            ingest_labelset view = labelset_view(sorted, sample->nlabels);
+            ingest_labelset_sort(&view);
         }
         if (!needs_slow_path(sorted, sample->nlabels, &t->def.labels))
             return add_fast(b, sample, sorted);
