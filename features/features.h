@@ -140,4 +140,18 @@ int feat_selector_match(const feat_selector *sel, const feat_raw *r);
 /* "users=200,400" back into text. */
 void feat_selector_format(const feat_selector *sel, char *buf, size_t size);
 
+/* The twin's state as the paper's raw telemetry, read back from the UDR
+ * (features/feat_udr.c; docs/DATA-MODEL.md says which entity attribute
+ * feeds each dataset column).  One row per instant at which the service's
+ * entities were observed, in time order; service_id NULL means the only
+ * Service entity (NDT_EBADCONF when there are none or several).  This is
+ * what `export` writes, what the API's what-if starts from and what the
+ * streaming feature mode windows. */
+struct udr;
+int feat_udr_read(struct udr *u, const char *service_id, int64_t from_ms, int64_t to_ms,
+                  feat_dataset *out, char *err, size_t errlen);
+/* The newest row (NDT_AGAIN when the UDR holds none yet). */
+int feat_udr_latest(struct udr *u, const char *service_id, feat_raw *out, char *err,
+                    size_t errlen);
+
 #endif

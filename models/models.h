@@ -162,4 +162,21 @@ int model_report_write(const char *dir, const char *id, const char *out_dir, cha
 /* model.json's text for info (malloc'ed); also what `train --json` builds on. */
 char *model_info_json(const model_info *info, int with_params);
 
+/* The counterfactual engine (models/model_whatif.c; rules in
+ * docs/MODELS.md): a what-if changes the configuration, and the raw state
+ * the model would see afterwards is derived from the current one.  Pods
+ * and users are absolute values after the change (the API turns "+1" into
+ * pods + 1).  Shared by `validate` and the API so that what is validated
+ * is what is served.  NDT_EBADCONF for a change that cannot exist (pods or
+ * users below 1). */
+typedef struct model_change {
+    int has_pods;
+    int pods;
+    int has_users;
+    int users;
+} model_change;
+
+int model_counterfactual(const feat_raw *current, const model_change *change, feat_raw *out,
+                         char *err, size_t errlen);
+
 #endif
