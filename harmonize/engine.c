@@ -1,0 +1,1095 @@
+/*
+ * engine.c: the mapping engine, see engine.h for what it promises.
+ *
+ * Data layout, chosen for the hot path (a sample whose metric no rule
+ * names must cost one hash lookup):
+ *   - metric name -> the rules naming it: an open-addressing table built
+ *     once from the rules;
+ *   - entity id -> entity: open addressing on a 64-bit FNV-1a hash, the
+ *     entity holding one slot per attribute rule of its type (rules.h
+ *     numbers them), so an attribute update is an array store;
+ *   - (rule, series) -> previous counter value for rates: open addressing
+ *     on a 64-bit hash of the rule and the series' name and labels, no
+ *     strings kept (a collision needs 2^32 series to become likely).
+ * Values of a batch are first accumulated in their slot (pending sum and
+ * instant) and become outputs when the instant changes or the batch ends;
+ * outputs go to an outbox in the batch arena, sorted by entity and
+ * instant at the end so that one UDR point carries every attribute an
+ * entity had at one instant.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/arena.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "harmonize/engine.h"
+
+#define ENGINE_DEFAULT_MAX_ENTITIES 100000
+#define ENGINE_DEFAULT_MAX_SERIES (1u << 20)
+#define ENGINE_DEFAULT_INTERVAL_MS 20
+#define ENGINE_MAX_DERIVED 16
+#define ENGINE_ID_MAX 1024
+#define ENGINE_CONTEXT "https://ndtpipe.example.org/sdm-schemas/context.jsonld"
+#define ENGINE_FRAGMENT_LIMIT (1u << 20)
+
+static const char *const twin_names[] = { "unbound", "bound", "synchronized", "outOfSync" };
+
+const char *hdl_twin_state_name(hdl_twin_state s)
+{
+    return (unsigned)s < HDL_TWIN_NSTATES ? twin_names[s] : "unknown";
+}
+
+typedef struct slot {
+    int64_t pending_ts;
+    double pending_sum;
+    int pending;           /* pending_sum holds the value of pending_ts */
+    int dirty;             /* pending changed since it was last output */
+    int have;              /* latest is set */
+    int is_text;
+    int64_t ts;            /* latest */
+    double num;
+    char *text;            /* malloc'ed */
+} slot;
+
+typedef struct relation {
+    const char *predicate; /* owned by the rules */
+    char *object;          /* malloc'ed; for a static list, objects joined by '\n' */
+    int is_list;
+    int64_t since_ms;
+} relation;
+
+typedef struct entity {
+    char *id;
+    uint64_t hash;
+    size_t type;
+    slot *slots;
+    relation *rels;
+    size_t nrels;
+    const hdl_static_entity *statics;
+    hdl_twin_state state;
+    int64_t state_since_ms;
+    int64_t last_obs_ms;   /* newest instant observed, INT64_MIN if none */
+    int64_t interval_ms;   /* observed scrape interval, 0 until known */
+    struct entity *next_touched;
+    int touched;
+} entity;
+
+typedef struct series {
+    uint64_t key;          /* 0 = empty */
+    double prev;
+    int64_t prev_ts;
+} series;
+
+typedef struct outbox_entry {
+    entity *e;
+    int64_t ts;
+    const char *name;
+    int is_text;
+    double num;
+    const char *text;      /* in the batch arena */
+    size_t seq;            /* keeps the order of equal keys */
+} outbox_entry;
+
+typedef struct metric_bucket {
+    const char *metric;    /* NULL = empty */
+    size_t *rules;
+    size_t nrules;
+} metric_bucket;
+
+struct hdl_engine {
+    const hdl_rules *rules;
+    hdl_engine_options opts;
+    metric_bucket *metrics;
+    size_t metrics_cap;    /* power of two */
+    entity **entities;
+    size_t entities_cap;   /* power of two, kept at most half full */
+    size_t nentities;
+    series *series;
+    size_t series_cap;
+    size_t nseries;
+    entity *touched;
+    outbox_entry *outbox;
+    size_t noutbox, outbox_cap;
+    ndt_arena arena;       /* per batch */
+    ndt_buf json;
+    pcre2_match_data *md;
+    int64_t last_stale_scan_ms;
+    int64_t min_threshold_ms;  /* smallest threshold of any entity: how often to scan */
+    hdl_engine_stats stats;
+};
+
+/* ---- hashing ------------------------------------------------------------ */
+
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+#define FNV_INIT 0xcbf29ce484222325ull
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t c = 16;
+    while (c < n)
+        c <<= 1;
+    return c;
+}
+
+/* ---- the metric index ------------------------------------------------- */
+
+static metric_bucket *metric_find(const hdl_engine *e, const char *name, size_t len)
+{
+    size_t mask = e->metrics_cap - 1;
+    for (size_t i = fnv(FNV_INIT, name, len) & mask;; i = (i + 1) & mask) {
+        metric_bucket *b = &e->metrics[i];
+        if (!b->metric)
+            return b;
+        if (strlen(b->metric) == len && memcmp(b->metric, name, len) == 0)
+            return b;
+    }
+}
+
+static int build_metric_index(hdl_engine *e)
+{
+    e->metrics_cap = pow2_at_least(e->rules->nrules * 2 + 1);
+    if (!(e->metrics = calloc(e->metrics_cap, sizeof(*e->metrics))))
+        return NDT_ERROR;
+    for (size_t i = 0; i < e->rules->nrules; i++) {
+        const char *m = e->rules->rules[i].metric;
+        metric_bucket *b = metric_find(e, m, strlen(m));
+        size_t *r = realloc(b->rules, (b->nrules + 1) * sizeof(*r));
+        if (!r)
+            return NDT_ERROR;
+        b->metric = m;
+        b->rules = r;
+        b->rules[b->nrules++] = i;
+    }
+    return NDT_OK;
+}
+
+/* ---- entities --------------------------------------------------------- */
+
+static entity **entity_bucket(const hdl_engine *e, const char *id, size_t len, uint64_t h)
+{
+    size_t mask = e->entities_cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        entity **b = &e->entities[i];
+        if (!*b || ((*b)->hash == h && strncmp((*b)->id, id, len) == 0 && !(*b)->id[len]))
+            return b;
+    }
+}
+
+static int entities_grow(hdl_engine *e)
+{
+    size_t cap = e->entities_cap * 2;
+    entity **old = e->entities;
+    size_t oldcap = e->entities_cap;
+    entity **t = calloc(cap, sizeof(*t));
+    if (!t)
+        return NDT_ERROR;
+    e->entities = t;
+    e->entities_cap = cap;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i])
+            *entity_bucket(e, old[i]->id, strlen(old[i]->id), old[i]->hash) = old[i];
+    free(old);
+    return NDT_OK;
+}
+
+static entity *entity_get(hdl_engine *e, const char *id, size_t len, size_t type)
+{
+    uint64_t h = fnv(FNV_INIT, id, len);
+    entity **b = entity_bucket(e, id, len, h);
+    if (*b)
+        return *b;
+    if (e->nentities >= e->opts.max_entities) {
+        e->stats.entities_dropped++;
+        return NULL;
+    }
+    if ((e->nentities + 1) * 2 > e->entities_cap) {
+        if (entities_grow(e) != NDT_OK)
+            return NULL;
+        b = entity_bucket(e, id, len, h);
+    }
+    entity *en = calloc(1, sizeof(*en));
+    size_t nslots = e->rules->types[type].nslots;
+    if (!en || !(en->id = strndup(id, len)) ||
+        (nslots && !(en->slots = calloc(nslots, sizeof(slot))))) {
+        if (en)
+            free(en->id);
+        free(en);
+        e->stats.entities_dropped++;
+        return NULL;
+    }
+    en->hash = h;
+    en->type = type;
+    en->state = HDL_TWIN_UNBOUND;
+    en->last_obs_ms = INT64_MIN;
+    *b = en;
+    e->nentities++;
+    e->stats.entities++;
+    e->stats.in_state[HDL_TWIN_UNBOUND]++;
+    return en;
+}
+
+static void touch(hdl_engine *e, entity *en)
+{
+    if (en->touched)
+        return;
+    en->touched = 1;
+    en->next_touched = e->touched;
+    e->touched = en;
+}
+
+/* ---- outbox ----------------------------------------------------------- */
+
+static int outbox_add(hdl_engine *e, entity *en, int64_t ts, const char *name, double num,
+                      const char *text)
+{
+    if (e->noutbox == e->outbox_cap) {
+        size_t cap = e->outbox_cap ? e->outbox_cap * 2 : 256;
+        outbox_entry *o = realloc(e->outbox, cap * sizeof(*o));
+        if (!o)
+            return NDT_ERROR;
+        e->outbox = o;
+        e->outbox_cap = cap;
+    }
+    outbox_entry *o = &e->outbox[e->noutbox];
+    o->e = en;
+    o->ts = ts;
+    o->name = name;
+    o->is_text = text != NULL;
+    o->num = num;
+    o->text = NULL;
+    if (text && !(o->text = ndt_arena_strndup(&e->arena, text, strlen(text))))
+        return NDT_ERROR;
+    o->seq = e->noutbox++;
+    touch(e, en);
+    return NDT_OK;
+}
+
+/* ---- twin state ------------------------------------------------------- */
+
+static int twin_set(hdl_engine *e, entity *en, hdl_twin_state to, int64_t ts)
+{
+    if (en->state == to)
+        return NDT_OK;
+    e->stats.transitions[en->state][to]++;
+    e->stats.in_state[en->state]--;
+    e->stats.in_state[to]++;
+    en->state = to;
+    en->state_since_ms = ts;
+    return outbox_add(e, en, ts, "twinState", 0, twin_names[to]);
+}
+
+static int64_t twin_threshold(const hdl_engine *e, const entity *en)
+{
+    if (e->opts.fidelity_ms > 0)
+        return e->opts.fidelity_ms;
+    int64_t interval = en->interval_ms > 0 ? en->interval_ms : e->opts.default_interval_ms;
+    return (int64_t)((double)interval * e->opts.fidelity_intervals);
+}
+
+/* A sample of instant ts reached the entity. */
+static int twin_observe(hdl_engine *e, entity *en, int64_t ts)
+{
+    if (en->last_obs_ms != INT64_MIN && ts <= en->last_obs_ms)
+        return NDT_OK; /* same instant (another attribute) or a late sample */
+    int64_t delta = en->last_obs_ms == INT64_MIN ? -1 : ts - en->last_obs_ms;
+    hdl_twin_state to;
+    if (en->state == HDL_TWIN_UNBOUND || en->state == HDL_TWIN_OUT_OF_SYNC || delta < 0) {
+        to = HDL_TWIN_BOUND;
+    } else {
+        to = delta <= twin_threshold(e, en) ? HDL_TWIN_SYNCHRONIZED : HDL_TWIN_BOUND;
+        /* The interval is learnt from updates that were not a gap, so an
+         * outage does not stretch the threshold. */
+        if (en->interval_ms == 0 || delta <= 4 * en->interval_ms)
+            en->interval_ms = en->interval_ms == 0 ? delta : (en->interval_ms * 3 + delta) / 4;
+    }
+    en->last_obs_ms = ts;
+    int64_t threshold = twin_threshold(e, en);
+    if (threshold > 0 && threshold < e->min_threshold_ms)
+        e->min_threshold_ms = threshold;
+    return twin_set(e, en, to, ts);
+}
+
+/* ---- label access ------------------------------------------------------ */
+
+typedef struct sample_view {
+    const hdl_sample *s;
+    const hdl_rule *rule;
+    ndt_str derived_name[ENGINE_MAX_DERIVED];
+    ndt_str derived_value[ENGINE_MAX_DERIVED];
+    char derived_buf[ENGINE_MAX_DERIVED][256];
+    size_t nderived;
+} sample_view;
+
+static int sample_label(const hdl_sample *s, const char *name, ndt_str *out)
+{
+    ndt_str key = ndt_str_from_cstr(name);
+    size_t lo = 0, hi = s->nlabels;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = ndt_str_cmp(s->labels[mid].name, key);
+        if (c == 0) {
+            *out = s->labels[mid].value;
+            return 1;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* Decoders sort labels, but a linear pass keeps an unsorted input right. */
+    for (size_t i = 0; i < s->nlabels; i++)
+        if (ndt_str_eq(s->labels[i].name, key)) {
+            *out = s->labels[i].value;
+            return 1;
+        }
+    out->ptr = "";
+    out->len = 0;
+    return 0;
+}
+
+/* A label as the rule sees it: derived, then fixed, then the sample's. */
+static ndt_str view_label(const sample_view *v, const char *name)
+{
+    ndt_str out;
+    for (size_t i = v->nderived; i-- > 0;)
+        if (ndt_str_eq_cstr(v->derived_name[i], name))
+            return v->derived_value[i];
+    for (size_t i = 0; i < v->rule->nlabels; i++)
+        if (strcmp(v->rule->labels[i].name, name) == 0)
+            return ndt_str_from_cstr(v->rule->labels[i].value);
+    sample_label(v->s, name, &out);
+    return out;
+}
+
+/* Relabel "replace": $1, ${1}, $name are groups of the anchored match. */
+static void derive_labels(hdl_engine *e, sample_view *v)
+{
+    const hdl_rule *r = v->rule;
+    for (size_t i = 0; i < r->nderive && v->nderived < ENGINE_MAX_DERIVED; i++) {
+        const hdl_derive *d = &r->derive[i];
+        ndt_str from = view_label(v, d->from);
+        PCRE2_SIZE outlen = sizeof(v->derived_buf[0]);
+        int rc = pcre2_substitute(d->re, (PCRE2_SPTR)(from.ptr ? from.ptr : ""), from.len, 0,
+                                  0, e->md, NULL, (PCRE2_SPTR)d->replacement,
+                                  PCRE2_ZERO_TERMINATED,
+                                  (PCRE2_UCHAR *)v->derived_buf[v->nderived], &outlen);
+        if (rc <= 0)
+            continue; /* no match: the label is not set (relabel semantics) */
+        v->derived_name[v->nderived] = ndt_str_from_cstr(d->label);
+        v->derived_value[v->nderived].ptr = v->derived_buf[v->nderived];
+        v->derived_value[v->nderived].len = outlen;
+        v->nderived++;
+    }
+}
+
+/* Expands a template; 0 when a label it needs is empty. */
+static int expand(const sample_view *v, const hdl_template *t, char *out, size_t size,
+                  size_t *len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->nsegs; i++) {
+        ndt_str part = t->segs[i].is_label ? view_label(v, t->segs[i].text)
+                                           : ndt_str_from_cstr(t->segs[i].text);
+        if (t->segs[i].is_label && part.len == 0)
+            return 0;
+        if (n + part.len >= size)
+            return 0;
+        memcpy(out + n, part.ptr, part.len);
+        n += part.len;
+    }
+    out[n] = '\0';
+    *len = n;
+    return 1;
+}
+
+static int rule_matches(hdl_engine *e, const hdl_rule *r, const hdl_sample *s)
+{
+    for (size_t i = 0; i < r->nmatch; i++) {
+        ndt_str value;
+        sample_label(s, r->match[i].label, &value);
+        if (!hdl_matcher_match(&r->match[i], value, e->md))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- values ------------------------------------------------------------ */
+
+static uint64_t series_key(size_t rule, const hdl_sample *s)
+{
+    uint64_t h = fnv(FNV_INIT, &rule, sizeof(rule));
+    h = fnv(h, s->name.ptr, s->name.len);
+    for (size_t i = 0; i < s->nlabels; i++) {
+        h = fnv(h, "\xff", 1);
+        h = fnv(h, s->labels[i].name.ptr, s->labels[i].name.len);
+        h = fnv(h, "\xfe", 1);
+        h = fnv(h, s->labels[i].value.ptr, s->labels[i].value.len);
+    }
+    return h ? h : 1;
+}
+
+static series *series_get(hdl_engine *e, uint64_t key, int *created)
+{
+    *created = 0;
+    if (!e->series) {
+        e->series_cap = 1024;
+        if (!(e->series = calloc(e->series_cap, sizeof(*e->series))))
+            return NULL;
+    }
+    size_t mask = e->series_cap - 1;
+    size_t i;
+    for (i = key & mask; e->series[i].key && e->series[i].key != key; i = (i + 1) & mask)
+        ;
+    if (e->series[i].key)
+        return &e->series[i];
+    if (e->nseries >= e->opts.max_series) {
+        e->stats.series_dropped++;
+        return NULL;
+    }
+    if ((e->nseries + 1) * 2 > e->series_cap) {
+        size_t cap = e->series_cap * 2;
+        series *t = calloc(cap, sizeof(*t));
+        if (!t)
+            return NULL;
+        for (size_t j = 0; j < e->series_cap; j++) {
+            if (!e->series[j].key)
+                continue;
+            size_t k;
+            for (k = e->series[j].key & (cap - 1); t[k].key; k = (k + 1) & (cap - 1))
+                ;
+            t[k] = e->series[j];
+        }
+        free(e->series);
+        e->series = t;
+        e->series_cap = cap;
+        mask = cap - 1;
+        for (i = key & mask; e->series[i].key; i = (i + 1) & mask)
+            ;
+    }
+    e->series[i].key = key;
+    e->nseries++;
+    *created = 1;
+    return &e->series[i];
+}
+
+/* The per-second rate of a counter; 0 when there is none yet. */
+static int rate_of(hdl_engine *e, size_t rule, const hdl_sample *s, double *out)
+{
+    int created;
+    series *se = series_get(e, series_key(rule, s), &created);
+    if (!se)
+        return 0;
+    if (created) {
+        se->prev = s->value;
+        se->prev_ts = s->ts_ms;
+        e->stats.rate_first++;
+        return 0;
+    }
+    if (s->ts_ms <= se->prev_ts)
+        return 0; /* the same scrape again, or out of order: nothing new */
+    double delta = s->value - se->prev;
+    if (delta < 0) {
+        /* A reset: the counter restarted from zero since the last sample. */
+        delta = s->value;
+        e->stats.counter_resets++;
+    }
+    *out = delta * 1000.0 / (double)(s->ts_ms - se->prev_ts);
+    se->prev = s->value;
+    se->prev_ts = s->ts_ms;
+    return 1;
+}
+
+static int slot_set_text(hdl_engine *e, entity *en, const hdl_rule *r, int64_t ts,
+                         const char *text, size_t len)
+{
+    slot *sl = &en->slots[r->slot];
+    if (sl->have && ts < sl->ts)
+        return NDT_OK; /* a late sample never rolls the state back */
+    if (!sl->text || strlen(sl->text) != len || memcmp(sl->text, text, len) != 0) {
+        char *copy = strndup(text, len);
+        if (!copy)
+            return NDT_ERROR;
+        free(sl->text);
+        sl->text = copy;
+    }
+    sl->have = 1;
+    sl->is_text = 1;
+    sl->ts = ts;
+    e->stats.values++;
+    return outbox_add(e, en, ts, r->attribute, 0, sl->text);
+}
+
+/* Turns a slot's pending sum into its value: divisor, scale, offset. */
+static int slot_output(hdl_engine *e, entity *en, const hdl_rule *r)
+{
+    slot *sl = &en->slots[r->slot];
+    double v = sl->pending_sum;
+    sl->dirty = 0;
+    if (r->kind == HDL_RULE_DIVISOR) {
+        if (!sl->have || sl->pending_ts >= sl->ts) {
+            sl->have = 1;
+            sl->ts = sl->pending_ts;
+            sl->num = v;
+        }
+        return NDT_OK;
+    }
+    if (r->divisor >= 0) {
+        const hdl_rule *dr = &e->rules->rules[r->divisor];
+        const slot *ds = &en->slots[dr->slot];
+        double d;
+        if (ds->pending && ds->pending_ts == sl->pending_ts)
+            d = ds->pending_sum;
+        else if (ds->have)
+            d = ds->num;
+        else {
+            e->stats.values_skipped++;
+            return NDT_OK;
+        }
+        v /= d;
+    }
+    v = v * r->scale + r->offset;
+    if (!isfinite(v)) {
+        e->stats.values_skipped++;
+        return NDT_OK;
+    }
+    if (!sl->have || sl->pending_ts >= sl->ts) {
+        sl->have = 1;
+        sl->is_text = 0;
+        sl->ts = sl->pending_ts;
+        sl->num = v;
+    }
+    e->stats.values++;
+    return outbox_add(e, en, sl->pending_ts, r->attribute, v, NULL);
+}
+
+static int slot_accumulate(hdl_engine *e, entity *en, const hdl_rule *r, int64_t ts, double v)
+{
+    slot *sl = &en->slots[r->slot];
+    if (sl->pending && sl->pending_ts != ts) {
+        if (ts < sl->pending_ts)
+            return NDT_OK; /* older than what is being built: too late to matter */
+        if (sl->dirty && slot_output(e, en, r) != NDT_OK)
+            return NDT_ERROR;
+        sl->pending = 0;
+    }
+    if (!sl->pending) {
+        sl->pending = 1;
+        sl->pending_ts = ts;
+        sl->pending_sum = v;
+    } else if (r->aggregate_sum) {
+        sl->pending_sum += v;
+    } else {
+        sl->pending_sum = v;
+    }
+    sl->dirty = 1;
+    touch(e, en);
+    return NDT_OK;
+}
+
+static int apply_attribute(hdl_engine *e, size_t ri, const hdl_rule *r, const sample_view *v,
+                           const char *id, size_t idlen)
+{
+    const hdl_sample *s = v->s;
+    double value = s->value;
+    const char *text = NULL;
+    size_t textlen = 0;
+    char mapped[256];
+
+    if (r->value_map.n) {
+        if (s->value != 1)
+            return NDT_OK; /* a state series holds 1 for the current state only */
+        ndt_str state = view_label(v, r->value_map.label);
+        for (size_t i = 0; i < r->value_map.n && !text; i++)
+            if (ndt_str_eq_cstr(state, r->value_map.from[i]))
+                text = r->value_map.to[i];
+        if (!text) {
+            e->stats.values_skipped++;
+            return NDT_OK;
+        }
+        textlen = strlen(text);
+    } else if (r->transform == HDL_TRANSFORM_INFO) {
+        if (r->value_from_label) {
+            ndt_str l = view_label(v, r->value_from_label);
+            if (!l.len || l.len >= sizeof(mapped)) {
+                e->stats.values_skipped++;
+                return NDT_OK;
+            }
+            memcpy(mapped, l.ptr, l.len);
+            mapped[l.len] = '\0';
+            text = mapped;
+            textlen = l.len;
+        }
+    } else if (r->transform == HDL_TRANSFORM_RATE || !isfinite(value)) {
+        if (!isfinite(value)) {
+            e->stats.values_skipped++;
+            return NDT_OK;
+        }
+    }
+
+    entity *en = entity_get(e, id, idlen, r->type);
+    if (!en)
+        return NDT_OK;
+    if (r->kind == HDL_RULE_ATTRIBUTE && twin_observe(e, en, s->ts_ms) != NDT_OK)
+        return NDT_ERROR;
+    if (r->transform == HDL_TRANSFORM_RATE && !rate_of(e, ri, s, &value))
+        return NDT_OK;
+    if (text)
+        return slot_set_text(e, en, r, s->ts_ms, text, textlen);
+    if (r->transform == HDL_TRANSFORM_INFO) {
+        touch(e, en); /* the sample only asserts the entity exists */
+        return NDT_OK;
+    }
+    return slot_accumulate(e, en, r, s->ts_ms, value);
+}
+
+static relation *relation_find(entity *en, const char *predicate)
+{
+    for (size_t i = 0; i < en->nrels; i++)
+        if (strcmp(en->rels[i].predicate, predicate) == 0)
+            return &en->rels[i];
+    return NULL;
+}
+
+static relation *relation_add(entity *en, const char *predicate)
+{
+    relation *rels = realloc(en->rels, (en->nrels + 1) * sizeof(*rels));
+    if (!rels)
+        return NULL;
+    en->rels = rels;
+    relation *rel = &rels[en->nrels++];
+    memset(rel, 0, sizeof(*rel));
+    rel->predicate = predicate;
+    return rel;
+}
+
+static int apply_relationship(hdl_engine *e, const hdl_rule *r, const sample_view *v,
+                              const hdl_emit *emit)
+{
+    char subject[ENGINE_ID_MAX], object[ENGINE_ID_MAX];
+    size_t slen, olen;
+    if (!expand(v, &r->subject, subject, sizeof(subject), &slen) ||
+        !expand(v, &r->object, object, sizeof(object), &olen)) {
+        e->stats.samples_incomplete++;
+        return NDT_OK;
+    }
+    entity *en = entity_get(e, subject, slen, r->subject_type);
+    if (!en)
+        return NDT_OK;
+    relation *rel = relation_find(en, r->predicate);
+    if (rel && strcmp(rel->object, object) == 0)
+        return NDT_OK; /* restated, unchanged */
+    if (rel && v->s->ts_ms < rel->since_ms)
+        return NDT_OK; /* older than the relationship in force */
+    char *copy = strdup(object);
+    if (!copy || (!rel && !(rel = relation_add(en, r->predicate)))) {
+        free(copy);
+        return NDT_ERROR;
+    }
+    free(rel->object);
+    rel->object = copy;
+    rel->since_ms = v->s->ts_ms;
+    e->stats.relation_changes++;
+    touch(e, en);
+    if (emit && emit->relation) {
+        udr_relation ur = { en->id, r->predicate, copy, v->s->ts_ms, UDR_OPEN };
+        return emit->relation(emit->ctx, &ur);
+    }
+    return NDT_OK;
+}
+
+int hdl_engine_feed(hdl_engine *e, const hdl_sample *s, const hdl_emit *emit)
+{
+    e->stats.samples++;
+    metric_bucket *b = metric_find(e, s->name.ptr, s->name.len);
+    int mapped = 0;
+    for (size_t k = 0; b->metric && k < b->nrules; k++) {
+        size_t ri = b->rules[k];
+        const hdl_rule *r = &e->rules->rules[ri];
+        if (!rule_matches(e, r, s))
+            continue;
+        mapped = 1;
+        sample_view v;
+        v.s = s;
+        v.rule = r;
+        v.nderived = 0;
+        derive_labels(e, &v);
+        int rc;
+        if (r->kind == HDL_RULE_RELATIONSHIP) {
+            rc = apply_relationship(e, r, &v, emit);
+        } else {
+            char id[ENGINE_ID_MAX];
+            size_t idlen;
+            if (!expand(&v, &r->id, id, sizeof(id), &idlen)) {
+                e->stats.samples_incomplete++;
+                continue;
+            }
+            rc = apply_attribute(e, ri, r, &v, id, idlen);
+        }
+        if (rc != NDT_OK)
+            return rc;
+    }
+    if (!mapped)
+        e->stats.samples_unmapped++;
+    return NDT_OK;
+}
+
+/* ---- end of a batch ----------------------------------------------------- */
+
+static int outbox_cmp(const void *a, const void *b)
+{
+    const outbox_entry *x = a, *y = b;
+    if (x->e != y->e)
+        return x->e < y->e ? -1 : 1;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int emit_points(hdl_engine *e, const hdl_emit *emit)
+{
+    if (!e->noutbox)
+        return NDT_OK;
+    qsort(e->outbox, e->noutbox, sizeof(*e->outbox), outbox_cmp);
+    udr_point *points = ndt_arena_alloc(&e->arena, e->noutbox * sizeof(*points));
+    udr_field *fields = ndt_arena_alloc(&e->arena, e->noutbox * sizeof(*fields));
+    if (!points || !fields)
+        return NDT_ERROR;
+    size_t np = 0;
+    for (size_t i = 0; i < e->noutbox;) {
+        size_t j = i;
+        udr_point *p = &points[np++];
+        p->type = e->rules->types[e->outbox[i].e->type].name;
+        p->id = e->outbox[i].e->id;
+        p->ts_ms = e->outbox[i].ts;
+        p->fields = &fields[i];
+        p->nfields = 0;
+        for (; j < e->noutbox && e->outbox[j].e == e->outbox[i].e && e->outbox[j].ts == e->outbox[i].ts;
+             j++) {
+            /* One value per attribute and instant: a refined value replaces. */
+            udr_field *f = NULL;
+            for (size_t k = 0; k < p->nfields; k++)
+                if (strcmp(p->fields[k].name, e->outbox[j].name) == 0)
+                    f = (udr_field *)&p->fields[k];
+            if (!f)
+                f = &fields[i + p->nfields++];
+            f->name = e->outbox[j].name;
+            f->kind = e->outbox[j].is_text ? UDR_FIELD_STRING : UDR_FIELD_DOUBLE;
+            f->number = e->outbox[j].num;
+            f->text = e->outbox[j].text;
+        }
+        i = j;
+    }
+    e->stats.points += np;
+    return emit && emit->points ? emit->points(emit->ctx, points, np) : NDT_OK;
+}
+
+static int json_string(ndt_buf *b, const char *s)
+{
+    int rc = ndt_buf_append_char(b, '"');
+    for (; *s && rc == NDT_OK; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            rc = ndt_buf_append_char(b, '\\');
+            if (rc == NDT_OK)
+                rc = ndt_buf_append_char(b, (char)c);
+        } else if (c < 0x20) {
+            rc = ndt_buf_printf(b, "\\u%04x", c);
+        } else {
+            rc = ndt_buf_append_char(b, (char)c);
+        }
+    }
+    return rc == NDT_OK ? ndt_buf_append_char(b, '"') : rc;
+}
+
+static int json_time(ndt_buf *b, int64_t ms)
+{
+    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    return ndt_buf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900,
+                          tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                          (int)(ms - (int64_t)secs * 1000));
+}
+
+/* The entity whole, NGSI-LD normalized. */
+static int fragment(hdl_engine *e, const entity *en, ndt_buf *b)
+{
+    int rc = ndt_buf_append_str(b, "{\"id\":");
+    rc |= json_string(b, en->id);
+    rc |= ndt_buf_append_str(b, ",\"type\":");
+    rc |= json_string(b, e->rules->types[en->type].name);
+    for (size_t i = 0; en->statics && i < en->statics->nattrs; i++) {
+        const hdl_static_attr *a = &en->statics->attrs[i];
+        rc |= ndt_buf_append_char(b, ',');
+        rc |= json_string(b, a->name);
+        rc |= ndt_buf_append_str(b, ":{\"type\":\"Property\",\"value\":");
+        rc |= json_string(b, a->value);
+        rc |= ndt_buf_append_char(b, '}');
+    }
+    for (size_t i = 0; i < e->rules->nrules; i++) {
+        const hdl_rule *r = &e->rules->rules[i];
+        if (r->kind != HDL_RULE_ATTRIBUTE || r->type != en->type)
+            continue;
+        const slot *sl = &en->slots[r->slot];
+        if (!sl->have)
+            continue;
+        /* Two rules may set one attribute: the newest value is published. */
+        int newer = 0;
+        for (size_t j = 0; j < e->rules->nrules && !newer; j++) {
+            const hdl_rule *o = &e->rules->rules[j];
+            if (j != i && o->kind == HDL_RULE_ATTRIBUTE && o->type == en->type &&
+                strcmp(o->attribute, r->attribute) == 0 && en->slots[o->slot].have &&
+                (en->slots[o->slot].ts > sl->ts || (en->slots[o->slot].ts == sl->ts && j > i)))
+                newer = 1;
+        }
+        if (newer)
+            continue;
+        rc |= ndt_buf_append_char(b, ',');
+        rc |= json_string(b, r->attribute);
+        rc |= ndt_buf_append_str(b, ":{\"type\":\"Property\",\"value\":");
+        if (sl->is_text)
+            rc |= json_string(b, sl->text);
+        else
+            rc |= ndt_buf_append_double(b, sl->num);
+        rc |= ndt_buf_append_str(b, ",\"observedAt\":");
+        rc |= json_time(b, sl->ts);
+        if (r->unit_code && !sl->is_text) {
+            rc |= ndt_buf_append_str(b, ",\"unitCode\":");
+            rc |= json_string(b, r->unit_code);
+        }
+        rc |= ndt_buf_append_char(b, '}');
+    }
+    for (size_t i = 0; i < en->nrels; i++) {
+        const relation *rel = &en->rels[i];
+        rc |= ndt_buf_append_char(b, ',');
+        rc |= json_string(b, rel->predicate);
+        rc |= ndt_buf_append_str(b, ":{\"type\":\"Relationship\",\"object\":");
+        if (rel->is_list) {
+            rc |= ndt_buf_append_char(b, '[');
+            const char *p = rel->object;
+            for (int first = 1; *p; first = 0) {
+                size_t n = strcspn(p, "\n");
+                char one[ENGINE_ID_MAX];
+                snprintf(one, sizeof(one), "%.*s", (int)n, p);
+                if (!first)
+                    rc |= ndt_buf_append_char(b, ',');
+                rc |= json_string(b, one);
+                p += n + (p[n] == '\n');
+            }
+            rc |= ndt_buf_append_char(b, ']');
+        } else {
+            rc |= json_string(b, rel->object);
+        }
+        rc |= ndt_buf_append_char(b, '}');
+    }
+    rc |= ndt_buf_append_str(b, ",\"twinState\":{\"type\":\"Property\",\"value\":");
+    rc |= json_string(b, twin_names[en->state]);
+    if (en->state != HDL_TWIN_UNBOUND) {
+        rc |= ndt_buf_append_str(b, ",\"observedAt\":");
+        rc |= json_time(b, en->state_since_ms);
+    }
+    rc |= ndt_buf_append_str(b, "},\"@context\":");
+    rc |= json_string(b, e->opts.context);
+    rc |= ndt_buf_append_char(b, '}');
+    return rc == NDT_OK ? NDT_OK : NDT_ERROR;
+}
+
+static int stale_scan(hdl_engine *e, int64_t now_ms)
+{
+    for (size_t i = 0; i < e->entities_cap; i++) {
+        entity *en = e->entities[i];
+        if (!en || (en->state != HDL_TWIN_BOUND && en->state != HDL_TWIN_SYNCHRONIZED))
+            continue;
+        if (now_ms - en->last_obs_ms > twin_threshold(e, en) &&
+            twin_set(e, en, HDL_TWIN_OUT_OF_SYNC, now_ms) != NDT_OK)
+            return NDT_ERROR;
+    }
+    return NDT_OK;
+}
+
+int hdl_engine_finish(hdl_engine *e, int64_t now_ms, const hdl_emit *emit)
+{
+    int rc = NDT_OK;
+    /* Divisors first, so a ratio sees the divisor of its own instant. */
+    for (int pass = 0; pass < 2; pass++)
+        for (entity *en = e->touched; en; en = en->next_touched)
+            for (size_t i = 0; i < e->rules->nrules && rc == NDT_OK; i++) {
+                const hdl_rule *r = &e->rules->rules[i];
+                if (r->kind == HDL_RULE_RELATIONSHIP || r->type != en->type ||
+                    (r->kind == HDL_RULE_DIVISOR) != (pass == 0))
+                    continue;
+                if (en->slots[r->slot].dirty)
+                    rc = slot_output(e, en, r);
+            }
+    /* Staleness is checked about twice per threshold, not every batch. */
+    int64_t every = e->min_threshold_ms / 2;
+    if (rc == NDT_OK && now_ms - e->last_stale_scan_ms >= every) {
+        e->last_stale_scan_ms = now_ms;
+        rc = stale_scan(e, now_ms);
+    }
+    if (rc == NDT_OK)
+        rc = emit_points(e, emit);
+    for (entity *en = e->touched, *next; en; en = next) {
+        next = en->next_touched;
+        en->touched = 0;
+        en->next_touched = NULL;
+        /* An entity only a divisor or a relationship named is not
+         * published until a sample of its own describes it. */
+        if (rc != NDT_OK || !emit || !emit->entity ||
+            (en->state == HDL_TWIN_UNBOUND && !en->statics))
+            continue;
+        ndt_buf_reset(&e->json);
+        if (fragment(e, en, &e->json) != NDT_OK) {
+            ndt_log(NDT_LOG_WARN, "harmonize", "entity fragment too large, not published",
+                    NDT_KV_STR("id", en->id));
+            continue;
+        }
+        e->stats.fragments++;
+        rc = emit->entity(emit->ctx, en->id, e->json.data, e->json.len);
+    }
+    e->touched = NULL;
+    e->noutbox = 0;
+    ndt_arena_reset(&e->arena);
+    return rc;
+}
+
+int hdl_engine_start(hdl_engine *e, int64_t now_ms, const hdl_emit *emit)
+{
+    const hdl_rules *rules = e->rules;
+    for (size_t i = 0; i < rules->nstatics; i++) {
+        const hdl_static_entity *st = &rules->statics[i];
+        entity *en = entity_get(e, st->id, strlen(st->id), st->type);
+        if (!en)
+            return NDT_ERROR;
+        en->statics = st;
+        for (size_t j = 0; j < st->nattrs; j++)
+            if (outbox_add(e, en, now_ms, st->attrs[j].name, 0, st->attrs[j].value) != NDT_OK)
+                return NDT_ERROR;
+        for (size_t j = 0; j < st->nrels; j++) {
+            const hdl_static_rel *sr = &st->rels[j];
+            relation *rel = relation_find(en, sr->predicate);
+            if (!rel && !(rel = relation_add(en, sr->predicate)))
+                return NDT_ERROR;
+            size_t len = 0;
+            for (size_t k = 0; k < sr->nobjects; k++)
+                len += strlen(sr->objects[k]) + 1;
+            free(rel->object);
+            if (!(rel->object = calloc(1, len + 1)))
+                return NDT_ERROR;
+            for (size_t k = 0; k < sr->nobjects; k++) {
+                if (k)
+                    strcat(rel->object, "\n");
+                strcat(rel->object, sr->objects[k]);
+                /* A list keeps its order in the UDR as predicate#position. */
+                char predicate[256];
+                if (sr->is_list)
+                    snprintf(predicate, sizeof(predicate), "%s#%zu", sr->predicate, k + 1);
+                else
+                    snprintf(predicate, sizeof(predicate), "%s", sr->predicate);
+                udr_relation ur = { st->id, predicate, sr->objects[k], now_ms, UDR_OPEN };
+                if (emit && emit->relation && emit->relation(emit->ctx, &ur) != NDT_OK)
+                    return NDT_ERROR;
+            }
+            rel->is_list = sr->is_list;
+            rel->since_ms = now_ms;
+        }
+        touch(e, en);
+    }
+    return hdl_engine_finish(e, now_ms, emit);
+}
+
+int hdl_engine_new(const hdl_rules *rules, const hdl_engine_options *opts, hdl_engine **out,
+                   char *err, size_t errlen)
+{
+    hdl_engine *e = calloc(1, sizeof(*e));
+    *out = NULL;
+    if (!e) {
+        snprintf(err, errlen, "harmonize: out of memory");
+        return NDT_ERROR;
+    }
+    e->rules = rules;
+    if (opts)
+        e->opts = *opts;
+    if (!e->opts.max_entities)
+        e->opts.max_entities = ENGINE_DEFAULT_MAX_ENTITIES;
+    if (!e->opts.max_series)
+        e->opts.max_series = ENGINE_DEFAULT_MAX_SERIES;
+    if (e->opts.fidelity_intervals <= 0)
+        e->opts.fidelity_intervals = 2;
+    if (e->opts.default_interval_ms <= 0)
+        e->opts.default_interval_ms = ENGINE_DEFAULT_INTERVAL_MS;
+    if (!e->opts.context)
+        e->opts.context = ENGINE_CONTEXT;
+    e->last_stale_scan_ms = INT64_MIN / 2;
+    e->min_threshold_ms = e->opts.fidelity_ms > 0 ? e->opts.fidelity_ms
+                                                   : e->opts.default_interval_ms * 2;
+    e->entities_cap = 1024;
+    ndt_arena_init(&e->arena, 64 * 1024, 0);
+    ndt_buf_init(&e->json, ENGINE_FRAGMENT_LIMIT);
+    e->entities = calloc(e->entities_cap, sizeof(*e->entities));
+    e->md = pcre2_match_data_create(32, NULL);
+    if (!e->entities || !e->md || build_metric_index(e) != NDT_OK) {
+        hdl_engine_destroy(e);
+        snprintf(err, errlen, "harmonize: out of memory");
+        return NDT_ERROR;
+    }
+    *out = e;
+    return NDT_OK;
+}
+
+void hdl_engine_get_stats(const hdl_engine *e, hdl_engine_stats *out)
+{
+    *out = e->stats;
+}
+
+hdl_twin_state hdl_engine_twin_state(const hdl_engine *e, const char *id)
+{
+    entity *const *b = entity_bucket(e, id, strlen(id), fnv(FNV_INIT, id, strlen(id)));
+    return *b ? (*b)->state : HDL_TWIN_NSTATES;
+}
+
+void hdl_engine_destroy(hdl_engine *e)
+{
+    if (!e)
+        return;
+    for (size_t i = 0; e->entities && i < e->entities_cap; i++) {
+        entity *en = e->entities[i];
+        if (!en)
+            continue;
+        size_t nslots = e->rules->types[en->type].nslots;
+        for (size_t j = 0; j < nslots; j++)
+            free(en->slots[j].text);
+        for (size_t j = 0; j < en->nrels; j++)
+            free(en->rels[j].object);
+        free(en->rels);
+        free(en->slots);
+        free(en->id);
+        free(en);
+    }
+    free(e->entities);
+    for (size_t i = 0; e->metrics && i < e->metrics_cap; i++)
+        free(e->metrics[i].rules);
+    free(e->metrics);
+    free(e->series);
+    free(e->outbox);
+    ndt_arena_free(&e->arena);
+    ndt_buf_free(&e->json);
+    pcre2_match_data_free(e->md);
+    free(e);
+}
