@@ -996,10 +996,10 @@ int hdl_engine_start(hdl_engine *e, int64_t now_ms, const hdl_emit *emit)
                 if (k)
                     strcat(rel->object, "\n");
                 strcat(rel->object, sr->objects[k]);
-                /* A list keeps its order in the UDR as predicate#position. */
+                /* A list keeps its order in the UDR as predicate_<position>. */
                 char predicate[256];
                 if (sr->is_list)
-                    snprintf(predicate, sizeof(predicate), "%s#%zu", sr->predicate, k + 1);
+                    snprintf(predicate, sizeof(predicate), "%s_%zu", sr->predicate, k + 1);
                 else
                     snprintf(predicate, sizeof(predicate), "%s", sr->predicate);
                 udr_relation ur = { st->id, predicate, sr->objects[k], now_ms, UDR_OPEN };

@@ -118,7 +118,7 @@ typedef struct hdl_static_rel {
     char *predicate;
     char **objects;
     size_t nobjects;
-    int is_list;               /* written as predicate#1..n in the UDR */
+    int is_list;               /* written as predicate_1..n in the UDR */
 } hdl_static_rel;
 
 typedef struct hdl_static_entity {

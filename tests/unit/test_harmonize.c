@@ -459,7 +459,7 @@ static void test_twin_state_transitions(void **state)
                      HDL_TWIN_UNBOUND);
     /* Static relationships: the chain keeps its order in the UDR. */
     assert_non_null(strstr(f->out.relations,
-                           "urn:ngsi-ld:NetworkService:ndt.image-classification functionChain#1 "
+                           "urn:ngsi-ld:NetworkService:ndt.image-classification functionChain_1 "
                            "urn:ngsi-ld:NetworkFunction:ndt.image-classifier @500;"));
     assert_non_null(strstr(f->out.relations, svc));
 }
