@@ -286,6 +286,11 @@ static int twin_set(hdl_engine *e, entity *en, hdl_twin_state to, int64_t ts)
 {
     if (en->state == to)
         return NDT_OK;
+    if (ndt_log_enabled(NDT_LOG_DEBUG))
+        ndt_log(NDT_LOG_DEBUG, "harmonize", "twin state", NDT_KV_STR("id", en->id),
+                NDT_KV_STR("from", twin_names[en->state]), NDT_KV_STR("to", twin_names[to]),
+                NDT_KV_INT("at", ts), NDT_KV_INT("last_observed", en->last_obs_ms),
+                NDT_KV_INT("interval_ms", en->interval_ms));
     e->stats.transitions[en->state][to]++;
     e->stats.in_state[en->state]--;
     e->stats.in_state[to]++;

@@ -178,13 +178,14 @@ static int64_t mono_ms(void)
     return ndt_clock_mono_ns() / 1000000;
 }
 
-/* The clock staleness is judged by: the stream's own time, so a replay of
- * old data is not all stale, but never more than max_lag behind now, so a
- * silent input still ages the twin. */
-static int64_t staleness_clock(const hdl_stage *st)
+/* The clock staleness is judged by: the stream's own time while messages
+ * flow, so catching up on a backlog does not make the whole twin stale;
+ * once the input is idle, never more than max_lag behind real time, so a
+ * silent source still ages its entities. */
+static int64_t staleness_clock(const hdl_stage *st, int idle)
 {
     int64_t floor = wall_ms() - st->o.max_lag_ns / 1000000;
-    return st->stream_ms > floor ? st->stream_ms : floor;
+    return !idle || st->stream_ms > floor ? st->stream_ms : floor;
 }
 
 /* ---- emit: the engine's outputs ---------------------------------------- */
@@ -381,8 +382,8 @@ static void render_metrics(hdl_stage *st)
     ndt_buf_printf(b, "ndt_harmonize_values_total %llu\n", (unsigned long long)es.values);
     metric(b, "ndt_harmonize_values_skipped_total", "counter", "Values not computable (no divisor yet, NaN, unknown state).");
     ndt_buf_printf(b, "ndt_harmonize_values_skipped_total %llu\n", (unsigned long long)es.values_skipped);
-    metric(b, "ndt_harmonize_counter_resets_total", "counter", "Counter resets seen by rate rules.");
-    ndt_buf_printf(b, "ndt_harmonize_counter_resets_total %llu\n", (unsigned long long)es.counter_resets);
+    metric(b, "ndt_harmonize_rate_resets_total", "counter", "Counter resets seen by rate rules.");
+    ndt_buf_printf(b, "ndt_harmonize_rate_resets_total %llu\n", (unsigned long long)es.counter_resets);
     metric(b, "ndt_harmonize_relationship_changes_total", "counter", "Relationships whose object changed.");
     ndt_buf_printf(b, "ndt_harmonize_relationship_changes_total %llu\n", (unsigned long long)es.relation_changes);
     metric(b, "ndt_harmonize_points_total", "counter", "Points written to the UDR.");
@@ -467,10 +468,10 @@ static void commit(hdl_stage *st)
 }
 
 /* Ends a batch; NDT_ERROR only when it could not be made durable. */
-static int end_batch(hdl_stage *st)
+static int end_batch(hdl_stage *st, int idle)
 {
     st->last_finish_ms = mono_ms();
-    if (hdl_engine_finish(st->engine, staleness_clock(st), &st->emit) != NDT_OK)
+    if (hdl_engine_finish(st->engine, staleness_clock(st, idle), &st->emit) != NDT_OK)
         return NDT_ERROR;
     if (make_durable(st) != NDT_OK)
         return NDT_ERROR;
@@ -517,10 +518,10 @@ int hdl_stage_run(hdl_stage *st)
             break;
         /* Idle: still end a batch now and then, so staleness shows. */
         if (n > 0 || mono_ms() - st->last_finish_ms >= STAGE_IDLE_FINISH_MS)
-            rc = end_batch(st);
+            rc = end_batch(st, n == 0);
     }
     if (rc == NDT_OK)
-        rc = end_batch(st); /* a stop: flush and commit what was consumed */
+        rc = end_batch(st, 0); /* a stop: flush and commit what was consumed */
     hdl_engine_stats es;
     hdl_engine_get_stats(st->engine, &es);
     ndt_log(rc == NDT_OK ? NDT_LOG_INFO : NDT_LOG_ERROR, STAGE,
@@ -542,6 +543,9 @@ static int kafka_clients(hdl_stage *st, char *err, size_t errlen)
         "enable.auto.commit", "false",
         "enable.auto.offset.store", "false",
         "auto.offset.reset", "earliest",
+        /* A scrape every 20 ms must not wait for librdkafka's default
+         * 500 ms fetch long-poll (the embedded broker answers at its end). */
+        "fetch.wait.max.ms", "10",
         NULL,
     };
     const char *producer_defaults[] = {
