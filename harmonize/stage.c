@@ -334,8 +334,13 @@ static int consume_one(hdl_stage *st, const rd_kafka_message_t *m)
     if (d.failed)
         return NDT_ERROR; /* the engine failed (out of memory, UDR write): not the input's fault */
     if (rc != NDT_OK) {
+        /* The reason names the format the message was read as, once. */
         char reason[STAGE_REASON_MAX + 16];
-        snprintf(reason, sizeof(reason), "%s: %s", hdl_format_name(f), err);
+        const char *name = hdl_format_name(f);
+        if (strncmp(err, name, strlen(name)) == 0 && err[strlen(name)] == ':')
+            snprintf(reason, sizeof(reason), "%s", err);
+        else
+            snprintf(reason, sizeof(reason), "%s: %s", name, err);
         dead_letter(st, m, reason);
     }
     remember_offset(st, m);
