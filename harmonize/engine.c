@@ -573,6 +573,12 @@ static int slot_output(hdl_engine *e, entity *en, const hdl_rule *r)
         e->stats.values_skipped++;
         return NDT_OK;
     }
+    /* A rate over jittered scrape times can overshoot a physical bound
+     * (idle time a little above the cores); the rule states the bound. */
+    if (v < r->min || v > r->max) {
+        v = v < r->min ? r->min : r->max;
+        e->stats.values_clamped++;
+    }
     if (!sl->have || sl->pending_ts >= sl->ts) {
         sl->have = 1;
         sl->is_text = 0;

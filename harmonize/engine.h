@@ -78,6 +78,7 @@ typedef struct hdl_engine_stats {
     uint64_t samples_incomplete;  /* a rule matched but a label its template needs is empty */
     uint64_t values;              /* attribute values computed */
     uint64_t values_skipped;      /* no divisor yet, division by zero, NaN/Inf, unknown state */
+    uint64_t values_clamped;      /* outside the rule's min / max, set to the bound */
     uint64_t rate_first;          /* first sample of a counter: a rate needs two */
     uint64_t counter_resets;
     uint64_t relation_changes;

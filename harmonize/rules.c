@@ -415,8 +415,8 @@ static int attribute_rule(loader *l, yaml_node_t *node)
 {
     static const char *const keys[] = { "metric", "match", "derive", "labels", "entity",
                                         "attribute", "unitCode", "transform", "aggregate",
-                                        "divide_by", "scale", "offset", "value_map",
-                                        "value_from_label" };
+                                        "divide_by", "scale", "offset", "min", "max",
+                                        "value_map", "value_from_label" };
     static const char *const entity_keys[] = { "type", "id" };
     int rc = check_keys(l, node, keys, NDT_ARRAY_LEN(keys), "rules");
     if (rc != NDT_OK)
@@ -451,8 +451,14 @@ static int attribute_rule(loader *l, yaml_node_t *node)
         (rc = scalar(l, node, "aggregate", 0, &aggregate)) != NDT_OK ||
         (rc = scalar(l, node, "value_from_label", 0, &rule->value_from_label)) != NDT_OK ||
         (rc = number(l, node, "scale", 1, &rule->scale)) != NDT_OK ||
-        (rc = number(l, node, "offset", 0, &rule->offset)) != NDT_OK)
+        (rc = number(l, node, "offset", 0, &rule->offset)) != NDT_OK ||
+        (rc = number(l, node, "min", -INFINITY, &rule->min)) != NDT_OK ||
+        (rc = number(l, node, "max", INFINITY, &rule->max)) != NDT_OK)
         goto out;
+    if (rule->min > rule->max) {
+        rc = fail(l, ndt_yaml_map_get(l->y, node, "max"), "max", "is below min%s", NULL);
+        goto out;
+    }
     if (!label_name_valid(rule->attribute, strlen(rule->attribute)) || rule->attribute[0] == '_') {
         rc = fail(l, ndt_yaml_map_get(l->y, node, "attribute"), "attribute",
                   "expected an attribute name, got '%s'", rule->attribute);

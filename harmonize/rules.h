@@ -99,6 +99,7 @@ typedef struct hdl_rule {
     long divisor;              /* index of the divisor rule, -1 if none */
     double scale;              /* 1 unless given */
     double offset;
+    double min, max;           /* clamp of the final value; -inf / +inf unless given */
     hdl_value_map value_map;   /* n == 0 when absent */
     char *value_from_label;
     size_t slot;               /* the attribute's slot within its type */

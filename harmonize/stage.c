@@ -56,6 +56,12 @@
 #define STAGE_FLUSH_BACKOFF_MAX_MS 5000
 #define STAGE_PRODUCER_FLUSH_MS 30000
 #define STAGE_REASON_MAX 400
+#define STAGE_MAX_INSTANTS 64
+
+/* Freshness buckets (seconds): a 20 ms scrape wants resolution below it. */
+static const double freshness_buckets[] = { 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05,
+                                            0.075, 0.1, 0.2, 0.5, 1, 2, 5, 10 };
+#define STAGE_NBUCKETS (sizeof(freshness_buckets) / sizeof(freshness_buckets[0]))
 
 const ndt_conf_entry hdl_option_map[] = {
     { "in_topic", NDT_CONF_STRING, HDL_DEFAULT_IN_TOPIC, offsetof(hdl_options, in_topic),
@@ -103,6 +109,10 @@ typedef struct stage_stats {
     uint64_t fragments_produced;
     uint64_t produce_failed;
     uint64_t consumer_errors;
+    /* scrape instant -> durable in the UDR, one observation per instant */
+    uint64_t freshness_buckets[STAGE_NBUCKETS];
+    uint64_t freshness_count;
+    double freshness_sum;
 } stage_stats;
 
 struct hdl_stage {
@@ -123,6 +133,8 @@ struct hdl_stage {
     int64_t last_finish_ms;
     int64_t last_log_ms;
     int emit_failed;
+    int64_t instants[STAGE_MAX_INSTANTS]; /* sample times written this batch */
+    size_t ninstants;
     /* /metrics: rendered on the loop thread, copied out under the lock */
     pthread_mutex_t lock;
     ndt_buf published;
@@ -190,10 +202,40 @@ static int64_t staleness_clock(const hdl_stage *st, int idle)
 
 /* ---- emit: the engine's outputs ---------------------------------------- */
 
+/* Remembers the sample instants a batch wrote (twin-state-only points are
+ * the stage's own clock, not a scrape), for the freshness histogram. */
+static void note_instants(hdl_stage *st, const udr_point *points, size_t n)
+{
+    for (size_t i = 0; i < n && st->ninstants < STAGE_MAX_INSTANTS; i++) {
+        if (points[i].nfields == 1 && strcmp(points[i].fields[0].name, "twinState") == 0)
+            continue;
+        size_t k;
+        for (k = 0; k < st->ninstants && st->instants[k] != points[i].ts_ms; k++)
+            ;
+        if (k == st->ninstants)
+            st->instants[st->ninstants++] = points[i].ts_ms;
+    }
+}
+
+static void observe_freshness(hdl_stage *st)
+{
+    int64_t now = wall_ms();
+    for (size_t i = 0; i < st->ninstants; i++) {
+        double s = (double)(now - st->instants[i]) / 1000.0;
+        st->stats.freshness_count++;
+        st->stats.freshness_sum += s;
+        for (size_t b = 0; b < STAGE_NBUCKETS; b++)
+            if (s <= freshness_buckets[b])
+                st->stats.freshness_buckets[b]++;
+    }
+    st->ninstants = 0;
+}
+
 static int emit_points(void *ctx, const udr_point *points, size_t n)
 {
     hdl_stage *st = ctx;
     char err[NDT_ERRBUF_SIZE];
+    note_instants(st, points, n);
     if (udr_write_points(st->u, points, n, err, sizeof(err)) != NDT_OK) {
         ndt_log(NDT_LOG_ERROR, STAGE, "UDR write failed", NDT_KV_STR("error", err));
         return NDT_ERROR;
@@ -387,6 +429,8 @@ static void render_metrics(hdl_stage *st)
     ndt_buf_printf(b, "ndt_harmonize_values_total %llu\n", (unsigned long long)es.values);
     metric(b, "ndt_harmonize_values_skipped_total", "counter", "Values not computable (no divisor yet, NaN, unknown state).");
     ndt_buf_printf(b, "ndt_harmonize_values_skipped_total %llu\n", (unsigned long long)es.values_skipped);
+    metric(b, "ndt_harmonize_values_clamped_total", "counter", "Values outside their rule's min / max, set to the bound.");
+    ndt_buf_printf(b, "ndt_harmonize_values_clamped_total %llu\n", (unsigned long long)es.values_clamped);
     metric(b, "ndt_harmonize_rate_resets_total", "counter", "Counter resets seen by rate rules.");
     ndt_buf_printf(b, "ndt_harmonize_rate_resets_total %llu\n", (unsigned long long)es.counter_resets);
     metric(b, "ndt_harmonize_relationship_changes_total", "counter", "Relationships whose object changed.");
@@ -410,6 +454,19 @@ static void render_metrics(hdl_stage *st)
                                hdl_twin_state_name((hdl_twin_state)from),
                                hdl_twin_state_name((hdl_twin_state)to),
                                (unsigned long long)es.transitions[from][to]);
+    metric(b, "ndt_harmonize_freshness_seconds", "histogram",
+           "From a sample's scrape time to its entity being durable in the UDR, one observation per scrape instant.");
+    for (size_t i = 0; i < STAGE_NBUCKETS; i++) {
+        ndt_buf_append_str(b, "ndt_harmonize_freshness_seconds_bucket{le=\"");
+        ndt_buf_append_double(b, freshness_buckets[i]);
+        ndt_buf_printf(b, "\"} %llu\n", (unsigned long long)st->stats.freshness_buckets[i]);
+    }
+    ndt_buf_printf(b, "ndt_harmonize_freshness_seconds_bucket{le=\"+Inf\"} %llu\n",
+                   (unsigned long long)st->stats.freshness_count);
+    ndt_buf_append_str(b, "ndt_harmonize_freshness_seconds_sum ");
+    ndt_buf_append_double(b, st->stats.freshness_sum);
+    ndt_buf_printf(b, "\nndt_harmonize_freshness_seconds_count %llu\n",
+                   (unsigned long long)st->stats.freshness_count);
     metric(b, "ndt_harmonize_batches_total", "counter", "Batches flushed to the UDR.");
     ndt_buf_printf(b, "ndt_harmonize_batches_total %llu\n", (unsigned long long)st->stats.batches);
     metric(b, "ndt_harmonize_commits_total", "counter", "Offset commits after a durable flush.");
@@ -480,6 +537,7 @@ static int end_batch(hdl_stage *st, int idle)
         return NDT_ERROR;
     if (make_durable(st) != NDT_OK)
         return NDT_ERROR;
+    observe_freshness(st);
     st->stats.batches++;
     commit(st);
     render_metrics(st);

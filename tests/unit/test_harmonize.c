@@ -311,6 +311,16 @@ static void test_aggregate_divide_scale_offset(void **state)
     }
     /* idle 0.8 core of 2: 60 % busy */
     assert_float_equal(property_number(&f->out, id, "currentCpuUsage"), 60, 1e-9);
+    /* Scrape jitter: 2.1 idle seconds per second on 2 cores is clamped to
+     * 0 % busy (min: 0), not published as -5 %. */
+    feed(f, "kube_node_status_capacity{node=w1,resource=cpu,unit=core}", 2, 2100);
+    feed(f, "node_cpu_seconds_total{cpu=0,mode=idle,node=w1}", 100.5 + 0.105, 2100);
+    feed(f, "node_cpu_seconds_total{cpu=1,mode=idle,node=w1}", 200.3 + 0.105, 2100);
+    finish(f, 2100);
+    assert_float_equal(property_number(&f->out, id, "currentCpuUsage"), 0, 0);
+    hdl_engine_stats st;
+    hdl_engine_get_stats(f->engine, &st);
+    assert_int_equal(st.values_clamped, 1);
     assert_float_equal(property_number(&f->out, id, "cpuCores"), 2, 0);
     char host[64];
     assert_string_equal(member_text(&f->out, id, "hostname", "value", host, sizeof(host)), "w1");

@@ -176,6 +176,7 @@ for n, r in enumerate(rules["rules"]):
                     problem(f"{where}: no divisor {d['metric']} for {i}"); continue
                 v = v / div[0]
             v = v * r.get("scale", 1) + r.get("offset", 0)
+            v = min(max(v, r.get("min", v)), r.get("max", v))
         entity(t, i)[r["attribute"]] = v
 
 for n, r in enumerate(rules["relationships"]):
