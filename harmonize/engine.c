@@ -120,6 +120,9 @@ struct hdl_engine {
     ndt_arena arena;       /* per batch */
     ndt_buf json;
     pcre2_match_data *md;
+    size_t **type_rules;   /* per entity type: its attribute and divisor rules */
+    size_t *ntype_rules;
+    char *shadowable;      /* per rule: another rule of its type sets the same attribute */
     int64_t last_stale_scan_ms;
     int64_t min_threshold_ms;  /* smallest threshold of any entity: how often to scan */
     hdl_engine_stats stats;
@@ -159,6 +162,33 @@ static metric_bucket *metric_find(const hdl_engine *e, const char *name, size_t 
         if (strlen(b->metric) == len && memcmp(b->metric, name, len) == 0)
             return b;
     }
+}
+
+/* Per type, the rules with a slot in its entities; per rule, whether
+ * another rule of the type sets the same attribute. */
+static int build_type_index(hdl_engine *e)
+{
+    const hdl_rules *rs = e->rules;
+    e->type_rules = calloc(rs->ntypes + 1, sizeof(*e->type_rules));
+    e->ntype_rules = calloc(rs->ntypes + 1, sizeof(*e->ntype_rules));
+    e->shadowable = calloc(rs->nrules + 1, 1);
+    if (!e->type_rules || !e->ntype_rules || !e->shadowable)
+        return NDT_ERROR;
+    for (size_t i = 0; i < rs->nrules; i++) {
+        const hdl_rule *r = &rs->rules[i];
+        if (r->kind == HDL_RULE_RELATIONSHIP)
+            continue;
+        size_t *list = realloc(e->type_rules[r->type], (e->ntype_rules[r->type] + 1) * sizeof(*list));
+        if (!list)
+            return NDT_ERROR;
+        e->type_rules[r->type] = list;
+        list[e->ntype_rules[r->type]++] = i;
+        for (size_t j = 0; j < rs->nrules; j++)
+            if (j != i && rs->rules[j].kind == HDL_RULE_ATTRIBUTE && r->kind == HDL_RULE_ATTRIBUTE &&
+                rs->rules[j].type == r->type && strcmp(rs->rules[j].attribute, r->attribute) == 0)
+                e->shadowable[i] = 1;
+    }
+    return NDT_OK;
 }
 
 static int build_metric_index(hdl_engine *e)
@@ -812,6 +842,18 @@ static int emit_points(hdl_engine *e, const hdl_emit *emit)
 
 static int json_string(ndt_buf *b, const char *s)
 {
+    size_t n = 0;
+    while (s[n] && s[n] != '"' && s[n] != '\\' && (unsigned char)s[n] >= 0x20)
+        n++;
+    if (!s[n]) { /* nothing to escape: the common case, one copy */
+        if (ndt_buf_reserve(b, n + 2) != NDT_OK)
+            return NDT_ERROR;
+        b->data[b->len++] = '"';
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len++] = '"';
+        return NDT_OK;
+    }
     int rc = ndt_buf_append_char(b, '"');
     for (; *s && rc == NDT_OK; s++) {
         unsigned char c = (unsigned char)*s;
@@ -828,14 +870,26 @@ static int json_string(ndt_buf *b, const char *s)
     return rc == NDT_OK ? ndt_buf_append_char(b, '"') : rc;
 }
 
+/* RFC 3339 UTC with milliseconds; the attributes of a batch share a few
+ * instants, so the last one formatted is kept. */
 static int json_time(ndt_buf *b, int64_t ms)
 {
-    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    return ndt_buf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900,
-                          tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                          (int)(ms - (int64_t)secs * 1000));
+    static __thread int64_t cached_ms = INT64_MIN;
+    static __thread char cached[40];
+    static __thread size_t cached_len;
+    if (ms != cached_ms) {
+        time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        int n = snprintf(cached, sizeof(cached), "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
+                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec, (int)(ms - (int64_t)secs * 1000));
+        if (n <= 0 || (size_t)n >= sizeof(cached))
+            return NDT_ERROR;
+        cached_len = (size_t)n;
+        cached_ms = ms;
+    }
+    return ndt_buf_append(b, cached, cached_len);
 }
 
 /* The entity whole, NGSI-LD normalized. */
@@ -853,16 +907,17 @@ static int fragment(hdl_engine *e, const entity *en, ndt_buf *b)
         rc |= json_string(b, a->value);
         rc |= ndt_buf_append_char(b, '}');
     }
-    for (size_t i = 0; i < e->rules->nrules; i++) {
+    for (size_t k = 0; k < e->ntype_rules[en->type]; k++) {
+        size_t i = e->type_rules[en->type][k];
         const hdl_rule *r = &e->rules->rules[i];
-        if (r->kind != HDL_RULE_ATTRIBUTE || r->type != en->type)
+        if (r->kind != HDL_RULE_ATTRIBUTE)
             continue;
         const slot *sl = &en->slots[r->slot];
         if (!sl->have)
             continue;
         /* Two rules may set one attribute: the newest value is published. */
         int newer = 0;
-        for (size_t j = 0; j < e->rules->nrules && !newer; j++) {
+        for (size_t j = 0; e->shadowable[i] && j < e->rules->nrules && !newer; j++) {
             const hdl_rule *o = &e->rules->rules[j];
             if (j != i && o->kind == HDL_RULE_ATTRIBUTE && o->type == en->type &&
                 strcmp(o->attribute, r->attribute) == 0 && en->slots[o->slot].have &&
@@ -940,10 +995,9 @@ int hdl_engine_finish(hdl_engine *e, int64_t now_ms, const hdl_emit *emit)
     /* Divisors first, so a ratio sees the divisor of its own instant. */
     for (int pass = 0; pass < 2; pass++)
         for (entity *en = e->touched; en; en = en->next_touched)
-            for (size_t i = 0; i < e->rules->nrules && rc == NDT_OK; i++) {
-                const hdl_rule *r = &e->rules->rules[i];
-                if (r->kind == HDL_RULE_RELATIONSHIP || r->type != en->type ||
-                    (r->kind == HDL_RULE_DIVISOR) != (pass == 0))
+            for (size_t k = 0; k < e->ntype_rules[en->type] && rc == NDT_OK; k++) {
+                const hdl_rule *r = &e->rules->rules[e->type_rules[en->type][k]];
+                if ((r->kind == HDL_RULE_DIVISOR) != (pass == 0))
                     continue;
                 if (en->slots[r->slot].dirty)
                     rc = slot_output(e, en, r);
@@ -1055,7 +1109,8 @@ int hdl_engine_new(const hdl_rules *rules, const hdl_engine_options *opts, hdl_e
     ndt_buf_init(&e->json, ENGINE_FRAGMENT_LIMIT);
     e->entities = calloc(e->entities_cap, sizeof(*e->entities));
     e->md = pcre2_match_data_create(32, NULL);
-    if (!e->entities || !e->md || build_metric_index(e) != NDT_OK) {
+    if (!e->entities || !e->md || build_metric_index(e) != NDT_OK ||
+        build_type_index(e) != NDT_OK) {
         hdl_engine_destroy(e);
         snprintf(err, errlen, "harmonize: out of memory");
         return NDT_ERROR;
@@ -1097,6 +1152,11 @@ void hdl_engine_destroy(hdl_engine *e)
     for (size_t i = 0; e->metrics && i < e->metrics_cap; i++)
         free(e->metrics[i].rules);
     free(e->metrics);
+    for (size_t i = 0; e->type_rules && i < e->rules->ntypes; i++)
+        free(e->type_rules[i]);
+    free(e->type_rules);
+    free(e->ntype_rules);
+    free(e->shadowable);
     free(e->series);
     free(e->outbox);
     ndt_arena_free(&e->arena);
