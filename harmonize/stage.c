@@ -22,8 +22,10 @@
  *
  * Why batches: udr_flush() is a transaction (SQLite) or an HTTP request
  * (InfluxDB); one per message would cap the stage at a few hundred
- * messages a second.  batch_wait bounds the latency it adds (default
- * 5 ms, a quarter of a 20 ms scrape interval).
+ * messages a second under load.  A batch is what the consumer already
+ * holds (up to batch_messages), so batches grow with the load by
+ * themselves and an idle stage adds no wait; batch_wait (default 0) can
+ * trade latency for fewer flushes.
  *
  * Bounded: a batch holds at most batch_messages messages; the producer
  * queue is librdkafka's (bounded, back-pressure by polling); the engine
@@ -55,6 +57,7 @@
 #define STAGE_LOG_INTERVAL_MS 10000
 #define STAGE_FLUSH_BACKOFF_MAX_MS 5000
 #define STAGE_PRODUCER_FLUSH_MS 30000
+#define STAGE_COMMIT_MAX_WAIT_MS 1000
 #define STAGE_REASON_MAX 400
 #define STAGE_MAX_INSTANTS 64
 
@@ -84,8 +87,8 @@ const ndt_conf_entry hdl_option_map[] = {
       "InfluxDB UDR: where batches wait while it is unreachable" },
     { "batch_messages", NDT_CONF_UINT, "10000", offsetof(hdl_options, batch_messages),
       "messages per batch (one UDR flush and one offset commit per batch)" },
-    { "batch_wait", NDT_CONF_DURATION, "5ms", offsetof(hdl_options, batch_wait_ns),
-      "how long a batch may wait to fill once its first message arrived" },
+    { "batch_wait", NDT_CONF_DURATION, "0s", offsetof(hdl_options, batch_wait_ns),
+      "how long a batch may wait for more messages than are already there (latency for fewer flushes)" },
     { "scrape_interval", NDT_CONF_DURATION, "20ms", offsetof(hdl_options, scrape_interval_ns),
       "interval assumed for an entity until its own is observed" },
     { "fidelity_threshold", NDT_CONF_DURATION, "0s", offsetof(hdl_options, fidelity_ns),
@@ -126,6 +129,8 @@ struct hdl_stage {
     rd_kafka_topic_t *out_topic;
     rd_kafka_topic_t *dlq_topic;
     rd_kafka_topic_partition_list_t *offsets; /* of the batch being built */
+    rd_kafka_topic_partition_list_t *pending; /* durable in the UDR, waiting for Kafka */
+    int64_t pending_since_ms;
     ndt_httpd *httpd;
     hdl_emit emit;
     stage_stats stats;
@@ -487,9 +492,10 @@ static void render_metrics(hdl_stage *st)
 
 /* ---- the batch ------------------------------------------------------------ */
 
-/* Makes the batch durable: UDR flush (retried until it succeeds or a stop
- * is requested), producer flush; NDT_OK means offsets may be committed. */
-static int make_durable(hdl_stage *st)
+/* Makes the batch durable in the UDR: udr_flush() retried until it
+ * succeeds or a stop is requested; NDT_OK means its offsets may be
+ * committed once Kafka has the batch's fragments and dead letters. */
+static int udr_durable(hdl_stage *st)
 {
     char err[NDT_ERRBUF_SIZE];
     int backoff = 100;
@@ -503,21 +509,48 @@ static int make_durable(hdl_stage *st)
         nanosleep(&ts, NULL);
         backoff = backoff * 2 > STAGE_FLUSH_BACKOFF_MAX_MS ? STAGE_FLUSH_BACKOFF_MAX_MS : backoff * 2;
     }
-    rd_kafka_resp_err_t e = rd_kafka_flush(st->producer, STAGE_PRODUCER_FLUSH_MS);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR || st->emit_failed) {
-        ndt_log(NDT_LOG_ERROR, STAGE, "fragments or dead letters not delivered (offsets not committed)",
-                NDT_KV_STR("error", rd_kafka_err2str(e)));
-        st->emit_failed = 0;
-        return NDT_ERROR;
-    }
     return NDT_OK;
 }
 
-static void commit(hdl_stage *st)
+/* Moves the batch's offsets to the set waiting for Kafka (the highest
+ * offset per partition wins: a later batch supersedes an earlier one). */
+static void offsets_to_pending(hdl_stage *st)
 {
-    if (!st->offsets->cnt)
-        return;
-    rd_kafka_resp_err_t e = rd_kafka_commit(st->consumer, st->offsets, 0);
+    for (int i = 0; i < st->offsets->cnt; i++) {
+        const rd_kafka_topic_partition_t *o = &st->offsets->elems[i];
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(st->pending, o->topic, o->partition);
+        if (!p)
+            p = rd_kafka_topic_partition_list_add(st->pending, o->topic, o->partition);
+        if (o->offset > p->offset)
+            p->offset = o->offset;
+    }
+    if (st->offsets->cnt && st->pending_since_ms == 0)
+        st->pending_since_ms = mono_ms();
+    rd_kafka_topic_partition_list_destroy(st->offsets);
+    st->offsets = rd_kafka_topic_partition_list_new(16);
+}
+
+/* Commits what the UDR has once the producer has delivered everything
+ * produced before (fragments, dead letters).  Waiting for the producer is
+ * not on the path to the UDR: a delivery round trip of the embedded broker
+ * sometimes takes tens of milliseconds, which would delay the next batch.
+ * force (a stop, or offsets pending too long) flushes the producer first.
+ * NDT_ERROR when a delivery failed: committing would lose it. */
+static int try_commit(hdl_stage *st, int force)
+{
+    rd_kafka_poll(st->producer, 0);
+    if (!st->pending->cnt)
+        return NDT_OK;
+    if (force && rd_kafka_outq_len(st->producer) > 0)
+        rd_kafka_flush(st->producer, STAGE_PRODUCER_FLUSH_MS);
+    if (st->emit_failed) {
+        ndt_log(NDT_LOG_ERROR, STAGE, "fragments or dead letters not delivered: offsets not committed");
+        return NDT_ERROR;
+    }
+    if (rd_kafka_outq_len(st->producer) > 0)
+        return NDT_OK; /* later */
+    rd_kafka_resp_err_t e = rd_kafka_commit(st->consumer, st->pending, 0);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
         st->stats.commits++;
     } else {
@@ -525,8 +558,10 @@ static void commit(hdl_stage *st)
         ndt_log(NDT_LOG_WARN, STAGE, "offset commit failed (the batch will be consumed again)",
                 NDT_KV_STR("error", rd_kafka_err2str(e)));
     }
-    rd_kafka_topic_partition_list_destroy(st->offsets);
-    st->offsets = rd_kafka_topic_partition_list_new(16);
+    rd_kafka_topic_partition_list_destroy(st->pending);
+    st->pending = rd_kafka_topic_partition_list_new(16);
+    st->pending_since_ms = 0;
+    return NDT_OK;
 }
 
 /* Ends a batch; NDT_ERROR only when it could not be made durable. */
@@ -535,13 +570,14 @@ static int end_batch(hdl_stage *st, int idle)
     st->last_finish_ms = mono_ms();
     if (hdl_engine_finish(st->engine, staleness_clock(st, idle), &st->emit) != NDT_OK)
         return NDT_ERROR;
-    if (make_durable(st) != NDT_OK)
+    if (udr_durable(st) != NDT_OK)
         return NDT_ERROR;
     observe_freshness(st);
     st->stats.batches++;
-    commit(st);
+    offsets_to_pending(st);
+    int rc = try_commit(st, 0);
     render_metrics(st);
-    return NDT_OK;
+    return rc;
 }
 
 int hdl_stage_run(hdl_stage *st)
@@ -551,7 +587,7 @@ int hdl_stage_run(hdl_stage *st)
     ndt_log(NDT_LOG_INFO, STAGE, "harmonizing", NDT_KV_STR("in", st->o.in_topic),
             NDT_KV_STR("out", st->o.out_topic), NDT_KV_STR("group", st->o.group),
             NDT_KV_STR("mapping", st->o.mapping), NDT_KV_UINT("rules", st->rules.nrules));
-    if (hdl_engine_start(st->engine, wall_ms(), &st->emit) != NDT_OK || make_durable(st) != NDT_OK)
+    if (hdl_engine_start(st->engine, wall_ms(), &st->emit) != NDT_OK || udr_durable(st) != NDT_OK)
         return NDT_ERROR;
     render_metrics(st);
     int rc = NDT_OK;
@@ -559,12 +595,16 @@ int hdl_stage_run(hdl_stage *st)
         size_t n = 0;
         int64_t deadline = 0;
         while (n < st->o.batch_messages && !*stop) {
-            int timeout = n == 0 ? STAGE_POLL_IDLE_MS : (int)(deadline - mono_ms());
-            if (n > 0 && timeout <= 0)
-                break;
+            /* Once begun, a batch takes what is already there and waits
+             * at most batch_wait for more. */
+            int timeout = STAGE_POLL_IDLE_MS;
+            if (n > 0) {
+                int64_t left = deadline - mono_ms();
+                timeout = left > 0 ? (int)left : 0;
+            }
             rd_kafka_message_t *m = rd_kafka_consumer_poll(st->consumer, timeout);
             if (!m) {
-                if (n == 0)
+                if (n == 0 || timeout == 0)
                     break;
                 continue;
             }
@@ -576,15 +616,19 @@ int hdl_stage_run(hdl_stage *st)
                 break;
             n++;
         }
-        rd_kafka_poll(st->producer, 0);
         if (rc != NDT_OK)
             break;
         /* Idle: still end a batch now and then, so staleness shows. */
         if (n > 0 || mono_ms() - st->last_finish_ms >= STAGE_IDLE_FINISH_MS)
             rc = end_batch(st, n == 0);
+        if (rc == NDT_OK && st->pending_since_ms &&
+            mono_ms() - st->pending_since_ms >= STAGE_COMMIT_MAX_WAIT_MS)
+            rc = try_commit(st, 1);
     }
     if (rc == NDT_OK)
         rc = end_batch(st, 0); /* a stop: flush and commit what was consumed */
+    if (rc == NDT_OK)
+        rc = try_commit(st, 1);
     hdl_engine_stats es;
     hdl_engine_get_stats(st->engine, &es);
     ndt_log(rc == NDT_OK ? NDT_LOG_INFO : NDT_LOG_ERROR, STAGE,
@@ -607,8 +651,10 @@ static int kafka_clients(hdl_stage *st, char *err, size_t errlen)
         "enable.auto.offset.store", "false",
         "auto.offset.reset", "earliest",
         /* A scrape every 20 ms must not wait for librdkafka's default
-         * 500 ms fetch long-poll (the embedded broker answers at its end). */
-        "fetch.wait.max.ms", "10",
+         * 500 ms fetch long-poll: the embedded broker answers an empty
+         * fetch only when the wait ends, so this bounds the added latency
+         * (a real broker answers as soon as data arrives). */
+        "fetch.wait.max.ms", "5",
         NULL,
     };
     const char *producer_defaults[] = {
@@ -730,6 +776,7 @@ int hdl_stage_new(const hdl_options *o, hdl_stage **out, char *err, size_t errle
     if ((rc = kafka_clients(st, err, errlen)) != NDT_OK)
         goto fail;
     st->offsets = rd_kafka_topic_partition_list_new(16);
+    st->pending = rd_kafka_topic_partition_list_new(16);
     st->emit = (hdl_emit){ st, emit_points, emit_relation, emit_entity };
     if (st->o.listen && *st->o.listen) {
         if ((rc = ndt_httpd_start(st->o.listen, serve_metrics, st, &st->httpd, err, errlen)) != NDT_OK)
@@ -764,6 +811,8 @@ void hdl_stage_destroy(hdl_stage *st)
     }
     if (st->offsets)
         rd_kafka_topic_partition_list_destroy(st->offsets);
+    if (st->pending)
+        rd_kafka_topic_partition_list_destroy(st->pending);
     if (st->u)
         udr_close(st->u);
     hdl_engine_destroy(st->engine);
