@@ -7,7 +7,7 @@
 #    (points, NGSI-LD fragments), on one core; goal >= 2 M samples/s.
 # 2. Live: embedded broker, testbed (3 pods), `ndtpipe scrape` every 20 ms
 #    (avro), `ndtpipe harmonize` into SQLite.  Freshness is the stage's own
-#    histogram ndt_harmonize_freshness_seconds (sample's scrape time ->
+#    histogram ndtpipe_harmonize_freshness_seconds (sample's scrape time ->
 #    durable in the UDR and offsets about to be committed), read after a
 #    warm-up and at the end, so the group join's backlog is not counted;
 #    p50/p99 are interpolated within its buckets and compared with the
@@ -41,7 +41,7 @@ bg harmonize "$NDTPIPE" harmonize --brokers "$BROKERS" --udr "sqlite:$B/udr.db" 
 H=$BG_PID
 wait_port "$WEB" 10 || die "harmonize did not serve its metrics"
 for _ in $(seq 1 100); do
-    [ "$(prom_metric "http://127.0.0.1:$WEB/metrics" ndt_harmonize_commits_total)" -gt 0 ] && break
+    [ "$(prom_metric "http://127.0.0.1:$WEB/metrics" ndtpipe_harmonize_commits_total)" -gt 0 ] && break
     sleep 0.1
 done
 sleep 3 # the backlog of the group join drains
@@ -54,8 +54,8 @@ c1=$(cpu_seconds "$H")
 # quantile Q: from the bucket counts' difference between m1 and m0.
 quantile() {
     awk -v q="$1" '
-        FNR == NR && /^ndt_harmonize_freshness_seconds_bucket/ { base[$1] = $2; next }
-        /^ndt_harmonize_freshness_seconds_bucket/ {
+        FNR == NR && /^ndtpipe_harmonize_freshness_seconds_bucket/ { base[$1] = $2; next }
+        /^ndtpipe_harmonize_freshness_seconds_bucket/ {
             le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le)
             n++; bound[n] = (le == "+Inf") ? 1e9 : le + 0; cum[n] = $2 - base[$1]
         }
@@ -73,8 +73,8 @@ quantile() {
 delta() { echo $(( $(awk -v m="$1" '$1 == m { print $2 }' "$B/m1") - $(awk -v m="$1" '$1 == m { print $2 }' "$B/m0") )); }
 p50=$(quantile 0.5)
 p99=$(quantile 0.99)
-instants=$(delta ndt_harmonize_freshness_seconds_count)
-samples=$(delta ndt_harmonize_samples_total)
+instants=$(delta ndtpipe_harmonize_freshness_seconds_count)
+samples=$(delta ndtpipe_harmonize_samples_total)
 live=$(awk -v s="$samples" -v c0="$c0" -v c1="$c1" 'BEGIN { printf "%.0f", s / (c1 - c0) }')
 cpu=$(awk -v d="$DURATION" -v c0="$c0" -v c1="$c1" 'BEGIN { printf "%.1f", 100 * (c1 - c0) / d }')
 

@@ -82,9 +82,9 @@ kcat -C -b "$BROKERS" -t ndt.sdm.entities -e -q -c 20 -f '%k %s\n' |
 curl -sf "http://127.0.0.1:$WEB/metrics" >"$T/metrics.txt" || fail "GET /metrics"
 promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1 ||
     { cat "$T/promtool.out" >&2; fail "promtool check metrics failed"; }
-grep -q '^ndt_harmonize_twin_transitions_total{from="unbound",to="bound"} [1-9]' "$T/metrics.txt" ||
+grep -q '^ndtpipe_harmonize_twin_transitions_total{from="unbound",to="bound"} [1-9]' "$T/metrics.txt" ||
     fail "no unbound -> bound transition counted"
-grep -q '^ndt_harmonize_commits_total [1-9]' "$T/metrics.txt" || fail "no offset commit counted"
+grep -q '^ndtpipe_harmonize_commits_total [1-9]' "$T/metrics.txt" || fail "no offset commit counted"
 
 kill -TERM "$HARMONIZE_PID"
 wait "$HARMONIZE_PID"

@@ -57,7 +57,7 @@ grows 30
 note "influxd killed mid-run"
 kill -KILL "$INFLUXD_PID"; wait "$INFLUXD_PID" 2>/dev/null
 sleep 3
-grep -q 'ndt_harmonize_udr_points_spooled_total [1-9]' <(curl -sf "http://127.0.0.1:$WEB/metrics") ||
+grep -q 'ndtpipe_harmonize_udr_points_spooled_total [1-9]' <(curl -sf "http://127.0.0.1:$WEB/metrics") ||
     fail "nothing spooled while influxd was down"
 start_influxd 2
 grows 20
@@ -94,7 +94,7 @@ for _ in $(seq 1 150); do
     sleep 0.2
 done
 [ "$got" = "$want" ] || fail "InfluxDB holds $got currentUsers points for $want scrapes"
-grep -q '^ndt_harmonize_dead_letters_total 2$' <(curl -sf "http://127.0.0.1:$WEB/metrics") ||
+grep -q '^ndtpipe_harmonize_dead_letters_total 2$' <(curl -sf "http://127.0.0.1:$WEB/metrics") ||
     fail "dead letters not counted"
 kill -TERM "$HARMONIZE_PID"; wait "$HARMONIZE_PID" || fail "harmonize exited $? on SIGTERM"
 echo "ok: $want scrapes, $got points, 2 dead letters"
