@@ -16,6 +16,8 @@
 #
 #   bench/harmonize.sh      (make bench runs it)
 #   DURATION=20 SCRAPES=3000
+#   SKIP_ENGINE=1            only the live part
+#   HARMONIZE_ARGS="-X fetch.wait.max.ms=1 -o batch_wait=1ms"   extra flags for the stage
 set -u
 cd "$(dirname "$0")/.."
 . bench/lib.sh
