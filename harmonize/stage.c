@@ -569,6 +569,10 @@ static int try_commit(hdl_stage *st, int force)
 static int end_batch(hdl_stage *st, int idle)
 {
     st->last_finish_ms = mono_ms();
+    /* Earlier batches' outputs have had a loop's time to be delivered:
+     * commit them before this batch's fragments fill the queue again. */
+    if (try_commit(st, 0) != NDT_OK)
+        return NDT_ERROR;
     if (hdl_engine_finish(st->engine, staleness_clock(st, idle), &st->emit) != NDT_OK)
         return NDT_ERROR;
     if (udr_durable(st) != NDT_OK)
