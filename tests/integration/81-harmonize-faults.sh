@@ -2,8 +2,9 @@
 # harmonize under faults, exact counts: testbed -> scrape (line protocol on
 # Kafka) -> harmonize -> influxd.  influxd is killed mid-run and restarted
 # (the UDR spools, the stage goes on, nothing is lost); harmonize is killed
-# with -9 and restarted (offsets were committed only after the UDR flushed:
-# nothing is lost, and the replay rewrites the same points: no duplicate);
+# with -9 while its UDR write hangs, and restarted (offsets are committed
+# only after the UDR flushed: the batch is consumed again, nothing is lost,
+# and the replay rewrites the same points: no duplicate);
 # garbage on the input topic lands in the dead-letter topic with its
 # reason and the stage keeps going.  At the end InfluxDB holds exactly one
 # currentUsers point per scrape that reached Kafka.
@@ -60,11 +61,24 @@ sleep 3
 grep -q 'ndtpipe_harmonize_udr_points_spooled_total [1-9]' <(curl -sf "http://127.0.0.1:$WEB/metrics") ||
     fail "nothing spooled while influxd was down"
 start_influxd 2
+for _ in $(seq 1 150); do
+    grep -q 'spool replayed' "$T/h1.log" && break
+    sleep 0.2
+done
+grep -q 'spool replayed' "$T/h1.log" || fail "the spool was not replayed after influxd came back"
 grows 20
 
-note "harmonize killed with -9"
+note "harmonize killed with -9 in the middle of a UDR write (influxd stopped)"
+# With influxd stopped (SIGSTOP) the stage's next udr_flush() hangs in its
+# HTTP request, so the batch it holds cannot have been committed: the kill
+# lands between consuming and committing.  The request may still complete
+# when influxd resumes; the replay then writes the same points again.
+kill -STOP "$INFLUXD_PID"
+sleep 1.5
 kill -KILL "$HARMONIZE_PID"; wait "$HARMONIZE_PID" 2>/dev/null
-sleep 2
+kill -CONT "$INFLUXD_PID"
+[ "$(grep -c 'spooling to disk' "$T/h1.log")" = 1 ] ||
+    fail "the stage spooled instead of hanging in its write"
 harmonize h2
 grows 40
 
