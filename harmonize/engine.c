@@ -433,7 +433,21 @@ static void derive_labels(hdl_engine *e, sample_view *v)
     }
 }
 
-/* Expands a template; 0 when a label it needs is empty. */
+/* A label value an id can carry: an NGSI-LD id is a URI without blanks
+ * (the schemas' pattern), and the UDR refuses control characters and
+ * backslashes (line protocol cannot escape one in a tag).  A hostile
+ * label must cost a counted sample, not the stage. */
+static int id_part_valid(ndt_str part)
+{
+    for (size_t i = 0; i < part.len; i++) {
+        unsigned char c = (unsigned char)part.ptr[i];
+        if (c <= 0x20 || c == 0x7f || c == '\\' || c == '"')
+            return 0;
+    }
+    return 1;
+}
+
+/* Expands a template; 0 when a label it needs is empty or unfit for an id. */
 static int expand(const sample_view *v, const hdl_template *t, char *out, size_t size,
                   size_t *len)
 {
@@ -441,7 +455,7 @@ static int expand(const sample_view *v, const hdl_template *t, char *out, size_t
     for (size_t i = 0; i < t->nsegs; i++) {
         ndt_str part = t->segs[i].is_label ? view_label(v, t->segs[i].text)
                                            : ndt_str_from_cstr(t->segs[i].text);
-        if (t->segs[i].is_label && part.len == 0)
+        if (t->segs[i].is_label && (part.len == 0 || !id_part_valid(part)))
             return 0;
         if (n + part.len >= size)
             return 0;

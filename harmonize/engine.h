@@ -75,7 +75,8 @@ typedef struct hdl_emit {
 typedef struct hdl_engine_stats {
     uint64_t samples;             /* fed */
     uint64_t samples_unmapped;    /* no rule for the metric or no matcher accepted it */
-    uint64_t samples_incomplete;  /* a rule matched but a label its template needs is empty */
+    uint64_t samples_incomplete;  /* a rule matched but a label its template needs is empty
+                                     or unfit for an id (blank, control, backslash, quote) */
     uint64_t values;              /* attribute values computed */
     uint64_t values_skipped;      /* no divisor yet, division by zero, NaN/Inf, unknown state */
     uint64_t values_clamped;      /* outside the rule's min / max, set to the bound */

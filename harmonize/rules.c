@@ -270,6 +270,8 @@ static int compile_template(loader *l, yaml_node_t *node, const char *key, const
         return fail(l, node, key, "expected an id like urn:ngsi-ld:<Type>:<local-id>, got '%s'",
                     text);
     size_t tlen = (size_t)(colon - text - plen);
+    if (!label_name_valid(text + plen, tlen))
+        return fail(l, node, key, "the entity type in '%s' must be an identifier", text);
     if (*type == SIZE_MAX) {
         if ((*type = type_index(l, text + plen, tlen)) == SIZE_MAX)
             return fail(l, node, key, "out of memory%s", NULL);

@@ -283,6 +283,9 @@ static void test_rate_with_counter_reset(void **state)
     finish(f, 13000);
     assert_true(point_has(&f->out, POD_ID "@13000", "requestRate=10"));
     assert_float_equal(property_number(&f->out, POD_ID, "requestRate"), 10, 1e-9);
+    /* A label unfit for an id (blank, backslash) maps nothing and is counted. */
+    feed(f, "inference_requests_total{namespace=ndt,pod=a\\b}", 1, 12500);
+    feed(f, "inference_queue_depth{namespace=ndt,pod=a b}", 1, 12500);
     /* The same scrape replayed changes nothing. */
     feed(f, "inference_requests_total{" POD "}", 10, 13000);
     finish(f, 13000);
@@ -290,6 +293,7 @@ static void test_rate_with_counter_reset(void **state)
     hdl_engine_get_stats(f->engine, &st);
     assert_int_equal(st.counter_resets, 1);
     assert_int_equal(st.rate_first, 1);
+    assert_int_equal(st.samples_incomplete, 2);
     char unit[32];
     assert_string_equal(member_text(&f->out, POD_ID, "requestRate", "unitCode", unit,
                                     sizeof(unit)), "HTZ");
@@ -502,6 +506,9 @@ static void test_rule_file_errors(void **state)
           "    attribute: x\n    scale: big\n",
           "r.yaml:6:12: scale: expected a finite number, got 'big'" },
         { "version: 2\n", "r.yaml:1:10: version: expected 1, got '2'" },
+        { "version: 1\nrules:\n  - metric: m\n    entity: { type: T-1, id: \"urn:ngsi-ld:T-1:{a}\" }\n"
+          "    attribute: x\n",
+          "r.yaml:4:30: id: the entity type in 'urn:ngsi-ld:T-1:{a}' must be an identifier" },
         { "version: 1\nrelationships:\n  - metric: m\n    subject: \"urn:ngsi-ld:A:{x}\"\n"
           "    object: \"urn:ngsi-ld:B:{y}\"\n",
           "r.yaml:3:5: predicate: missing (required)" },
