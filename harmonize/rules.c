@@ -461,6 +461,15 @@ static int attribute_rule(loader *l, yaml_node_t *node)
         rc = fail(l, ndt_yaml_map_get(l->y, node, "max"), "max", "is below min%s", NULL);
         goto out;
     }
+    /* id and type are the entity's own members, time is InfluxDB's, and
+     * twinState is the engine's. */
+    static const char *const reserved[] = { "id", "type", "time", "twinState" };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(reserved); i++)
+        if (strcmp(rule->attribute, reserved[i]) == 0) {
+            rc = fail(l, ndt_yaml_map_get(l->y, node, "attribute"), "attribute",
+                      "'%s' is reserved", rule->attribute);
+            goto out;
+        }
     if (!label_name_valid(rule->attribute, strlen(rule->attribute)) || rule->attribute[0] == '_') {
         rc = fail(l, ndt_yaml_map_get(l->y, node, "attribute"), "attribute",
                   "expected an attribute name, got '%s'", rule->attribute);
@@ -579,6 +588,11 @@ static int static_entity(loader *l, yaml_node_t *node, hdl_static_entity *e)
             const char *name = ndt_yaml_scalar(k), *value = ndt_yaml_scalar(v);
             if (!name || !value)
                 return fail(l, name ? v : k, "attributes", "expected name: string value%s", NULL);
+            if (!label_name_valid(name, strlen(name)) || strcmp(name, "id") == 0 ||
+                strcmp(name, "type") == 0 || strcmp(name, "time") == 0 ||
+                strcmp(name, "twinState") == 0)
+                return fail(l, k, "attributes", "'%s' is not an attribute name (or is reserved)",
+                            name);
             hdl_static_attr *a = &e->attrs[e->nattrs++];
             if (!(a->name = strdup(name)) || !(a->value = strdup(value)))
                 return fail(l, v, name, "out of memory%s", NULL);
@@ -596,8 +610,8 @@ static int static_entity(loader *l, yaml_node_t *node, hdl_static_entity *e)
             yaml_node_t *k = yaml_document_get_node(&l->y->doc, p->key);
             yaml_node_t *v = yaml_document_get_node(&l->y->doc, p->value);
             const char *name = ndt_yaml_scalar(k);
-            if (!name)
-                return fail(l, k, "relationships", "expected a name%s", NULL);
+            if (!name || !label_name_valid(name, strlen(name)))
+                return fail(l, k, "relationships", "expected a relationship name, got '%s'", name);
             hdl_static_rel *r = &e->rels[e->nrels++];
             if (!(r->predicate = strdup(name)))
                 return fail(l, k, name, "out of memory%s", NULL);
