@@ -2,7 +2,7 @@
  * bench_harmonize.c: CPU cost of the HDL mapping engine, samples per
  * second of one core (bench/harmonize.sh runs it).
  *
- *   bench_harmonize RULES PODS SCRAPES
+ *   bench_harmonize RULES PODS SCRAPES [engine|avro|json|influx]
  *
  * The testbed's own exposition with PODS pods is rendered for 50
  * consecutive 20 ms windows and parsed once (ingest's parser) into
@@ -10,7 +10,11 @@
  * 50 with timestamps 20 ms apart (a cycle restarts the counters, which the
  * rate rules see as resets), ending a batch after each scrape with every
  * output built (points grouped, NGSI-LD fragments rendered) and handed to
- * no-op sinks.  Decoding Kafka messages and the UDR are not in the loop.
+ * no-op sinks.  With a format, every scrape is first encoded once by
+ * ingest's own encoder (avro: one message per scrape; json, influx: one
+ * message per sample, as the scraper publishes them) and the timed loop
+ * decodes the messages (harmonize/decode.h) into the engine: the stage's
+ * per-sample work without Kafka and the UDR.
  * Prints one line: samples, cpu seconds, samples per cpu second.
  */
 #include <stdio.h>
@@ -22,7 +26,9 @@
 #include "common/buf.h"
 #include "harmonize/engine.h"
 #include "harmonize/rules.h"
+#include "harmonize/decode.h"
 #include "ingest/expo.h"
+#include "ingest/sink.h"
 #include "testbed/testbed.h"
 
 #define WINDOWS 50
@@ -30,7 +36,83 @@
 typedef struct scrape {
     hdl_sample *samples;
     size_t n, cap;
+    ndt_buf messages;       /* encoded, back to back */
+    size_t *ends;           /* end offset of each message */
+    size_t nmessages;
 } scrape;
+
+/* The samples of one scrape as ingest publishes them: __name__ first,
+ * then the labels sorted, job and instance added. */
+static int encode_scrape(scrape *s, hdl_format format, ingest_avro_encoder *avro, ndt_arena *arena)
+{
+    ingest_series *series = ndt_arena_alloc(arena, s->n * sizeof(*series));
+    if (!series)
+        return NDT_ERROR;
+    for (size_t i = 0; i < s->n; i++) {
+        const hdl_sample *h = &s->samples[i];
+        ingest_label *labels = ndt_arena_alloc(arena, (h->nlabels + 3) * sizeof(*labels));
+        if (!labels)
+            return NDT_ERROR;
+        size_t n = 0;
+        labels[n++] = (ingest_label){ NDT_STR_LIT("__name__"), h->name };
+        int added = 0;
+        for (size_t j = 0; j <= h->nlabels; j++) {
+            ndt_str inst = NDT_STR_LIT("instance"), job = NDT_STR_LIT("job");
+            /* merge instance and job into the sorted labels */
+            if (!(added & 1) && (j == h->nlabels || ndt_str_cmp(inst, h->labels[j].name) < 0)) {
+                labels[n++] = (ingest_label){ inst, NDT_STR_LIT("127.0.0.1:9100") };
+                added |= 1;
+            }
+            if (!(added & 2) && (added & 1) &&
+                (j == h->nlabels || ndt_str_cmp(job, h->labels[j].name) < 0)) {
+                labels[n++] = (ingest_label){ job, NDT_STR_LIT("testbed") };
+                added |= 2;
+            }
+            if (j < h->nlabels)
+                labels[n++] = (ingest_label){ h->labels[j].name, h->labels[j].value };
+        }
+        series[i] = (ingest_series){ labels, n, h->value, 1767225600000, INGEST_TYPE_UNKNOWN };
+    }
+    ndt_buf_init(&s->messages, 0);
+    s->ends = malloc((s->n + 1) * sizeof(*s->ends));
+    if (!s->ends)
+        return NDT_ERROR;
+    if (format == HDL_FORMAT_AVRO) {
+        ingest_batch b = { NDT_STR_LIT("testbed"), NDT_STR_LIT("127.0.0.1:9100"), 1767225600000,
+                           series, s->n };
+        if (ingest_encode_avro(avro, &b, -1, &s->messages) != NDT_OK)
+            return NDT_ERROR;
+        s->ends[s->nmessages++] = s->messages.len;
+        return NDT_OK;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        int rc = format == HDL_FORMAT_JSON ? ingest_encode_json(&series[i], &s->messages)
+                                           : ingest_encode_influx(&series[i], &s->messages);
+        if (rc == NDT_ERROR)
+            return NDT_ERROR;
+        if (rc == NDT_OK)
+            s->ends[s->nmessages++] = s->messages.len;
+    }
+    return NDT_OK;
+}
+
+typedef struct feed_ctx {
+    hdl_engine *engine;
+    const hdl_emit *emit;
+    int64_t ts;
+    uint64_t samples;
+} feed_ctx;
+
+/* Decoded samples carry the encoding's timestamp: restamp them so the
+ * cycled scrapes advance in time like live ones. */
+static int feed_decoded(void *ctx, const hdl_sample *s)
+{
+    feed_ctx *f = ctx;
+    hdl_sample copy = *s;
+    copy.ts_ms = f->ts;
+    f->samples++;
+    return hdl_engine_feed(f->engine, &copy, f->emit);
+}
 
 typedef struct loader {
     scrape *s;
@@ -95,8 +177,14 @@ static double cpu_seconds(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: bench_harmonize RULES PODS SCRAPES\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: bench_harmonize RULES PODS SCRAPES [engine|avro|json|influx]\n");
+        return 2;
+    }
+    hdl_format format = HDL_FORMAT_AUTO; /* = engine only */
+    if (argc == 5 && strcmp(argv[4], "engine") != 0 &&
+        (hdl_format_parse(argv[4], &format) != NDT_OK || format == HDL_FORMAT_AUTO)) {
+        fprintf(stderr, "bench_harmonize: unknown mode %s\n", argv[4]);
         return 2;
     }
     char err[NDT_ERRBUF_SIZE];
@@ -132,6 +220,16 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    ingest_avro_encoder *avro = NULL;
+    if (format == HDL_FORMAT_AVRO && ingest_avro_encoder_new(&avro, err, sizeof(err)) != NDT_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    for (int w = 0; format != HDL_FORMAT_AUTO && w < WINDOWS; w++)
+        if (encode_scrape(&windows[w], format, avro, &arena) != NDT_OK) {
+            fprintf(stderr, "encoding failed\n");
+            return 1;
+        }
     hdl_engine *engine;
     if (hdl_engine_new(&rules, NULL, &engine, err, sizeof(err)) != NDT_OK) {
         fprintf(stderr, "%s\n", err);
@@ -142,16 +240,31 @@ int main(int argc, char **argv)
     hdl_engine_start(engine, 0, &emit);
     uint64_t samples = 0;
     double t0 = cpu_seconds();
+    feed_ctx fc = { engine, &emit, 0, 0 };
     for (long k = 0; k < scrapes; k++) {
         scrape *s = &windows[k % WINDOWS];
         int64_t ts = 1767225600000 + k * 20;
-        for (size_t i = 0; i < s->n; i++) {
-            s->samples[i].ts_ms = ts;
-            hdl_engine_feed(engine, &s->samples[i], &emit);
+        if (format == HDL_FORMAT_AUTO) {
+            for (size_t i = 0; i < s->n; i++) {
+                s->samples[i].ts_ms = ts;
+                hdl_engine_feed(engine, &s->samples[i], &emit);
+            }
+            samples += s->n;
+        } else {
+            fc.ts = ts;
+            size_t start = 0;
+            for (size_t m = 0; m < s->nmessages; m++) {
+                if (hdl_decode(format, s->messages.data + start, s->ends[m] - start, feed_decoded,
+                               &fc, err, sizeof(err)) != NDT_OK) {
+                    fprintf(stderr, "decode: %s\n", err);
+                    return 1;
+                }
+                start = s->ends[m];
+            }
         }
-        samples += s->n;
         hdl_engine_finish(engine, ts, &emit);
     }
+    samples += fc.samples;
     double cpu = cpu_seconds() - t0;
     hdl_engine_stats st;
     hdl_engine_get_stats(engine, &st);
@@ -164,9 +277,13 @@ int main(int argc, char **argv)
     hdl_rules_free(&rules);
     for (int w = 0; w < WINDOWS; w++) {
         free(windows[w].samples);
+        free(windows[w].ends);
+        ndt_buf_free(&windows[w].messages);
         ndt_buf_free(&text[w]);
     }
     ndt_arena_free(&arena);
     testbed_sim_destroy(sim);
+    if (avro)
+        ingest_avro_encoder_free(avro);
     return 0;
 }

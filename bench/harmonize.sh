@@ -5,6 +5,8 @@
 # 1. Engine: bench_harmonize maps the testbed's own exposition (3 and 12
 #    pods) through sdm-schemas/mapping/testbed.yaml, every output built
 #    (points, NGSI-LD fragments), on one core; goal >= 2 M samples/s.
+#    Then the same with each Kafka format decoded first (messages encoded
+#    once by ingest's encoders): the stage's per-sample work.
 # 2. Live: embedded broker, testbed (3 pods), `ndtpipe scrape` every 20 ms
 #    (avro), `ndtpipe harmonize` into SQLite.  Freshness is the stage's own
 #    histogram ndtpipe_harmonize_freshness_seconds (sample's scrape time ->
@@ -29,6 +31,10 @@ make -s BUILD="$BUILD" all "$BUILD/bench/bench_harmonize" >/dev/null || die "bui
 field() { sed "s/.* $1=\([0-9.]*\).*/\1/"; }
 [ -n "${SKIP_ENGINE:-}" ] && e3=x e12=x || e3=$("$BUILD/bench/bench_harmonize" sdm-schemas/mapping/testbed.yaml 3 "$SCRAPES")
 [ -n "${SKIP_ENGINE:-}" ] || e12=$("$BUILD/bench/bench_harmonize" sdm-schemas/mapping/testbed.yaml 12 $((SCRAPES / 2)))
+for f in avro json influx; do
+    [ -n "${SKIP_ENGINE:-}" ] && { eval "d_$f=x"; continue; }
+    eval "d_$f=\$(\"\$BUILD/bench/bench_harmonize\" sdm-schemas/mapping/testbed.yaml 3 \"\$SCRAPES\" $f)"
+done
 
 start_broker
 TB=$(free_port)
@@ -84,6 +90,10 @@ echo "| harmonize | samples/scrape | samples/s per core | goal |"
 echo "|---|---:|---:|---:|"
 echo "| engine, testbed 3 pods, rules + points + fragments | $(echo "$e3" | field per_scrape) | $(echo "$e3" | field samples_per_s) | 2000000 |"
 echo "| engine, testbed 12 pods | $(echo "$e12" | field per_scrape) | $(echo "$e12" | field samples_per_s) | 2000000 |"
+for f in avro json influx; do
+    eval "line=\$d_$f"
+    echo "| decode ($f, as ingest encodes it) + engine, 3 pods | $(echo "$line" | field per_scrape) | $(echo "$line" | field samples_per_s) | 2000000 |"
+done
 echo "| live stage (decode + engine + SQLite + Kafka), 20 ms scrapes, ${cpu}% of a core | $(echo "$e3" | field per_scrape) | $live | |"
 echo
 echo "| freshness, scrape -> durable in the UDR (SQLite), 20 ms scrapes, ${DURATION} s | scrape instants | p50 ms | p99 ms | p99 / scrape interval |"

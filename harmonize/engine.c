@@ -99,6 +99,8 @@ typedef struct outbox_entry {
 
 typedef struct metric_bucket {
     const char *metric;    /* NULL = empty */
+    size_t len;
+    uint64_t hash;
     size_t *rules;
     size_t nrules;
 } metric_bucket;
@@ -155,11 +157,12 @@ static size_t pow2_at_least(size_t n)
 static metric_bucket *metric_find(const hdl_engine *e, const char *name, size_t len)
 {
     size_t mask = e->metrics_cap - 1;
-    for (size_t i = fnv(FNV_INIT, name, len) & mask;; i = (i + 1) & mask) {
+    uint64_t h = fnv(FNV_INIT, name, len);
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
         metric_bucket *b = &e->metrics[i];
         if (!b->metric)
             return b;
-        if (strlen(b->metric) == len && memcmp(b->metric, name, len) == 0)
+        if (b->hash == h && b->len == len && memcmp(b->metric, name, len) == 0)
             return b;
     }
 }
@@ -203,6 +206,8 @@ static int build_metric_index(hdl_engine *e)
         if (!r)
             return NDT_ERROR;
         b->metric = m;
+        b->len = strlen(m);
+        b->hash = fnv(FNV_INIT, m, b->len);
         b->rules = r;
         b->rules[b->nrules++] = i;
     }
