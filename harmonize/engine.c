@@ -77,6 +77,7 @@ typedef struct entity {
     int64_t state_since_ms;
     int64_t last_obs_ms;   /* newest instant observed, INT64_MIN if none */
     int64_t interval_ms;   /* observed scrape interval, 0 until known */
+    uint64_t source;       /* hash of the instance label of its last sample, 0 = none */
     struct entity *next_touched;
     int touched;
 } entity;
@@ -705,8 +706,13 @@ static int apply_attribute(hdl_engine *e, size_t ri, const hdl_rule *r, const sa
     entity *en = entity_get(e, id, idlen, r->type);
     if (!en)
         return NDT_OK;
-    if (r->kind == HDL_RULE_ATTRIBUTE && twin_observe(e, en, s->ts_ms) != NDT_OK)
-        return NDT_ERROR;
+    if (r->kind == HDL_RULE_ATTRIBUTE) {
+        ndt_str instance;
+        if (sample_label(s, "instance", &instance))
+            en->source = fnv(FNV_INIT, instance.ptr, instance.len) | 1;
+        if (twin_observe(e, en, s->ts_ms) != NDT_OK)
+            return NDT_ERROR;
+    }
     if (r->transform == HDL_TRANSFORM_RATE && !rate_of(e, ri, s, &value))
         return NDT_OK;
     if (text)
@@ -773,9 +779,29 @@ static int apply_relationship(hdl_engine *e, const hdl_rule *r, const sample_vie
     return NDT_OK;
 }
 
+/* up == 0: the scrape of that instance failed, so every entity it feeds
+ * has lost its source now, without waiting for the threshold. */
+static int source_down(hdl_engine *e, const hdl_sample *s)
+{
+    ndt_str instance;
+    if (!sample_label(s, "instance", &instance))
+        return NDT_OK;
+    uint64_t source = fnv(FNV_INIT, instance.ptr, instance.len) | 1;
+    for (size_t i = 0; i < e->entities_cap; i++) {
+        entity *en = e->entities[i];
+        if (en && en->source == source &&
+            (en->state == HDL_TWIN_BOUND || en->state == HDL_TWIN_SYNCHRONIZED) &&
+            twin_set(e, en, HDL_TWIN_OUT_OF_SYNC, s->ts_ms) != NDT_OK)
+            return NDT_ERROR;
+    }
+    return NDT_OK;
+}
+
 int hdl_engine_feed(hdl_engine *e, const hdl_sample *s, const hdl_emit *emit)
 {
     e->stats.samples++;
+    if (s->value == 0 && ndt_str_eq_cstr(s->name, "up") && source_down(e, s) != NDT_OK)
+        return NDT_ERROR;
     metric_bucket *b = metric_find(e, s->name.ptr, s->name.len);
     int mapped = 0;
     for (size_t k = 0; b->metric && k < b->nrules; k++) {

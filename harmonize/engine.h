@@ -24,8 +24,9 @@
  *   bound         a sample arrived: the entity is attached to its source
  *   synchronized  a sample arrived within the fidelity threshold of the
  *                 previous one (default two observed scrape intervals)
- *   outOfSync     nothing for longer than the threshold (stale); the next
- *                 sample binds it again
+ *   outOfSync     nothing for longer than the threshold (stale), or its
+ *                 source is down (`up` == 0 for the instance its last
+ *                 sample came from); the next sample binds it again
  * Transitions are counted (hdl_engine_stats.transitions) and stored as the
  * twinState attribute at the instant they happen.
  *

@@ -461,12 +461,24 @@ static void test_twin_state_transitions(void **state)
     feed(f, "inference_current_users", 220, 2000);
     finish(f, 2000);
     assert_int_equal(hdl_engine_twin_state(f->engine, svc), HDL_TWIN_BOUND);
+    /* Its source goes down (up == 0 for its instance): out of sync at
+     * once, before the threshold; another instance's failure does not. */
+    feed(f, "inference_current_users{instance=tb:1}", 220, 2020);
+    finish(f, 2020);
+    assert_int_equal(hdl_engine_twin_state(f->engine, svc), HDL_TWIN_SYNCHRONIZED);
+    feed(f, "up{instance=other:1,job=x}", 0, 2040);
+    assert_int_equal(hdl_engine_twin_state(f->engine, svc), HDL_TWIN_SYNCHRONIZED);
+    feed(f, "up{instance=tb:1,job=x}", 0, 2040);
+    finish(f, 2040);
+    assert_int_equal(hdl_engine_twin_state(f->engine, svc), HDL_TWIN_OUT_OF_SYNC);
+    assert_true(point_has(&f->out, "urn:ngsi-ld:Service:ndt.cifar10-inference@2040",
+                          "twinState=outOfSync"));
 
     hdl_engine_stats st;
     hdl_engine_get_stats(f->engine, &st);
     assert_int_equal(st.transitions[HDL_TWIN_UNBOUND][HDL_TWIN_BOUND], 1);
-    assert_int_equal(st.transitions[HDL_TWIN_BOUND][HDL_TWIN_SYNCHRONIZED], 1);
-    assert_int_equal(st.transitions[HDL_TWIN_SYNCHRONIZED][HDL_TWIN_OUT_OF_SYNC], 1);
+    assert_int_equal(st.transitions[HDL_TWIN_SYNCHRONIZED][HDL_TWIN_OUT_OF_SYNC], 2);
+    assert_int_equal(st.transitions[HDL_TWIN_BOUND][HDL_TWIN_SYNCHRONIZED], 2);
     assert_int_equal(st.transitions[HDL_TWIN_OUT_OF_SYNC][HDL_TWIN_BOUND], 1);
     /* The static network function never gets a sample. */
     assert_int_equal(hdl_engine_twin_state(f->engine, "urn:ngsi-ld:NetworkFunction:ndt.image-classifier"),
