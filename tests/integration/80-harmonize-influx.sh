@@ -6,7 +6,8 @@
 # type's JSON Schema with an independent validator (python3-jsonschema)
 # and its relationships point to published entities; the relationships
 # are stored with their validity; the stage's /metrics passes promtool;
-# SIGTERM exits 0.
+# when the testbed goes away its entities go out of sync (twin state,
+# counted); SIGTERM exits 0.
 . "$(dirname "$0")/lib.sh"
 need influxd curl jq kcat python3 promtool
 python3 -c 'import jsonschema' 2>/dev/null || skip "python3-jsonschema missing (make deps)"
@@ -34,6 +35,7 @@ curl -sf -XPOST "http://127.0.0.1:$INFLUX_HTTP/query" --data-urlencode "q=CREATE
 start_broker
 TB=$(free_port)
 bg testbed "$NDTPIPE" testbed --listen "127.0.0.1:$TB" --users 200 --pods 3 --seed 5
+TESTBED_PID=$BG_PID
 wait_port "$TB" 10 || fail "testbed did not listen"
 printf 'global:\n  scrape_interval: 100ms\nscrape_configs:\n  - job_name: testbed\n    static_configs: [{targets: ["127.0.0.1:%s"]}]\n' \
     "$TB" >"$T/scrape.yml"
@@ -85,6 +87,14 @@ promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1 ||
 grep -q '^ndtpipe_harmonize_twin_transitions_total{from="unbound",to="bound"} [1-9]' "$T/metrics.txt" ||
     fail "no unbound -> bound transition counted"
 grep -q '^ndtpipe_harmonize_commits_total [1-9]' "$T/metrics.txt" || fail "no offset commit counted"
+
+note "the testbed goes away: its entities go out of sync"
+kill -TERM "$TESTBED_PID"; wait "$TESTBED_PID" 2>/dev/null
+wait_for 'SELECT last(twinState) FROM Service' '"outOfSync"' 20
+wait_for "SELECT last(twinState) FROM ServiceComponent WHERE id = '$(jq -r 'select(.type == "ServiceComponent") | .id' "$T/entities.jsonl" | head -n 1)'" '"outOfSync"' 10
+curl -sf "http://127.0.0.1:$WEB/metrics" >"$T/metrics2.txt" || fail "GET /metrics"
+grep -q '^ndtpipe_harmonize_twin_transitions_total{from="synchronized",to="outOfSync"} [1-9]' "$T/metrics2.txt" ||
+    fail "synchronized -> outOfSync not counted"
 
 kill -TERM "$HARMONIZE_PID"
 wait "$HARMONIZE_PID"
