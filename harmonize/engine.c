@@ -56,6 +56,12 @@ typedef struct slot {
     int64_t ts;            /* latest */
     double num;
     char *text;            /* malloc'ed */
+    /* num as JSON text, kept while it does not change (capacities,
+     * limits and states repeat scrape after scrape; formatting a double
+     * the shortest way is the costliest part of a fragment) */
+    char num_text[32];
+    uint8_t num_text_len;  /* 0 = not formatted */
+    double num_text_of;
 } slot;
 
 typedef struct relation {
@@ -938,6 +944,24 @@ static int json_time(ndt_buf *b, int64_t ms)
 }
 
 /* The entity whole, NGSI-LD normalized. */
+static int json_number(ndt_buf *b, slot *sl)
+{
+    if (!sl->num_text_len || memcmp(&sl->num_text_of, &sl->num, sizeof(double)) != 0) {
+        /* A buffer over the slot's array: its limit (one less than the
+         * array, for the NUL ndt_buf keeps room for) refuses before it
+         * would ever grow, so it never reallocates the array. */
+        ndt_buf tmp;
+        ndt_buf_init(&tmp, sizeof(sl->num_text) - 1);
+        tmp.data = sl->num_text;
+        tmp.cap = sizeof(sl->num_text);
+        if (ndt_buf_append_double(&tmp, sl->num) != NDT_OK)
+            return ndt_buf_append_double(b, sl->num);
+        sl->num_text_len = (uint8_t)tmp.len;
+        sl->num_text_of = sl->num;
+    }
+    return ndt_buf_append(b, sl->num_text, sl->num_text_len);
+}
+
 static int fragment(hdl_engine *e, const entity *en, ndt_buf *b)
 {
     int rc = ndt_buf_append_str(b, "{\"id\":");
@@ -957,7 +981,7 @@ static int fragment(hdl_engine *e, const entity *en, ndt_buf *b)
         const hdl_rule *r = &e->rules->rules[i];
         if (r->kind != HDL_RULE_ATTRIBUTE)
             continue;
-        const slot *sl = &en->slots[r->slot];
+        slot *sl = &en->slots[r->slot];
         if (!sl->have)
             continue;
         /* Two rules may set one attribute: the newest value is published. */
@@ -977,7 +1001,7 @@ static int fragment(hdl_engine *e, const entity *en, ndt_buf *b)
         if (sl->is_text)
             rc |= json_string(b, sl->text);
         else
-            rc |= ndt_buf_append_double(b, sl->num);
+            rc |= json_number(b, sl);
         rc |= ndt_buf_append_str(b, ",\"observedAt\":");
         rc |= json_time(b, sl->ts);
         if (r->unit_code && !sl->is_text) {
