@@ -71,6 +71,7 @@ static const char *protocol_media_type(const char *protocol)
         { "OpenMetricsText1.0.0", "application/openmetrics-text;version=1.0.0" },
         { "OpenMetricsText0.0.1", "application/openmetrics-text;version=0.0.1" },
         { "PrometheusText0.0.4", "text/plain;version=0.0.4" },
+        { "PrometheusProto", INGEST_EXPO_PROTOBUF_MEDIA_TYPE },
     };
     for (size_t i = 0; i < NDT_ARRAY_LEN(types); i++) {
         if (strcmp(protocol, types[i].name) == 0)
@@ -717,7 +718,7 @@ static int collect_samples(ingest_target *t, CURLcode result, batch_builder *b, 
         snprintf(error, errsize, "%s", b->fail);
     } else {
         t->counters.parse_errors++;
-        snprintf(error, errsize, "%u:%u: %s", perr.line, perr.col, perr.reason);
+        ingest_expo_error_format(&perr, error, errsize);
     }
     return 0;
 }
