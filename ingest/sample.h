@@ -93,6 +93,7 @@ typedef struct ingest_series {
     double value;
     int64_t timestamp_ms;    /* always set: the sample's or the scrape's */
     ingest_metric_type type;
+    const ingest_native_histogram *native; /* on a histogram's _count, or NULL */
 } ingest_series;
 
 /* Everything one scrape (or one remote-write request) yields. */

@@ -567,6 +567,7 @@ static int add_fast(batch_builder *b, const ingest_sample *sample, ingest_label 
         return NDT_ERROR;
     s.value = sample->value;
     s.type = sample->type;
+    s.native = sample->native;
     s.timestamp_ms = sample_timestamp(b, sample);
     if (push_series(b, &s) != NDT_OK) {
         snprintf(b->fail, sizeof(b->fail), "scrape too large: per-scrape memory limit reached");
@@ -627,6 +628,7 @@ static int on_sample(void *userp, const ingest_sample *sample)
         goto oom;
     s.value = sample->value;
     s.type = sample->type;
+    s.native = sample->native;
     s.timestamp_ms = sample_timestamp(b, sample);
     if (push_series(b, &s) != NDT_OK)
         goto oom;

@@ -13,6 +13,9 @@
 #    protobuf job and a text job, both jobs publish the same series (names
 #    and labels, le and quantile spelled alike), and series that are
 #    constant by nature have the same values;
+#  - a native histogram (no Debian target serves one: tests/tools/
+#    native_histogram_pb writes it) reaches the topic with its buckets
+#    expanded, in the json and the influx formats;
 #  - `check metrics --protobuf` rejects a truncated capture with a byte
 #    offset and exit 1.
 . "$(dirname "$0")/lib.sh"
@@ -135,4 +138,35 @@ rc=0
 [ $rc -eq 1 ] || fail "truncated protobuf: exit $rc, want 1"
 grep -q "truncated.pb:byte [0-9]*: metric family #[0-9]*: length" "$T/truncated.err" \
     || fail "truncated protobuf: $(cat "$T/truncated.err")"
+# 5. A native histogram through the TDL, json and influx.
+NH_PORT=$(free_port)
+"${NDTPIPE%/ndtpipe}/tools/native_histogram_pb" >"$T/native.pb" || fail "native_histogram_pb failed"
+bg native "$TARGET" --port "$NH_PORT" --file "$T/native.pb" \
+    --content-type "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+wait_port "$NH_PORT" 10 || fail "native target did not start"
+for format in json influx; do
+    cat >"$T/native.yml" <<CONFIG
+global: {scrape_interval: 200ms}
+scrape_configs:
+  - job_name: native
+    scrape_protocols: [PrometheusProto]
+    static_configs: [{targets: ["127.0.0.1:$NH_PORT"]}]
+CONFIG
+    bg "scrape-$format" "$NDTPIPE" scrape --config "$T/native.yml" --brokers "$BROKERS" \
+        --format "$format" --topic "native.$format"
+    pid=$BG_PID
+    sleep 1
+    kill -TERM "$pid"
+    wait "$pid" || fail "scrape --format $format exited $?"
+    kcat -b "$BROKERS" -C -t "native.$format" -e -q >"$T/native.$format" || fail "kcat native.$format"
+done
+jq -e -s 'map(select(.name == "rpc_duration_seconds_count")) | length > 0 and all(
+        .native_histogram == {"schema": 3, "zero_threshold": "0.001", "zero_count": "2",
+            "count": "14", "sum": "30.5", "positive": [[0, "3"], [1, "2"], [4, "6"]],
+            "negative": [[-2, "1"]]})' "$T/native.json" >/dev/null \
+    || fail "native histogram in json: $(grep -m1 rpc_duration_seconds_count "$T/native.json")"
+jq -e -s 'map(select(.name == "rpc_duration_seconds_bucket")) | map(.labels.le) | unique == ["+Inf", "0.5", "1"]' \
+    "$T/native.json" >/dev/null || fail "classic buckets of the native histogram missing"
+grep -q '^rpc_duration_seconds_count,instance=127.0.0.1:[0-9]*,job=native,service=api value=14,nh_schema=3i,nh_zero_threshold=0.001,nh_zero_count=2,nh_sum=30.5,nh_p0=3,nh_p1=2,nh_p4=6,nh_n-2=1 [0-9]*$' \
+    "$T/native.influx" || fail "native histogram in influx: $(grep -m1 rpc_duration_seconds_count "$T/native.influx")"
 echo "ok"
