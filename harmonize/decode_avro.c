@@ -53,6 +53,11 @@ static int fail_at(avro_reader *r, const char *what)
 
 static int read_long(avro_reader *r, int64_t *out)
 {
+    if (r->p < r->end && *r->p < 0x80) { /* lengths, counts, types: one byte */
+        unsigned b = *r->p++;
+        *out = (int64_t)(b >> 1) ^ -(int64_t)(b & 1);
+        return NDT_OK;
+    }
     uint64_t z = 0;
     for (int shift = 0; shift < 64; shift += 7) {
         if (r->p >= r->end)
@@ -174,10 +179,15 @@ static int read_sample(avro_reader *r, hdl_sample_fn fn, void *ctx, size_t *deli
         r->p = at;
         return fail_at(r, "sample without a name");
     }
-    char prefix[48];
-    snprintf(prefix, sizeof(prefix), "avro: byte %zu", (size_t)(at - r->start));
-    if ((rc = hdl_labels_sort(labels, s.nlabels, prefix, r->err, r->errlen)) != NDT_OK)
-        return rc;
+    size_t dup;
+    if (hdl_labels_sort(labels, s.nlabels, &dup) != NDT_OK) {
+        char why[120];
+        ndt_str name = labels[dup].name;
+        snprintf(why, sizeof(why), "label '%.*s' repeated", name.len > 64 ? 64 : (int)name.len,
+                 name.ptr);
+        r->p = at;
+        return fail_at(r, why);
+    }
     if (!fn)
         return NDT_OK;
     (*delivered)++;

@@ -58,21 +58,21 @@ static int fail(influx_reader *r, const char *what)
     return NDT_EBADCONF;
 }
 
-/* A name up to an unescaped byte of stop (or a space or newline, which
- * always end a name), unescaped into the scratch area.  eq_escapes: `\=`
- * is an escape here (tags and field keys, not the measurement). */
-static ndt_str read_name(influx_reader *r, const char *stop, int eq_escapes)
+/* A name up to an unescaped comma, space or newline (or '=' for tags and
+ * field keys), unescaped into the scratch area.  in_tag: `=` ends the
+ * name and `\=` is an escape (tags and field keys, not the measurement). */
+static ndt_str read_name(influx_reader *r, int in_tag)
 {
     char *first = r->scratch + r->used, *o = first;
     while (r->p < r->end) {
         char c = *r->p;
-        if (c == ' ' || c == '\n' || strchr(stop, c))
+        if (c == ' ' || c == '\n' || c == ',' || (c == '=' && in_tag))
             break;
         if (c == '\\' && r->end - r->p >= 2) {
             char n = r->p[1], out = 0;
             switch (n) {
             case ',': case ' ': out = n; break;
-            case '=': out = eq_escapes ? '=' : 0; break;
+            case '=': out = in_tag ? '=' : 0; break;
             case 't': out = '\t'; break;
             case 'n': out = '\n'; break;
             case 'r': out = '\r'; break;
@@ -103,11 +103,11 @@ static int read_tags(influx_reader *r, hdl_label *labels, size_t *nlabels)
             return fail(r, why);
         }
         hdl_label *l = &labels[*nlabels];
-        l->name = read_name(r, ",=", 1);
+        l->name = read_name(r, 1);
         if (r->p >= r->end || *r->p != '=')
             return fail(r, "tag without '='");
         r->p++;
-        l->value = read_name(r, ",=", 1);
+        l->value = read_name(r, 1);
         if (l->name.len == 0 || l->value.len == 0)
             return fail(r, "empty tag key or value");
         if (ndt_str_eq_cstr(l->name, "__name__"))
@@ -143,7 +143,8 @@ static int read_field_value(influx_reader *r, double *value, int *skip)
         return fail(r, "field without a value");
     static const char *const trues[] = { "t", "T", "true", "True", "TRUE" };
     static const char *const falses[] = { "f", "F", "false", "False", "FALSE" };
-    for (size_t i = 0; i < NDT_ARRAY_LEN(trues); i++) {
+    for (size_t i = 0; (*s == 't' || *s == 'T' || *s == 'f' || *s == 'F') &&
+                       i < NDT_ARRAY_LEN(trues); i++) {
         if (ndt_str_eq_cstr((ndt_str){ s, n }, trues[i]) ||
             ndt_str_eq_cstr((ndt_str){ s, n }, falses[i])) {
             *value = ndt_str_eq_cstr((ndt_str){ s, n }, trues[i]);
@@ -166,7 +167,7 @@ static int read_fields(influx_reader *r, influx_field *fields, size_t *nfields)
 {
     *nfields = 0;
     for (;;) {
-        ndt_str key = read_name(r, ",=", 1);
+        ndt_str key = read_name(r, 1);
         if (r->p >= r->end || *r->p != '=')
             return fail(r, "field without '='");
         if (key.len == 0)
@@ -230,7 +231,7 @@ static int read_line(influx_reader *r, hdl_sample_fn fn, void *ctx)
     size_t nlabels, nfields;
     int64_t ts_ms;
     r->used = 0;
-    ndt_str measurement = read_name(r, ",", 0);
+    ndt_str measurement = read_name(r, 0);
     if (measurement.len == 0)
         return fail(r, "line without a measurement");
     int rc = read_tags(r, labels, &nlabels);
@@ -242,10 +243,13 @@ static int read_line(influx_reader *r, hdl_sample_fn fn, void *ctx)
     if ((rc = read_fields(r, fields, &nfields)) != NDT_OK ||
         (rc = read_timestamp(r, &ts_ms)) != NDT_OK)
         return rc;
-    char prefix[48];
-    snprintf(prefix, sizeof(prefix), "influx: line %u", r->line);
-    if ((rc = hdl_labels_sort(labels, nlabels, prefix, r->err, r->errlen)) != NDT_OK)
-        return rc;
+    size_t dup;
+    if (hdl_labels_sort(labels, nlabels, &dup) != NDT_OK) {
+        char why[120];
+        snprintf(why, sizeof(why), "tag '%.*s' repeated",
+                 labels[dup].name.len > 64 ? 64 : (int)labels[dup].name.len, labels[dup].name.ptr);
+        return fail(r, why);
+    }
     for (size_t i = 0; i < nfields; i++) {
         if ((rc = emit(r, measurement, labels, nlabels, &fields[i], ts_ms, fn, ctx)) != NDT_OK)
             return rc;

@@ -483,7 +483,14 @@ static int read_message(json_reader *r, json_message *m)
         m->name = m->name_label;
     if (m->name.len == 0)
         return fail_at(r, r->p, "no metric name (\"name\" or labels.__name__)");
-    return hdl_labels_sort(m->labels, m->nlabels, "json", r->err, r->errlen);
+    size_t dup;
+    if (hdl_labels_sort(m->labels, m->nlabels, &dup) != NDT_OK) {
+        ndt_str name = m->labels[dup].name;
+        snprintf(r->err, r->errlen, "json: label '%.*s' repeated",
+                 name.len > 64 ? 64 : (int)name.len, name.ptr);
+        return NDT_EBADCONF;
+    }
+    return NDT_OK;
 }
 
 int hdl_decode_json(const char *msg, size_t len, hdl_sample_fn fn, void *ctx, char *err,

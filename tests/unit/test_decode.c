@@ -491,6 +491,9 @@ static void avro_malformed_is_badconf_never_a_crash(void **state)
         { "\x02j\x00\x00\x02\x02m\x02\x10__name__\x02v\x00", 20, "__name__ among the labels" },
         { "\x02j\x00\x00\x02\x02m\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00", 19,
           "negative MetricType" },
+        { "\x02j\x00\x00\x02\x02m\x04\x02" "a\x02x\x02" "a\x02y\x00"
+          "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+          27, "byte 5: label 'a' repeated" },
     };
     for (size_t i = 0; i < NDT_ARRAY_LEN(cases); i++)
         assert_bad(HDL_FORMAT_AVRO, cases[i].msg, cases[i].len, cases[i].want);
@@ -570,7 +573,7 @@ static void influx_malformed_is_badconf_with_line(void **state)
         { "ok value=1 1\nm,a value=1 1", "line 2: tag without '='" },
         { "m,a= value=1 1", "empty tag key or value" },
         { "m,__name__=x value=1 1", "tag __name__" },
-        { "m,a=1,a=2 value=1 1", "label 'a' repeated" },
+        { "m,a=1,a=2 value=1 1", "line 1: tag 'a' repeated" },
         { "m value 1", "field without '='" },
         { "m value= 1", "field without a value" },
         { "m =1 1", "empty field key" },
