@@ -69,6 +69,10 @@ export_ok() { # NAME ARGS...: runs export, fails the test on a non-zero exit
 export_ok sqlite-all --udr "sqlite:$T/udr.db" --service "$SVC" --from $BASE --to $((BASE + 580)) --out "$T/sqlite.csv"
 diff -u "$T/want.csv" "$T/sqlite.csv" >&2 || fail "SQLite export differs from what was written"
 [ -e "$T/sqlite.csv.tmp" ] && fail "a temporary file was left behind"
+# The export is a dataset the feature stage reads as it is.
+"$NDTPIPE" features --in "$T/sqlite.csv" --out "$T/features.csv" --trim none 2>"$T/features.err" ||
+    { cat "$T/features.err" >&2; fail "features refused the export"; }
+[ "$(wc -l <"$T/features.csv")" = 31 ] || fail "features kept $(wc -l <"$T/features.csv") lines of 31"
 
 # A sub-range in RFC 3339 (both ends inclusive, one with an offset), the
 # service by its local id, to stdout.
