@@ -619,6 +619,10 @@ static void detection_and_names(void **state)
     }
     hdl_format f;
     assert_int_equal(hdl_format_parse("protobuf", &f), NDT_EBADCONF);
+    char err[NDT_ERRBUF_SIZE];
+    assert_int_equal(hdl_decode(HDL_FORMAT_JSON, "{}", 2, NULL, NULL, err, sizeof(err)),
+                     NDT_ERROR);
+    assert_non_null(strstr(err, "no sample callback"));
     assert_int_equal(hdl_format_parse(NULL, &f), NDT_EBADCONF);
 }
 
