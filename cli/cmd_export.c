@@ -255,6 +255,9 @@ int cli_cmd_export(int argc, char **argv)
      * empty dataset from a fresh file instead of saying what is wrong. */
     if (strncmp(a.udr_url, "sqlite:", 7) == 0 && a.udr_url[7] && access(a.udr_url + 7, F_OK) != 0)
         return cli_usage_error(cmd, "--udr: no UDR at %s (%s)", a.udr_url + 7, strerror(errno));
+    if (strncmp(a.udr_url, "influx2:", 8) == 0)
+        return cli_usage_error(cmd, "--udr: the InfluxDB 2.x backend only writes; export reads "
+                                    "sqlite: or influx: (1.x) UDRs");
     udr *u;
     int rc = udr_open(&u, a.udr_url, NULL, err, sizeof(err));
     if (rc != NDT_OK) {

@@ -119,6 +119,8 @@ usage_error "unknown option" --udr "sqlite:$T/udr.db" --from 0 --to now --out - 
 usage_error "no UDR at $T/missing.db" --udr "sqlite:$T/missing.db" --from 0 --to now --out -
 [ -e "$T/missing.db" ] && fail "export created the missing SQLite UDR"
 usage_error "unknown scheme" --udr "mysql://x/y" --from 0 --to now --out -
+usage_error "only writes" --udr "influx2:http://127.0.0.1:1/org/bucket" --from 0 --to now --out -
+usage_error "2 Service entities" --udr "$INFLUX" --from 0 --to now --out -
 usage_error "2 Service entities" --udr "sqlite:$T/udr.db" --from 0 --to now --out "$T/no.csv"
 grep -qF -- "--service" "$T/bad.err" || fail "the ambiguity does not point to --service"
 [ -e "$T/no.csv" ] && fail "a failed export wrote its output"
