@@ -61,8 +61,8 @@ hdl_format hdl_decode_detect(const void *msg, size_t len)
 int hdl_decode(hdl_format format, const void *msg, size_t len, hdl_sample_fn fn, void *ctx,
                char *err, size_t errlen)
 {
-    if (!msg && len) {
-        snprintf(err, errlen, "decode: no message");
+    if ((!msg && len) || !fn) {
+        snprintf(err, errlen, "decode: %s", fn ? "no message" : "no sample callback");
         return NDT_ERROR;
     }
     if (format == HDL_FORMAT_AUTO)
@@ -77,9 +77,11 @@ int hdl_decode(hdl_format format, const void *msg, size_t len, hdl_sample_fn fn,
     }
 }
 
-int hdl_labels_sort(hdl_label *labels, size_t n, const char *prefix, char *err, size_t errlen)
+int hdl_labels_sort(hdl_label *labels, size_t n, size_t *repeated)
 {
     for (size_t i = 1; i < n; i++) {
+        if (ndt_str_cmp(labels[i - 1].name, labels[i].name) < 0)
+            continue; /* already in order: the usual case costs one compare */
         hdl_label cur = labels[i];
         size_t j = i;
         while (j > 0 && ndt_str_cmp(labels[j - 1].name, cur.name) > 0) {
@@ -90,8 +92,7 @@ int hdl_labels_sort(hdl_label *labels, size_t n, const char *prefix, char *err, 
     }
     for (size_t i = 1; i < n; i++) {
         if (ndt_str_eq(labels[i - 1].name, labels[i].name)) {
-            int shown = labels[i].name.len > 64 ? 64 : (int)labels[i].name.len;
-            snprintf(err, errlen, "%s: label '%.*s' repeated", prefix, shown, labels[i].name.ptr);
+            *repeated = i;
             return NDT_EBADCONF;
         }
     }

@@ -26,10 +26,11 @@ int hdl_decode_influx(const char *msg, size_t len, hdl_sample_fn fn, void *ctx, 
  * without delivering anything: hdl_decode_detect's question. */
 int hdl_avro_is_record(const char *msg, size_t len);
 
-/* Sorts labels by name (byte order) and refuses a repeated name: on
- * failure the repeated name is written to err after prefix.  Insertion
- * sort: producers almost always send them sorted already. */
-int hdl_labels_sort(hdl_label *labels, size_t n, const char *prefix, char *err, size_t errlen);
+/* Sorts labels by name (byte order) and refuses a repeated name:
+ * NDT_EBADCONF with *repeated set to the index of the second copy (the
+ * caller words the error, so the common path formats nothing).
+ * Insertion sort: producers almost always send labels sorted already. */
+int hdl_labels_sort(hdl_label *labels, size_t n, size_t *repeated);
 
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
 int64_t hdl_days_from_civil(int64_t year, int month, int day);
