@@ -410,6 +410,7 @@ static int om_sample(ingest_expo_parser *p, const char *s, const char *e)
 
     expo_sample_from_family(&sample, f, p->line);
     sample.name = name;
+    sample.native = NULL; /* text formats carry no native histogram */
     if (ingest_expo_scratch_commit(p, ns, &sample.labels, &sample.nlabels) != NDT_OK)
         return NDT_ERROR;
     if (om_value_and_timestamp(p, &s, e, &sample.value, &sample.timestamp_ms) != NDT_OK)

@@ -212,6 +212,7 @@ static int text_sample(ingest_expo_parser *p, const char *s, const char *e)
     }
     expo_sample_from_family(&sample, f, p->line);
     sample.name = name;
+    sample.native = NULL; /* text formats carry no native histogram */
 
     const char *vs = s;
     s = ingest_number_scan_decimal(vs, e, &sample.value);
