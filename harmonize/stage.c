@@ -45,6 +45,7 @@
 #include "common/config.h"
 #include "common/httpd.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "harmonize/decode.h"
 #include "harmonize/engine.h"
 #include "harmonize/harmonize.h"
@@ -138,6 +139,7 @@ struct hdl_stage {
     int64_t last_finish_ms;
     int64_t last_log_ms;
     int emit_failed;
+    int registered;               /* in the process's metrics registry */
     int64_t instants[STAGE_MAX_INSTANTS]; /* sample times written this batch */
     size_t ninstants;
     /* /metrics: rendered on the loop thread, copied out under the lock */
@@ -413,7 +415,7 @@ static void metric(ndt_buf *b, const char *name, const char *type, const char *h
 
 static void render_metrics(hdl_stage *st)
 {
-    if (!st->httpd)
+    if (!st->registered)
         return;
     hdl_engine_stats es;
     udr_stats us;
@@ -783,8 +785,17 @@ int hdl_stage_new(const hdl_options *o, hdl_stage **out, char *err, size_t errle
     st->offsets = rd_kafka_topic_partition_list_new(16);
     st->pending = rd_kafka_topic_partition_list_new(16);
     st->emit = (hdl_emit){ st, emit_points, emit_relation, emit_entity };
+    /* The stage's families join the process's registry (common/metrics.h),
+     * so one /metrics serves every stage of `ndtpipe run`. */
+    if (ndt_metrics_register(serve_metrics, st) != NDT_OK) {
+        snprintf(err, errlen, "too many metrics sources in this process");
+        rc = NDT_ERROR;
+        goto fail;
+    }
+    st->registered = 1;
+    render_metrics(st);
     if (st->o.listen && *st->o.listen) {
-        if ((rc = ndt_httpd_start(st->o.listen, serve_metrics, st, &st->httpd, err, errlen)) != NDT_OK)
+        if ((rc = ndt_httpd_start(st->o.listen, NULL, NULL, &st->httpd, err, errlen)) != NDT_OK)
             goto fail;
         ndt_log(NDT_LOG_INFO, STAGE, "serving own metrics", NDT_KV_STR("listen", st->o.listen),
                 NDT_KV_INT("port", ndt_httpd_port(st->httpd)));
@@ -802,6 +813,8 @@ void hdl_stage_destroy(hdl_stage *st)
         return;
     if (st->httpd)
         ndt_httpd_stop(st->httpd);
+    if (st->registered)
+        ndt_metrics_unregister(st);
     if (st->consumer) {
         rd_kafka_consumer_close(st->consumer);
         rd_kafka_destroy(st->consumer);
