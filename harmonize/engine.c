@@ -74,6 +74,7 @@ typedef struct relation {
 typedef struct entity {
     char *id;
     uint64_t hash;
+    uint64_t seq;          /* creation order: points come out in a stable order */
     size_t type;
     slot *slots;
     relation *rels;
@@ -276,6 +277,7 @@ static entity *entity_get(hdl_engine *e, const char *id, size_t len, size_t type
         return NULL;
     }
     en->hash = h;
+    en->seq = e->stats.entities;
     en->type = type;
     en->state = HDL_TWIN_UNBOUND;
     en->last_obs_ms = INT64_MIN;
@@ -847,7 +849,7 @@ static int outbox_cmp(const void *a, const void *b)
 {
     const outbox_entry *x = a, *y = b;
     if (x->e != y->e)
-        return x->e < y->e ? -1 : 1;
+        return x->e->seq < y->e->seq ? -1 : 1;
     if (x->ts != y->ts)
         return x->ts < y->ts ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;

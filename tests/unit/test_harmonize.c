@@ -23,7 +23,9 @@
 #include "common/buf.h"
 #include "harmonize/engine.h"
 #include "harmonize/rules.h"
+#include "harmonize/decode.h"
 #include "ingest/expo.h"
+#include "ingest/sink.h"
 #include "testbed/testbed.h"
 #include "udr/udr.h"
 
@@ -635,6 +637,142 @@ static void test_testbed_exposition(void **state)
     testbed_sim_destroy(sim);
 }
 
+/* ---- the three Kafka formats agree --------------------------------------- */
+
+typedef struct series_list {
+    ingest_series *series;
+    size_t n;
+    ndt_arena *arena;
+} series_list;
+
+/* A parsed sample as the scraper publishes it: __name__ first, then the
+ * labels with job and instance, sorted. */
+static int collect_series(void *ctx, const ingest_sample *is)
+{
+    series_list *l = ctx;
+    ingest_label *labels = ndt_arena_alloc(l->arena, (is->nlabels + 3) * sizeof(*labels));
+    assert_non_null(labels);
+    size_t n = 0;
+    labels[n++] = (ingest_label){ NDT_STR_LIT("__name__"), is->name };
+    labels[n++] = (ingest_label){ NDT_STR_LIT("instance"), NDT_STR_LIT("tb:80") };
+    labels[n++] = (ingest_label){ NDT_STR_LIT("job"), NDT_STR_LIT("testbed") };
+    for (size_t i = 0; i < is->nlabels; i++)
+        labels[n++] = is->labels[i];
+    qsort(labels + 1, n - 1, sizeof(*labels), label_cmp); /* same layout as hdl_label */
+    l->series[l->n++] = (ingest_series){ labels, n, is->value, 0, INGEST_TYPE_UNKNOWN };
+    return NDT_OK;
+}
+
+static int feed_decoded(void *ctx, const hdl_sample *s)
+{
+    fixture *f = ctx;
+    return hdl_engine_feed(f->engine, s, &f->emit);
+}
+
+/* Three scrapes of the testbed through each format's encoder (ingest) and
+ * decoder (harmonize/decode.h), and fed directly: the same points, the
+ * same fragments. */
+static void test_formats_agree(void **state)
+{
+    NDT_UNUSED(state);
+    static const hdl_format formats[] = { HDL_FORMAT_AUTO, HDL_FORMAT_AVRO, HDL_FORMAT_JSON,
+                                          HDL_FORMAT_INFLUX };
+    char err[NDT_ERRBUF_SIZE];
+    testbed_params p;
+    testbed_sim *sim;
+    ndt_arena arena;
+    ndt_buf text, msg;
+    series_list scrapes[3];
+    testbed_params_default(&p);
+    p.seed = 4;
+    assert_int_equal(testbed_sim_create(&p, &sim, err, sizeof(err)), NDT_OK);
+    ndt_arena_init(&arena, 1 << 16, 0);
+    ndt_buf_init(&text, 0);
+    ndt_buf_init(&msg, 0);
+    for (int k = 0; k < 3; k++) {
+        testbed_sim_advance(sim, 5.0 + k * 0.1);
+        assert_int_equal(testbed_expo_render(sim, &text), NDT_OK);
+        /* the arena keeps the text's strings: copy the text into it */
+        char *copy = ndt_arena_strndup(&arena, text.data, text.len);
+        ingest_expo_error perr;
+        scrapes[k] = (series_list){ ndt_arena_alloc(&arena, 4096 * sizeof(ingest_series)), 0, &arena };
+        assert_int_equal(ingest_expo_parse(copy, text.len, INGEST_EXPO_TEXT, &arena,
+                                           collect_series, &scrapes[k], &perr), NDT_OK);
+        for (size_t i = 0; i < scrapes[k].n; i++)
+            scrapes[k].series[i].timestamp_ms = 1767225600000 + k * 100;
+    }
+    char *points[4];
+    char *last_fragment[4];
+    for (size_t fi = 0; fi < NDT_ARRAY_LEN(formats); fi++) {
+        void *fs = NULL;
+        assert_int_equal(setup(&fs), 0);
+        fixture *f = fs;
+        ingest_avro_encoder *avro = NULL;
+        if (formats[fi] == HDL_FORMAT_AVRO)
+            assert_int_equal(ingest_avro_encoder_new(&avro, err, sizeof(err)), NDT_OK);
+        for (int k = 0; k < 3; k++) {
+            const series_list *l = &scrapes[k];
+            if (formats[fi] == HDL_FORMAT_AUTO) { /* direct: no encoding */
+                for (size_t i = 0; i < l->n; i++) {
+                    hdl_sample s = { l->series[i].labels[0].value,
+                                     (const hdl_label *)(l->series[i].labels + 1),
+                                     l->series[i].nlabels - 1, l->series[i].value,
+                                     l->series[i].timestamp_ms, HDL_TYPE_UNKNOWN, NULL };
+                    assert_int_equal(hdl_engine_feed(f->engine, &s, &f->emit), NDT_OK);
+                }
+            } else if (formats[fi] == HDL_FORMAT_AVRO) {
+                ingest_batch b = { NDT_STR_LIT("testbed"), NDT_STR_LIT("tb:80"),
+                                   l->series[0].timestamp_ms, l->series, l->n };
+                ndt_buf_reset(&msg);
+                assert_int_equal(ingest_encode_avro(avro, &b, -1, &msg), NDT_OK);
+                assert_int_equal(hdl_decode_detect(msg.data, msg.len), HDL_FORMAT_AVRO);
+                if (hdl_decode(HDL_FORMAT_AVRO, msg.data, msg.len, feed_decoded, f, err,
+                               sizeof(err)) != NDT_OK)
+                    fail_msg("avro: %s", err);
+            } else {
+                for (size_t i = 0; i < l->n; i++) {
+                    ndt_buf_reset(&msg);
+                    int rc = formats[fi] == HDL_FORMAT_JSON ? ingest_encode_json(&l->series[i], &msg)
+                                                            : ingest_encode_influx(&l->series[i], &msg);
+                    if (rc == NDT_AGAIN)
+                        continue; /* NaN/Inf: line protocol cannot carry it */
+                    assert_int_equal(rc, NDT_OK);
+                    assert_int_equal(hdl_decode_detect(msg.data, msg.len), formats[fi]);
+                    if (hdl_decode(formats[fi], msg.data, msg.len, feed_decoded, f, err,
+                                   sizeof(err)) != NDT_OK)
+                        fail_msg("%s: %s", hdl_format_name(formats[fi]), err);
+                }
+            }
+            finish(f, l->series[0].timestamp_ms);
+        }
+        points[fi] = strdup(f->out.points);
+        last_fragment[fi] = strdup(f->out.json[0]);
+        if (avro)
+            ingest_avro_encoder_free(avro);
+        teardown(&fs);
+    }
+    assert_true(strlen(points[0]) > 1000);
+    for (size_t fi = 1; fi < NDT_ARRAY_LEN(formats); fi++) {
+        if (strcmp(points[0], points[fi]) != 0) {
+            size_t at = 0;
+            while (points[0][at] == points[fi][at])
+                at++;
+            print_error("direct: ...%.200s\n%s: ...%.200s\n", points[0] + (at > 80 ? at - 80 : 0),
+                        hdl_format_name(formats[fi]), points[fi] + (at > 80 ? at - 80 : 0));
+            fail_msg("%s: the points differ from the direct feed", hdl_format_name(formats[fi]));
+        }
+        assert_string_equal(last_fragment[0], last_fragment[fi]);
+    }
+    for (size_t fi = 0; fi < NDT_ARRAY_LEN(formats); fi++) {
+        free(points[fi]);
+        free(last_fragment[fi]);
+    }
+    ndt_buf_free(&text);
+    ndt_buf_free(&msg);
+    ndt_arena_free(&arena);
+    testbed_sim_destroy(sim);
+}
+
 static char *read_fixture(const char *rel, size_t *len)
 {
     const char *dir = getenv("NDT_FIXTURES");
@@ -683,6 +821,7 @@ int main(void)
         cmocka_unit_test(test_rule_file_errors),
         cmocka_unit_test_setup_teardown(test_testbed_exposition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kube_state_metrics_fixture, setup, teardown),
+        cmocka_unit_test(test_formats_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
