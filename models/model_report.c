@@ -7,8 +7,8 @@
  * needs neither the dataset nor libxgboost's time.  The predicted-against-
  * observed scatter comes from the sample of test rows the registry keeps
  * (predictions.csv), when the entry has one.  Table VII (what-if deltas)
- * comes with `ndtpipe validate`, which will add its results to the
- * registry entry.  The Markdown and bar chart are written as NAME.tmp
+ * comes from the "validation" object `ndtpipe validate` adds to the
+ * registry entry; without one the report says how to get it.  The Markdown and bar chart are written as NAME.tmp
  * and renamed.
  */
 #include <errno.h>
@@ -35,6 +35,36 @@ static const char *jstr(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsString(v) ? v->valuestring : "?";
+}
+
+/* Table VII: the matched-pairs validation, when the model has one. */
+static void model_report_validation(FILE *f, const cJSON *v)
+{
+    const cJSON *sc;
+    if (!cJSON_IsObject(v)) {
+        fprintf(f, "## What-if validation (Table VII)\n\nNot validated yet: "
+                   "`ndtpipe validate --registry DIR --model ID --data FILE.csv`.\n");
+        return;
+    }
+    fprintf(f, "## What-if validation (Table VII)\n\nDeployment grade **%s** (on the "
+               "counterfactual answers; %s on matched samples), %.0f users, validated %s.\n\n",
+            jstr(v, "deployment_grade"), jstr(v, "matched_grade"), jnum(v, "users"),
+            jstr(v, "validated"));
+    fprintf(f, "| scenario | method | mean predicted delta (ms) | mean observed delta (ms) | "
+               "sign agreement | MAE of deltas (ms) | sensitivity |\n|---|---|---|---|---|---|---|\n");
+    cJSON_ArrayForEach(sc, cJSON_GetObjectItemCaseSensitive(v, "scenarios"))
+    {
+        static const char *const methods[] = { "matched", "counterfactual" };
+        for (int i = 0; i < 2; i++) {
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(sc, methods[i]);
+            fprintf(f, "| %s | %s | %.2f | %.2f | %.3f | %.2f | %s (%.2f) |\n", jstr(sc, "name"),
+                    methods[i], jnum(m, "mean_predicted_delta_ms"),
+                    jnum(m, "mean_observed_delta_ms"), jnum(m, "sign_agreement"),
+                    jnum(m, "mae_delta_ms"), jstr(m, "sensitivity_category"),
+                    jnum(m, "sensitivity"));
+        }
+    }
+    fprintf(f, "\n");
 }
 
 static void model_report_tables(FILE *f, const cJSON *root)
@@ -75,8 +105,8 @@ static void model_report_tables(FILE *f, const cJSON *root)
                 jnum(row, "pods"), jnum(row, "n"), jnum(row, "mae_ms"), jnum(row, "rmse_ms"),
                 jnum(row, "r2"));
     fprintf(f, "\n![MAE per regime](error-per-regime.svg)\n\n"
-               "![Predicted against observed](predicted-vs-observed.svg)\n\n"
-               "What-if deltas (Table VII) come with `ndtpipe validate` (not built yet).\n");
+               "![Predicted against observed](predicted-vs-observed.svg)\n\n");
+    model_report_validation(f, cJSON_GetObjectItemCaseSensitive(root, "validation"));
 }
 
 /* Bars of MAE per test regime on a log scale (errors span 10 ms .. 10 s). */

@@ -48,6 +48,11 @@ jq -e --slurpfile v "$T/v.json" '.deployment_grade == $v[0].deployment_grade
 run validate --registry "$T/reg" --model "$good" --data "$T/d.csv" >"$T/v.md" 2>/dev/null || fail "validate (Markdown)"
 grep -q "deployment grade $(jq -r .deployment_grade "$T/v.json")" "$T/v.md" || fail "Markdown: $(head -n 1 "$T/v.md")"
 grep -q '^| pods+1 | counterfactual | ' "$T/v.md" || fail "Markdown table"
+# report: Table VII from the registry entry.
+"$NDTPIPE" report --registry "$T/reg" --model "$good" --out "$T/rep" 2>/dev/null || fail "report"
+grep -q "^Deployment grade \*\*$(jq -r .deployment_grade "$T/v.json")\*\*" "$T/rep/report.md" || fail "report: no grade"
+sa=$(printf '%.3f' "$(jq '.scenarios[0].sign_agreement' "$T/v.json")")
+grep -q "^| pods+1 | counterfactual | .* | $sa | " "$T/rep/report.md" || fail "report: Table VII lacks sign agreement $sa"
 
 # A constant predictor: trained where every latency is 50 ms.
 awk -F, -v OFS=, 'NR > 1 { $9 = 50 } { print }' "$T/d.csv" >"$T/const.csv"
