@@ -56,6 +56,7 @@ echo "|---|---|---|---|---|---|---|"
 jq -r '.scenarios[] | . as $s | ("matched", "counterfactual") as $m | $s[$m] |
     "| \($s.name) | \($m) | \(.mean_predicted_delta_ms * 100 | round / 100) | \(.mean_observed_delta_ms * 100 | round / 100) | \(.sign_agreement * 1000 | round / 1000) | \(.mae_delta_ms * 100 | round / 100) | \(.sensitivity_category) (\(.sensitivity * 100 | round / 100)) |"' "$T/v.json"
 echo
-echo "| transition | pairs | observed delta (ms) | matched (ms) | counterfactual (ms) |"
-echo "|---|---|---|---|---|"
-jq -r '.scenarios[].transitions[] | "| \(.from_users) x \(.from_pods) -> \(.to_users) x \(.to_pods) | \(.n_pairs) | \(.mean_observed_delta_ms * 10 | round / 10) +- \(.se_observed_delta_ms * 10 | round / 10)\(if .direction == 0 then " (none)" else "" end) | \(.matched_mean_predicted_delta_ms * 10 | round / 10) | \(.counterfactual_mean_predicted_delta_ms * 10 | round / 10) |"' "$T/v.json"
+echo "| transition | pairs | observed delta (ms) | matched (ms) | counterfactual (ms) | sign agreement matched / counterfactual |"
+echo "|---|---|---|---|---|---|"
+jq -r 'def r3: if . == null then "-" else (. * 1000 | round / 1000) end;
+    .scenarios[].transitions[] | "| \(.from_users) x \(.from_pods) -> \(.to_users) x \(.to_pods) | \(.n_pairs) | \(.mean_observed_delta_ms * 10 | round / 10) +- \(.se_observed_delta_ms * 10 | round / 10)\(if .direction == 0 then " (none)" else "" end) | \(.matched_mean_predicted_delta_ms * 10 | round / 10) | \(.counterfactual_mean_predicted_delta_ms * 10 | round / 10) | \(.matched_sign_agreement | r3) / \(.counterfactual_sign_agreement | r3) |"' "$T/v.json"

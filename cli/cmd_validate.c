@@ -173,15 +173,15 @@ static void cli_validate_print(const model_validation *v, const char *id)
                    st[m]->mae_delta, model_sensitivity_name(st[m]->category), st[m]->sensitivity,
                    st[m]->n_pairs);
     }
-    printf("\n| transition | pairs | observed (ms) | matched (ms) | counterfactual (ms) |\n"
-           "|---|---|---|---|---|\n");
+    printf("\n| transition | pairs | observed (ms) | matched (ms) | counterfactual (ms) | "
+           "sign agreement matched / counterfactual |\n|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < v->nscenarios; i++)
         for (size_t j = 0; j < v->scenarios[i].ntransitions; j++) {
             const model_transition *t = &v->scenarios[i].transitions[j];
-            printf("| %d x %d -> %d x %d | %zu | %.2f +- %.2f%s | %.2f | %.2f |\n", t->from_users,
-                   t->from_pods, t->to_users, t->to_pods, t->n_pairs, t->mean_observed,
-                   t->se_observed, t->direction ? "" : " (no direction)", t->mean_matched,
-                   t->mean_counterfactual);
+            printf("| %d x %d -> %d x %d | %zu | %.2f +- %.2f%s | %.2f | %.2f | %.3f / %.3f |\n",
+                   t->from_users, t->from_pods, t->to_users, t->to_pods, t->n_pairs,
+                   t->mean_observed, t->se_observed, t->direction ? "" : " (no direction)",
+                   t->mean_matched, t->mean_counterfactual, t->sa_matched, t->sa_counterfactual);
         }
 }
 

@@ -340,6 +340,16 @@ static int run_scenario(const run_ctx *c, model_scenario *s, char *err, size_t e
             tr->mean_matched = msum / (double)n;
             tr->mean_counterfactual = csum / (double)n;
         }
+        tr->sa_matched = tr->sa_counterfactual = NAN;
+        if (tr->direction) {
+            size_t am = 0, ac = 0;
+            for (size_t i = 0; i < n; i++) {
+                am += matched[total + i] * tr->direction > 0;
+                ac += cf[total + i] * tr->direction > 0;
+            }
+            tr->sa_matched = (double)am / (double)n;
+            tr->sa_counterfactual = (double)ac / (double)n;
+        }
         total += n;
     }
     model_delta_stats_compute(s->transitions, s->ntransitions, matched, &s->matched);
@@ -468,6 +478,8 @@ static cJSON *validation_object(const model_validation *v)
             cJSON_AddNumberToObject(to, "direction", t->direction);
             add_number(to, "matched_mean_predicted_delta_ms", t->mean_matched);
             add_number(to, "counterfactual_mean_predicted_delta_ms", t->mean_counterfactual);
+            add_number(to, "matched_sign_agreement", t->sa_matched);
+            add_number(to, "counterfactual_sign_agreement", t->sa_counterfactual);
             cJSON_AddItemToArray(ts, to);
         }
         cJSON_AddItemToArray(arr, o);

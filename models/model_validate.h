@@ -77,6 +77,7 @@ typedef struct model_transition {
     double mean_observed, se_observed; /* ms */
     int direction;                     /* -1, +1, or 0 (not significant) */
     double mean_matched, mean_counterfactual; /* predicted, ms */
+    double sa_matched, sa_counterfactual;     /* sign agreement (NaN without a direction) */
 } model_transition;
 
 typedef struct model_scenario {

@@ -23,8 +23,9 @@
  * time for which MVA's queue seen on arrival equals the observed depth.
  * The other columns then scale with what MVA says about the change: CPU of
  * a pod with its utilisation, node CPU with the total throughput, memory
- * stays (it depends on placement, which the twin does not decide).  The
- * rules and their limits are in docs/MODELS.md ("Counterfactual engine").
+ * with the pod count (each replica brings its own runtime and model).
+ * The rules and their limits are in docs/MODELS.md ("Counterfactual
+ * engine").
  *
  * Pure computation, no allocation, thread-safe.  Cost O(users) per MVA
  * pass, about 15 passes per call.
@@ -155,6 +156,11 @@ int model_counterfactual(const feat_raw *current, const model_change *change, fe
     feat_raw after = *current;
     after.users = change->has_users ? change->users : current->users;
     after.pods = change->has_pods ? change->pods : current->pods;
+    /* Each replica loads its own runtime and model: memory in use follows
+     * the pod count, so the memory per pod (memory density) is kept. */
+    after.mem_system = current->mem_system * after.pods / current->pods;
+    if (after.mem_system > 100)
+        after.mem_system = 100;
     double s = service_time(current);
     if (!(s > 0) || current->depth <= WHATIF_MIN_DEPTH) {
         /* No load signal (an idle service, or every arrival found an
