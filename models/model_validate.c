@@ -355,9 +355,9 @@ static int run_scenario(const run_ctx *c, model_scenario *s, char *err, size_t e
     model_delta_stats_compute(s->transitions, s->ntransitions, matched, &s->matched);
     model_delta_stats_compute(s->transitions, s->ntransitions, cf, &s->counterfactual);
     if (s->matched.n_pairs == 0) {
-        snprintf(err, errlen, "scenario %s: no transition shows a change beyond its noise "
-                 "(%.0f standard errors); the data needs longer regimes", s->name,
-                 MODEL_VALIDATE_MIN_T);
+        snprintf(err, errlen, "scenario %s: no transition has %d steady rows on both sides and a "
+                 "change beyond its noise (%.0f standard errors); the data needs longer regimes",
+                 s->name, FEAT_MIN_REGIME_ROWS, MODEL_VALIDATE_MIN_T);
         rc = NDT_EBADCONF;
         goto done;
     }
