@@ -107,6 +107,8 @@ static void model_report_tables(FILE *f, const cJSON *root)
     fprintf(f, "\n![MAE per regime](error-per-regime.svg)\n\n"
                "![Predicted against observed](predicted-vs-observed.svg)\n\n");
     model_report_validation(f, cJSON_GetObjectItemCaseSensitive(root, "validation"));
+    if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "validation")))
+        fprintf(f, "\n![What-if deltas](whatif-deltas.svg)\n");
 }
 
 /* Bars of MAE per test regime on a log scale (errors span 10 ms .. 10 s). */
@@ -135,6 +137,66 @@ static void model_report_svg(FILE *f, const cJSON *root)
                 h + 36, jnum(row, "users"), jnum(row, "pods"));
         i++;
     }
+    fputs("</svg>\n", f);
+}
+
+/* Signed log axis: deltas span -500 .. +600 ms and the small ones matter. */
+static double model_symlog(double v) { return v < 0 ? -log10(1 - v) : log10(1 + v); }
+
+/* What-if deltas (Table VII's transitions): each transition's mean
+ * predicted delta against its mean observed delta, by both methods; the
+ * diagonal is a perfect answer, the off-sign quadrants wrong directions. */
+static void model_report_whatif_svg(FILE *f, const cJSON *root)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "validation"), *sc, *t;
+    double size = 360, pad = 50, lim = 1;
+    cJSON_ArrayForEach(sc, cJSON_GetObjectItemCaseSensitive(v, "scenarios"))
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(sc, "transitions"))
+    {
+        const char *keys[] = { "mean_observed_delta_ms", "matched_mean_predicted_delta_ms",
+                               "counterfactual_mean_predicted_delta_ms" };
+        for (int k = 0; k < 3; k++) {
+            double m = fabs(model_symlog(jnum(t, keys[k])));
+            if (isfinite(m) && m > lim)
+                lim = m;
+        }
+    }
+    lim = ceil(lim);
+#define WHATIF_AXIS(val) (pad + size / 2 + size / 2 * model_symlog(val) / lim)
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "font-family=\"sans-serif\" font-size=\"11\">\n", size + 2 * pad, size + 2 * pad);
+    fprintf(f, "<text x=\"%.0f\" y=\"16\">What-if deltas per transition (ms, signed log): "
+               "predicted against observed</text>\n", pad);
+    fprintf(f, "<text x=\"%.0f\" y=\"32\" fill=\"#4477aa\">o matched</text>"
+               "<text x=\"%.0f\" y=\"32\" fill=\"#cc6677\">+ counterfactual</text>\n",
+            pad, pad + 90);
+    for (double e = -1; e < lim; e++)
+        for (int sign = -1; sign <= (e < 0 ? -1 : 1); sign += 2) {
+            double val = e < 0 ? 0 : sign * pow(10, e), p = WHATIF_AXIS(val);
+            fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" stroke=\"#eee\"/>"
+                       "<text x=\"%.1f\" y=\"%.0f\" font-size=\"9\">%g</text>\n",
+                    p, p, pad, pad + size, p - 6, pad + size + 14, val);
+            fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+                       "<text x=\"4\" y=\"%.1f\" font-size=\"9\">%g</text>\n",
+                    pad, pad + size, size + 2 * pad - p, size + 2 * pad - p,
+                    size + 2 * pad - p + 3, val);
+        }
+    fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#999\"/>\n", pad,
+            pad + size, pad + size, pad);
+    cJSON_ArrayForEach(sc, cJSON_GetObjectItemCaseSensitive(v, "scenarios"))
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(sc, "transitions"))
+    {
+        double x = WHATIF_AXIS(jnum(t, "mean_observed_delta_ms"));
+        double ym = size + 2 * pad - WHATIF_AXIS(jnum(t, "matched_mean_predicted_delta_ms"));
+        double yc = size + 2 * pad - WHATIF_AXIS(jnum(t, "counterfactual_mean_predicted_delta_ms"));
+        if (isfinite(x) && isfinite(ym))
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"none\" stroke=\"#4477aa\"/>\n",
+                    x, ym);
+        if (isfinite(x) && isfinite(yc))
+            fprintf(f, "<path d=\"M%.1f %.1fh6M%.1f %.1fv6\" stroke=\"#cc6677\"/>\n", x - 3, yc,
+                    x, yc - 3);
+    }
+#undef WHATIF_AXIS
     fputs("</svg>\n", f);
 }
 
@@ -288,6 +350,9 @@ int model_report_write(const char *dir, const char *id, const char *out_dir, cha
     rc = model_report_file(out_dir, "report.md", model_report_tables, root, err, errlen);
     if (rc == NDT_OK)
         rc = model_report_file(out_dir, "error-per-regime.svg", model_report_svg, root, err, errlen);
+    if (rc == NDT_OK && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "validation")))
+        rc = model_report_file(out_dir, "whatif-deltas.svg", model_report_whatif_svg, root, err,
+                               errlen);
     snprintf(path, sizeof(path), "%s/%s/predictions.csv", dir, id);
     if (rc == NDT_OK && model_sample_load(path, &sample) == NDT_OK)
         rc = model_report_scatter_file(out_dir, &sample, err, errlen);

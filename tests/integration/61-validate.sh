@@ -53,6 +53,8 @@ grep -q '^| pods+1 | counterfactual | ' "$T/v.md" || fail "Markdown table"
 grep -q "^Deployment grade \*\*$(jq -r .deployment_grade "$T/v.json")\*\*" "$T/rep/report.md" || fail "report: no grade"
 sa=$(printf '%.3f' "$(jq '.scenarios[0].sign_agreement' "$T/v.json")")
 grep -q "^| pods+1 | counterfactual | .* | $sa | " "$T/rep/report.md" || fail "report: Table VII lacks sign agreement $sa"
+nt=$(jq '[.scenarios[].transitions[]] | length' "$T/v.json")
+[ "$(grep -c '<circle ' "$T/rep/whatif-deltas.svg")" -eq "$nt" ] || fail "report: whatif-deltas.svg lacks the $nt transitions"
 
 # A constant predictor: trained where every latency is 50 ms.
 awk -F, -v OFS=, 'NR > 1 { $9 = 50 } { print }' "$T/d.csv" >"$T/const.csv"
