@@ -55,6 +55,27 @@ int model_xgb_save_buffer(model_xgb *m, char **buf, size_t *len, char *err, size
 int model_xgb_load_file(const char *path, int threads, model_xgb **out, char *err, size_t errlen);
 void model_xgb_free(model_xgb *m);
 
+/* The compiled tree predictor (models/model_trees.c): an XGBoost model
+ * laid out flat and walked without XGBoost.  Its output equals XGBoost's
+ * (same float comparisons, missing = NaN takes the default direction, same
+ * float sum from base_score in tree order); only gbtree models with an
+ * identity-link objective (reg:squarederror, ...) compile.  Immutable
+ * once built: predictions may run from several threads at once. */
+typedef struct model_trees model_trees;
+#define MODEL_TREES_SPARSE 1u /* force the general layout (tests, bench) */
+/* From XGBoost's JSON model text (XGBoosterSaveModelToBuffer "json");
+ * NDT_EBADCONF with the reason when it is not one that compiles. */
+int model_trees_from_json(const char *json, size_t len, unsigned flags, model_trees **out,
+                          char *err, size_t errlen);
+int model_trees_from_xgb(model_xgb *m, unsigned flags, model_trees **out, char *err, size_t errlen);
+/* x has model_trees_nfeatures() floats; NaN means missing. */
+float model_trees_predict_row(const model_trees *t, const float *x);
+void model_trees_predict(const model_trees *t, const float *x, size_t n, double *out);
+int model_trees_nfeatures(const model_trees *t);
+size_t model_trees_count(const model_trees *t);
+int model_trees_is_complete(const model_trees *t);
+void model_trees_free(model_trees *t);
+
 /* Pointwise metrics in ms. */
 typedef struct model_metrics {
     size_t n;
