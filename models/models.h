@@ -63,6 +63,7 @@ void model_xgb_free(model_xgb *m);
  * once built: predictions may run from several threads at once. */
 typedef struct model_trees model_trees;
 #define MODEL_TREES_SPARSE 1u /* force the general layout (tests, bench) */
+#define MODEL_TREES_SCALAR 2u /* no SIMD walk even where the CPU has one */
 /* From XGBoost's JSON model text (XGBoosterSaveModelToBuffer "json");
  * NDT_EBADCONF with the reason when it is not one that compiles. */
 int model_trees_from_json(const char *json, size_t len, unsigned flags, model_trees **out,
@@ -74,6 +75,7 @@ void model_trees_predict(const model_trees *t, const float *x, size_t n, double 
 int model_trees_nfeatures(const model_trees *t);
 size_t model_trees_count(const model_trees *t);
 int model_trees_is_complete(const model_trees *t);
+int model_trees_is_simd(const model_trees *t);
 void model_trees_free(model_trees *t);
 
 /* Pointwise metrics in ms. */

@@ -5,7 +5,8 @@
  * referee is XGBoost's own XGBoosterPredictFromDense on a fresh booster
  * loaded from the saved bytes.  Both layouts (complete and sparse) are
  * held to 1e-6 on random rows, rows with missing values (the learnt
- * default directions) and rows shaped like the feature stage's; in
+ * default directions) and rows shaped like the feature stage's, in the
+ * complete layout's SIMD (where the CPU has AVX2) and scalar walks; in
  * practice the outputs are bit-identical, which is asserted too.  Bad
  * JSON is refused with a reason.
  */
@@ -108,15 +109,18 @@ static model_trees *compile(BoosterHandle b, unsigned flags)
     return t;
 }
 
-/* Compares both layouts with XGBoost on n rows; returns the worst diff. */
+/* Compares every layout and walk with XGBoost on n rows. */
 static void check_rows(BoosterHandle b, const float *x, size_t n)
 {
     float *want = malloc(n * sizeof(float));
     double *got = malloc(n * sizeof(double));
     xgb_dense(b, x, n, want);
-    for (int layout = 0; layout < 2; layout++) {
-        model_trees *t = compile(b, layout ? MODEL_TREES_SPARSE : 0);
-        assert_int_equal(model_trees_is_complete(t), !layout);
+    static const unsigned layouts[] = { 0, MODEL_TREES_SCALAR, MODEL_TREES_SPARSE };
+    for (int layout = 0; layout < 3; layout++) {
+        model_trees *t = compile(b, layouts[layout]);
+        assert_int_equal(model_trees_is_complete(t), layout < 2);
+        if (layout > 0)
+            assert_false(model_trees_is_simd(t));
         model_trees_predict(t, x, n, got);
         size_t exact = 0;
         for (size_t i = 0; i < n; i++) {
