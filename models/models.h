@@ -55,6 +55,45 @@ int model_xgb_save_buffer(model_xgb *m, char **buf, size_t *len, char *err, size
 int model_xgb_load_file(const char *path, int threads, model_xgb **out, char *err, size_t errlen);
 void model_xgb_free(model_xgb *m);
 
+/* The DNN (models/model_dnn.c, docs/MODELS.md): 256-128-64 ReLU units
+ * with batch normalisation and dropout, Huber loss, Adam, mini-batches,
+ * standardised inputs and target; OpenBLAS does the matrix products.
+ * Same data, parameters and seed: same model bytes. */
+#define MODEL_DNN_DEFAULT_EPOCHS 60
+#define MODEL_DNN_DEFAULT_BATCH 256
+#define MODEL_DNN_DEFAULT_LR 1e-3
+#define MODEL_DNN_DEFAULT_DROPOUT 0.3
+#define MODEL_DNN_MAX_EPOCHS 100000
+#define MODEL_DNN_MAX_BATCH 65536
+
+typedef struct model_dnn_params {
+    int epochs;
+    int batch;
+    double lr;
+    double dropout;     /* 0 <= p < 1, after every hidden layer */
+    double huber_delta; /* in standard deviations of the target */
+    int threads;        /* OpenBLAS threads; 0: its default */
+    uint64_t seed;
+} model_dnn_params;
+
+void model_dnn_params_default(model_dnn_params *p);
+
+typedef struct model_dnn model_dnn;
+
+/* Trains on x[n][FEAT_DIM] and targets y[n]; progress is per epoch. */
+int model_dnn_train(const float *x, const float *y, size_t n, const model_dnn_params *p,
+                    model_progress_fn progress, void *ctx, model_dnn **out, char *err,
+                    size_t errlen);
+int model_dnn_predict(const model_dnn *m, const float *x, size_t n, double *out, char *err,
+                      size_t errlen);
+/* The versioned, checksummed model.dnn bytes (malloc'ed). */
+int model_dnn_save_buffer(const model_dnn *m, char **buf, size_t *len, char *err, size_t errlen);
+/* NDT_EBADCONF naming the problem for a corrupt or foreign file. */
+int model_dnn_load_buffer(const char *buf, size_t len, model_dnn **out, char *err, size_t errlen);
+int model_dnn_load_file(const char *path, model_dnn **out, char *err, size_t errlen);
+const model_dnn_params *model_dnn_get_params(const model_dnn *m);
+void model_dnn_free(model_dnn *m);
+
 /* The compiled tree predictor (models/model_trees.c): an XGBoost model
  * laid out flat and walked without XGBoost.  Its output equals XGBoost's
  * (same float comparisons, missing = NaN takes the default direction, same
