@@ -494,8 +494,10 @@ fail:
 int model_dnn_predict(const model_dnn *m, const float *x, size_t n, double *out, char *err,
                       size_t errlen)
 {
-    const int C = DNN_PREDICT_CHUNK;
-    float *buf[2] = { malloc((size_t)C * 256 * sizeof(float)), malloc((size_t)C * 256 * sizeof(float)) };
+    /* a chunk of rows at a time: bounded scratch whatever n (one row: 2 kB) */
+    const int C = n < DNN_PREDICT_CHUNK ? (n ? (int)n : 1) : DNN_PREDICT_CHUNK;
+    const size_t width = (size_t)dnn_hidden[0];
+    float *buf[2] = { malloc((size_t)C * width * sizeof(float)), malloc((size_t)C * width * sizeof(float)) };
     if (!buf[0] || !buf[1]) {
         free(buf[0]);
         free(buf[1]);
