@@ -45,6 +45,7 @@
 
 #include "models/models.h"
 
+
 #define DNN_LAYERS 3
 #define DNN_MAGIC "NDTDNN\0\0"
 #define DNN_VERSION 1u
@@ -284,42 +285,71 @@ static float *dnn_grad_of(const model_dnn *m, const dnn_work *w, const float *pa
     return w->grad + (param - m->params_buf);
 }
 
-/* Forward pass of one training batch: batch statistics, dropout on. */
+/* Dropout masks, 16 random bits an element (four per draw): drop when
+ * the bits fall under p * 65536.  Keeps the generator off the profile. */
+static void dnn_dropout_masks(float *mask, size_t n, double p, uint64_t *rng)
+{
+    const uint32_t cut = (uint32_t)(p * 65536.0);
+    const float keep = p < 1 ? (float)(1.0 / (1.0 - p)) : 0;
+    uint64_t bits = 0;
+    for (size_t k = 0; k < n; k++) {
+        if ((k & 3) == 0)
+            bits = dnn_next(rng);
+        mask[k] = (uint32_t)(bits & 0xffff) < cut ? 0.0f : keep;
+        bits >>= 16;
+    }
+}
+
+/* Forward pass of one training batch: batch statistics, dropout on.
+ * Loops run along rows (unit j innermost) so they vectorise; the sums are
+ * doubles in a fixed order. */
 static void dnn_forward_train(model_dnn *m, dnn_work *w, uint64_t *rng)
 {
     const int B = w->batch;
-    const float keep = (float)(1.0 - m->params.dropout), scale = keep > 0 ? 1.0f / keep : 0;
+    double sum[256], sq[256];
     for (int l = 0; l < DNN_LAYERS; l++) {
         const dnn_layer *L = &m->layer[l];
         const int out = L->out;
+        float *restrict z = w->z[l], *restrict mu = w->mu[l], *restrict inv = w->inv_std[l];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, out, L->in, 1.0f, w->a[l], L->in,
-                    L->w, out, 0.0f, w->z[l], out);
-        for (int j = 0; j < out; j++) {
-            double s = 0, ss = 0;
-            for (int i = 0; i < B; i++)
-                s += w->z[l][(size_t)i * out + j];
-            double mu = s / B;
-            for (int i = 0; i < B; i++) {
-                double d = w->z[l][(size_t)i * out + j] - mu;
-                ss += d * d;
+                    L->w, out, 0.0f, z, out);
+        for (int j = 0; j < out; j++)
+            sum[j] = sq[j] = 0;
+        for (int i = 0; i < B; i++) {
+            const float *zr = z + (size_t)i * out;
+            for (int j = 0; j < out; j++)
+                sum[j] += zr[j];
+        }
+        for (int j = 0; j < out; j++)
+            mu[j] = (float)(sum[j] / B);
+        for (int i = 0; i < B; i++) {
+            const float *zr = z + (size_t)i * out;
+            for (int j = 0; j < out; j++) {
+                double d = zr[j] - mu[j];
+                sq[j] += d * d;
             }
-            double var = ss / B;
-            w->mu[l][j] = (float)mu;
-            w->inv_std[l][j] = (float)(1.0 / sqrt(var + DNN_BN_EPS));
-            m->running_mean[l][j] = DNN_BN_MOMENTUM * m->running_mean[l][j] + (1 - DNN_BN_MOMENTUM) * (float)mu;
+        }
+        for (int j = 0; j < out; j++) {
+            double var = sq[j] / B;
+            inv[j] = (float)(1.0 / sqrt(var + DNN_BN_EPS));
+            m->running_mean[l][j] = DNN_BN_MOMENTUM * m->running_mean[l][j] + (1 - DNN_BN_MOMENTUM) * mu[j];
             m->running_var[l][j] = DNN_BN_MOMENTUM * m->running_var[l][j] + (1 - DNN_BN_MOMENTUM) * (float)var;
         }
-        for (int i = 0; i < B; i++)
+        dnn_dropout_masks(w->mask[l], (size_t)B * out, m->params.dropout, rng);
+        float *restrict zhat = w->zhat[l], *restrict yv = w->y[l], *restrict next = w->a[l + 1];
+        const float *restrict mask = w->mask[l], *restrict gamma = L->gamma, *restrict beta = L->beta;
+        for (int i = 0; i < B; i++) {
+            const size_t row = (size_t)i * out;
+            const float *zr = z + row, *mr = mask + row;
+            float *zhr = zhat + row, *yr = yv + row, *nr = next + row;
             for (int j = 0; j < out; j++) {
-                size_t k = (size_t)i * out + j;
-                float zh = (w->z[l][k] - w->mu[l][j]) * w->inv_std[l][j];
-                float y = L->gamma[j] * zh + L->beta[j];
-                float mask = dnn_uniform(rng) < m->params.dropout ? 0.0f : scale;
-                w->zhat[l][k] = zh;
-                w->y[l][k] = y;
-                w->mask[l][k] = mask;
-                w->a[l + 1][k] = (y > 0 ? y : 0) * mask;
+                float zh = (zr[j] - mu[j]) * inv[j];
+                float y = gamma[j] * zh + beta[j];
+                zhr[j] = zh;
+                yr[j] = y;
+                nr[j] = (y > 0 ? y : 0) * mr[j];
             }
+        }
     }
     const int last = m->layer[DNN_LAYERS - 1].out;
     for (int i = 0; i < B; i++) {
@@ -363,24 +393,36 @@ static void dnn_backward(const model_dnn *m, dnn_work *w)
         const int out = L->out;
         float *ggamma = dnn_grad_of(m, w, L->gamma), *gbeta = dnn_grad_of(m, w, L->beta);
         /* through dropout and ReLU: dY */
+        float *restrict dy = w->dtmp, *restrict dz = w->dz;
+        const float *restrict da = w->da, *restrict yv = w->y[l], *restrict mask = w->mask[l];
+        const float *restrict zhat = w->zhat[l];
         for (size_t k = 0; k < (size_t)B * out; k++)
-            w->dtmp[k] = w->y[l][k] > 0 ? w->da[k] * w->mask[l][k] : 0;
-        /* batch normalisation's backward, per unit */
+            dy[k] = yv[k] > 0 ? da[k] * mask[k] : 0;
+        /* batch normalisation's backward: per-unit sums along rows, then
+         * dZ = gamma * inv_std / B * (B dY - sum dY - zhat sum dY zhat) */
+        double sdy[256], sdyz[256];
+        for (int j = 0; j < out; j++)
+            sdy[j] = sdyz[j] = 0;
+        for (int i = 0; i < B; i++) {
+            const float *dyr = dy + (size_t)i * out, *zr = zhat + (size_t)i * out;
+            for (int j = 0; j < out; j++) {
+                sdy[j] += dyr[j];
+                sdyz[j] += (double)dyr[j] * zr[j];
+            }
+        }
+        float c[256], fsdy[256], fsdyz[256];
         for (int j = 0; j < out; j++) {
-            double sdy = 0, sdyz = 0;
-            for (int i = 0; i < B; i++) {
-                size_t k = (size_t)i * out + j;
-                sdy += w->dtmp[k];
-                sdyz += (double)w->dtmp[k] * w->zhat[l][k];
-            }
-            ggamma[j] = (float)sdyz;
-            gbeta[j] = (float)sdy;
-            /* dZ = gamma * inv_std / B * (B dY - sum dY - zhat sum dY zhat) */
-            float c = L->gamma[j] * w->inv_std[l][j] / B;
-            for (int i = 0; i < B; i++) {
-                size_t k = (size_t)i * out + j;
-                w->dz[k] = c * (float)(B * (double)w->dtmp[k] - sdy - w->zhat[l][k] * sdyz);
-            }
+            ggamma[j] = (float)sdyz[j];
+            gbeta[j] = (float)sdy[j];
+            c[j] = L->gamma[j] * w->inv_std[l][j] / B;
+            fsdy[j] = (float)sdy[j];
+            fsdyz[j] = (float)sdyz[j];
+        }
+        for (int i = 0; i < B; i++) {
+            const float *dyr = dy + (size_t)i * out, *zr = zhat + (size_t)i * out;
+            float *dzr = dz + (size_t)i * out;
+            for (int j = 0; j < out; j++)
+                dzr[j] = c[j] * ((float)B * dyr[j] - fsdy[j] - zr[j] * fsdyz[j]);
         }
         /* dW = A^T dZ; dA (for the layer below) = dZ W^T */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L->in, out, B, 1.0f, w->a[l], L->in,
@@ -393,14 +435,18 @@ static void dnn_backward(const model_dnn *m, dnn_work *w)
 
 static void dnn_adam(model_dnn *m, dnn_work *w, long step)
 {
-    const double lr = m->params.lr, c1 = 1 - pow(DNN_ADAM_B1, (double)step),
-                 c2 = 1 - pow(DNN_ADAM_B2, (double)step);
-    for (size_t i = 0; i < m->nparams; i++) {
-        double g = w->grad[i];
-        w->adam_m[i] = DNN_ADAM_B1 * w->adam_m[i] + (1 - DNN_ADAM_B1) * g;
-        w->adam_v[i] = DNN_ADAM_B2 * w->adam_v[i] + (1 - DNN_ADAM_B2) * g * g;
-        double mh = w->adam_m[i] / c1, vh = w->adam_v[i] / c2;
-        m->params_buf[i] -= (float)(lr * mh / (sqrt(vh) + DNN_ADAM_EPS));
+    const double c1 = 1 - pow(DNN_ADAM_B1, (double)step), c2 = 1 - pow(DNN_ADAM_B2, (double)step);
+    /* lr folded with the bias corrections: lr * m/c1 / (sqrt(v/c2) + eps) */
+    const double lr = m->params.lr / c1, rc2 = 1 / sqrt(c2);
+    float *restrict param = m->params_buf;
+    const float *restrict grad = w->grad;
+    double *restrict am = w->adam_m, *restrict av = w->adam_v;
+    const size_t n = m->nparams;
+    for (size_t i = 0; i < n; i++) {
+        double g = grad[i];
+        am[i] = DNN_ADAM_B1 * am[i] + (1 - DNN_ADAM_B1) * g;
+        av[i] = DNN_ADAM_B2 * av[i] + (1 - DNN_ADAM_B2) * g * g;
+        param[i] -= (float)(lr * am[i] / (sqrt(av[i]) * rc2 + DNN_ADAM_EPS));
     }
 }
 

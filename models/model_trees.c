@@ -274,6 +274,14 @@ static int tree_src_read(const cJSON *tree, int nfeatures, tree_src *t, char *er
         t->cond[i] = (float)v[3][i];
         t->default_left[i] = v[4][i] != 0;
     }
+    /* categorical splits test set membership, not x < split: refused */
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(tree, "split_type");
+    for (const cJSON *e = cJSON_IsArray(types) ? types->child : NULL; e; e = e->next)
+        if (!cJSON_IsNumber(e) || e->valuedouble != 0) {
+            free(seen);
+            trees_fail(err, errlen, "a tree has %s, which do not compile", "categorical splits");
+            goto done;
+        }
     t->depth = tree_depth(t, 0, seen, 0);
     free(seen);
     if (t->depth < 0) {
