@@ -41,6 +41,11 @@ jq -e '.kind == "dnn" and .model == "dnn" and .parameters.hidden_layers == [256,
     and (.features.names | length == 7)' "$T/reg/$id/model.json" >/dev/null \
     || fail "model.json: $(cat "$T/reg/$id/model.json")"
 
+# report reads the DNN's entry like XGBoost's, with the DNN's parameters.
+"$NDTPIPE" report --registry "$T/reg" --model "$id" --out "$T/rep" 2>"$T/rep.log" || fail "report: $(cat "$T/rep.log")"
+grep -q '256-128-64, 8 epochs, batch 256' "$T/rep/report.md" || fail "report: $(head -n 3 "$T/rep/report.md")"
+[ "$(grep -c '^| 600 | [1-6] | ' "$T/rep/report.md")" -eq 6 ] || fail "report: per-regime table"
+
 # Same seed, same data: the same bytes and metrics.
 run train "${split[@]}" --model dnn --registry "$T/reg2" --json "${small[@]}" >"$T/m2.json" 2>/dev/null || fail "second train"
 id2=$(jq -r .model_id "$T/m2.json")

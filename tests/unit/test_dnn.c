@@ -1,7 +1,8 @@
 /*
  * test_dnn.c: the DNN recovers a known law on held-out rows, a fixed seed
  * gives the same model bytes (and another seed other bytes), a saved
- * model predicts exactly as before saving, and corrupt, truncated or
+ * model predicts exactly as before saving, a registered one is served
+ * (model_predictor) with the same numbers, and corrupt, truncated or
  * foreign model files are refused with a reason.
  */
 #include <stdarg.h>
@@ -173,6 +174,49 @@ static void same_seed_same_bytes_and_round_trip(void **state)
     data_free(&train);
 }
 
+/* Registered and served: model_predictor_load answers what the trained
+ * model answered, baseline included; XGBoost's loader refuses the entry. */
+static void registry_entry_serves_the_same_numbers(void **state)
+{
+    (void)state;
+    data train = data_make(600);
+    model_dnn_params p = small_params();
+    p.epochs = 3;
+    model_dnn *m = NULL;
+    model_predictor *served = NULL;
+    model_xgb *xgb = NULL;
+    char err[512], dir[] = "/tmp/ndt-test-dnn-registry-XXXXXX", cmd[600], *bytes;
+    size_t len;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(model_dnn_train(train.x, train.y, train.n, &p, NULL, NULL, &m, err, sizeof(err)), NDT_OK);
+    assert_int_equal(model_dnn_save_buffer(m, &bytes, &len, err, sizeof(err)), NDT_OK);
+    model_info info = { .kind = "dnn", .dnn = &p, .n_train = train.n, .created_s = 1767225600,
+                        .baseline = FEAT_BASELINE_BACKLOG };
+    model_make_id("dnn", info.created_s, bytes, len, info.id, sizeof(info.id));
+    assert_int_equal(model_registry_save(dir, &info, bytes, len, err, sizeof(err)), NDT_OK);
+    assert_int_equal(model_predictor_load(dir, info.id, &served, err, sizeof(err)), NDT_OK);
+    assert_string_equal(model_predictor_kind(served), "dnn");
+    for (size_t i = 0; i < 50; i++) {
+        double want, got, x[FEAT_DIM];
+        float xf[FEAT_DIM];
+        feat_compute(&train.rows[i], x);
+        for (int j = 0; j < FEAT_DIM; j++)
+            xf[j] = (float)x[j];
+        assert_int_equal(model_dnn_predict(m, xf, 1, &want, err, sizeof(err)), NDT_OK);
+        want = feat_target_inverse(want + feat_baseline_value(FEAT_BASELINE_BACKLOG, x));
+        assert_int_equal(model_predictor_predict_ms(served, &train.rows[i], &got, err, sizeof(err)), NDT_OK);
+        assert_true(got == want);
+    }
+    assert_int_equal(model_registry_load(dir, info.id, 1, &xgb, &info.baseline, err, sizeof(err)), NDT_EBADCONF);
+    assert_non_null(strstr(err, "dnn"));
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(bytes);
+    model_predictor_free(served);
+    model_dnn_free(m);
+    data_free(&train);
+}
+
 static void bad_parameters_are_refused(void **state)
 {
     (void)state;
@@ -193,6 +237,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(dnn_recovers_a_known_law),
         cmocka_unit_test(same_seed_same_bytes_and_round_trip),
+        cmocka_unit_test(registry_entry_serves_the_same_numbers),
         cmocka_unit_test(bad_parameters_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
