@@ -53,7 +53,7 @@
 #define MODEL_TREES_COMPLETE_MAX_BYTES (256u << 20)
 #define MODEL_TREES_MAX_NODES (1u << 24) /* one tree */
 #define MODEL_TREES_MAX_TREES 1000000u
-#define MODEL_TREES_MAX_FEATURES 32767 /* 15 bits; bit 15 is the default direction */
+#define MODEL_TREES_MAX_FEATURES 65535 /* a sparse node holds the feature in 16 bits */
 #define MODEL_TREES_MAX_NESTING 64
 #define MODEL_TREES_LOCKSTEP 8
 #define BLOCK_HEIGHT 4 /* levels of a tree in one 64-byte block: 15 words */
