@@ -5,7 +5,10 @@ The dashboards are committed as JSON (what Grafana reads); this script is
 their source, so that every panel is one line of intent here rather than a
 hundred lines of JSON edited by hand.  Run it after changing it:
 
-    python3 deploy/grafana/generate.py
+    python3 deploy/grafana/generate.py [OUT_DIR]
+
+(OUT_DIR defaults to deploy/grafana/dashboards; the test regenerates into a
+temporary directory and compares, so the JSON never drifts from here.)
 
 Every query is InfluxQL against the layout ndtpipe's UDR writes
 (docs/DATA-MODEL.md, udr/udr_influx.c): one measurement per entity type,
@@ -20,6 +23,7 @@ against a real influxd filled through the UDR library.
 """
 import json
 import os
+import sys
 
 DS = {"type": "influxdb", "uid": "ndt-influxdb"}
 ENTITY_TYPES = ["InfrastructureElement", "ServiceComponent", "Service",
@@ -458,7 +462,8 @@ def whatif():
 
 
 def main():
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboards")
+    out = sys.argv[1] if len(sys.argv) > 1 else \
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboards")
     os.makedirs(out, exist_ok=True)
     for make in (telemetry, twin, features, model_quality, whatif):
         d = make()

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The Grafana dashboards of deploy/grafana against a real influxd:
-#  1. structure: every dashboard is JSON with a schemaVersion and a unique
+#  1. structure: the dashboards are what deploy/grafana/generate.py
+#     writes; every dashboard is JSON with a schemaVersion and a unique
 #     uid, panel ids are unique, every datasource reference (panels,
 #     targets, variables, annotations) is the provisioned datasource's uid,
 #     every data panel has raw InfluxQL targets;
@@ -54,6 +55,9 @@ for f in "${DASHBOARDS[@]}"; do
           | .title] | join(", ")' "$f")
     [ -z "$bad" ] || fail "$n: panels without raw InfluxQL queries: $bad"
 done
+python3 "$G/generate.py" "$T/generated" >/dev/null || fail "deploy/grafana/generate.py failed"
+diff -r "$G/dashboards" "$T/generated" >&2 ||
+    fail "deploy/grafana/dashboards differ from what generate.py writes (run it)"
 dup=$(jq -r '.uid' "${DASHBOARDS[@]}" | sort | uniq -d)
 [ -z "$dup" ] || fail "dashboard uid used twice: $dup"
 note "structure: ${#DASHBOARDS[@]} dashboards, datasource $DS_UID, database $DB"
