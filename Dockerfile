@@ -3,8 +3,9 @@
 # Build stage: Debian 12 with the project's own dependency list
 # (`make deps`, tools/deps.sh), then `make`.  Runtime stage: Debian 12 slim
 # with only the shared libraries build/ndtpipe links against, found by the
-# build stage itself (ldd, then dpkg -S), so a library added to the Makefile
-# reaches the image without editing this file.  The binary runs as the
+# build stage itself (deploy/ndtpipe/runtime-packages.sh: ldd, then dpkg -S),
+# so a library added to the Makefile reaches the image without editing this
+# file.  The binary runs as the
 # unprivileged user ndtpipe; its state lives in /var/lib/ndtpipe (a volume
 # in docker-compose.yml).  The mapping rules and schemas are in
 # /opt/ndtpipe/sdm-schemas, the working directory, where the stages look
@@ -21,10 +22,8 @@ WORKDIR /src
 COPY . .
 RUN make deps && make && rm -rf /var/lib/apt/lists/*
 # The runtime packages: the Debian package of every shared library the
-# binary loads (libc is in the base image anyway).
-RUN ldd build/ndtpipe | awk '/=> \// { print $3 }' | xargs readlink -f \
-    | xargs dpkg -S 2>/dev/null | cut -d: -f1 | sort -u >/runtime-packages \
- && test -s /runtime-packages && cat /runtime-packages
+# binary loads (deploy/ndtpipe/runtime-packages.sh).
+RUN deploy/ndtpipe/runtime-packages.sh build/ndtpipe >/runtime-packages && cat /runtime-packages
 
 FROM debian:12-slim AS runtime
 COPY --from=build /runtime-packages /tmp/runtime-packages

@@ -218,6 +218,25 @@ fi
 "$NDTPIPE" check config deploy/ndtpipe/scrape.yml >/dev/null ||
     fail "ndtpipe check config rejects deploy/ndtpipe/scrape.yml"
 
+# ---- the Dockerfile's shape and its runtime-package step ----
+grep -qE '^FROM debian:12 AS build' Dockerfile || fail "Dockerfile: no debian:12 build stage"
+grep -qE '^FROM debian:12(-slim)? AS runtime' Dockerfile || fail "Dockerfile: no debian:12 runtime stage"
+grep -q 'make deps && make' Dockerfile || fail "Dockerfile: the build stage does not run make deps && make"
+user=$(awk '$1 == "USER" { u = $2 } END { print u }' Dockerfile)
+[ -n "$user" ] && [ "$user" != root ] && [ "$user" != 0 ] || fail "Dockerfile: the image runs as root"
+grep -q '^HEALTHCHECK ' Dockerfile && grep -q '^ENV NDT_HEALTH_URL=http://127.0.0.1:[0-9]*/healthz$' Dockerfile ||
+    fail "Dockerfile: no HEALTHCHECK on /healthz"
+# The runtime stage installs the packages of the libraries the binary
+# loads; run that step here (this machine is Debian 12 too) on the binary
+# just built: it must name packages, every one known to apt.
+grep -q '^RUN deploy/ndtpipe/runtime-packages.sh build/ndtpipe' Dockerfile ||
+    fail "Dockerfile: the runtime packages are not derived by deploy/ndtpipe/runtime-packages.sh"
+pkgs=$(deploy/ndtpipe/runtime-packages.sh "$NDTPIPE") || fail "runtime-packages.sh failed"
+[ -n "$pkgs" ] || fail "runtime-packages.sh found no packages"
+# shellcheck disable=SC2086
+apt-cache show $pkgs >/dev/null 2>&1 || fail "runtime packages unknown to apt: $pkgs"
+note "runtime packages: $(echo $pkgs)"
+
 # ---- 4. the ndtpipe commands and flags ----
 [ -s "$T/commands" ] || fail "no ndtpipe commands found in the stack"
 checked=0 pending=()
