@@ -12,10 +12,13 @@ temporary directory and compares, so the JSON never drifts from here.)
 
 Every query is InfluxQL against the layout ndtpipe's UDR writes
 (docs/DATA-MODEL.md, udr/udr_influx.c): one measurement per entity type,
-tag `id` (the entity URN), one field per attribute, `twinState` a string
-field on every entity; relationships in the measurement `ndt_relationship`
-(tags `subject`, `predicate`; fields `object`, `valid_to_ms` once closed),
-at their `valid_from`.  InfluxQL has no joins, so every panel reads one
+tag `id` (the entity URN), one field per attribute; relationships in the
+measurement `ndt_relationship` (tags `subject`, `predicate`; fields
+`object`, `valid_to_ms` once closed), at their `valid_from`.  The
+harmonizer writes `twinState` (a string field) only when it changes and a
+relationship only when its object changes, so "the state now" is the last
+transition up to the end of the range, not the last one inside it, and
+update counts use an attribute every scrape carries (HEARTBEAT).  InfluxQL has no joins, so every panel reads one
 measurement; features that divide a pod quantity by the pod count count
 the pods reporting in each interval (a subquery grouped by `id`).
 tests/integration/90-grafana-queries.sh runs every query of these files
@@ -28,8 +31,19 @@ import sys
 DS = {"type": "influxdb", "uid": "ndt-influxdb"}
 ENTITY_TYPES = ["InfrastructureElement", "ServiceComponent", "Service",
                 "VirtualComputeElement", "NetworkFunction", "NetworkService"]
-STATES = ["synchronized", "bound", "outOfSync", "unbound"]
-STATE_COLORS = {"synchronized": "green", "bound": "blue", "outOfSync": "red", "unbound": "gray"}
+# unbound is the state before any data: the harmonizer stores no point for
+# it, so there is nothing to count (docs/DEPLOY.md).
+STATES = ["synchronized", "bound", "outOfSync"]
+STATE_COLORS = {"synchronized": "green", "bound": "blue", "outOfSync": "red"}
+# An attribute of each measured type that every scrape of its source sets:
+# its points count the entity's updates.  The network function and network
+# service are static (written once at start).
+HEARTBEAT = {"ServiceComponent": "queueDepth", "Service": "currentUsers",
+             "InfrastructureElement": "availableRam",
+             "VirtualComputeElement": "virtualMemoryAllocation"}
+# The last transition of each entity up to the end of the time range.
+LATEST_STATE = ('SELECT last("twinState") AS "state" FROM /^$type$/ WHERE time <= ${__to}ms '
+                'GROUP BY "id"')
 
 # Pods of the service(s) chosen in $service: a pod's local id is
 # <namespace>.<deployment>-<replicaset hash>-<suffix> and the service's
@@ -75,6 +89,8 @@ class Dashboard:
                 t["alias"] = alias
             targets.append(t)
         defaults = {"unit": unit} if unit else {}
+        if kind == "stat" and "count(" in queries[0]:
+            defaults["noValue"] = "0"  # a count of nothing is no row in InfluxQL
         if field_config:
             defaults.update(field_config)
         p = {"id": len(self.panels) + 1, "type": kind, "title": title,
@@ -140,13 +156,16 @@ def scaling_annotations(d):
                      f'WHERE "change" <> 0', color, "change")
 
 
-def state_count(state, group_time):
-    inner_group = "time($__interval), \"id\"" if group_time else '"id"'
-    outer_group = " GROUP BY time($__interval)" if group_time else ""
-    outer_time = " AND $timeFilter" if group_time else ""
-    return (f'SELECT count("state") AS "{state}" FROM (SELECT last("twinState") AS "state" '
-            f'FROM /^$type$/ WHERE $timeFilter GROUP BY {inner_group}) '
-            f"WHERE \"state\" = '{state}'{outer_time}{outer_group}")
+def state_count(state):
+    """Entities whose latest twinState (as of the range's end) is state."""
+    return (f'SELECT count("state") AS "{state}" FROM ({LATEST_STATE}) '
+            f"WHERE \"state\" = '{state}'")
+
+
+def transitions(state):
+    """Transitions into state per interval (twinState points are transitions)."""
+    return (f'SELECT count("twinState") AS "to {state}" FROM /^$type$/ '
+            f"WHERE \"twinState\" = '{state}' AND $timeFilter GROUP BY time($__interval) fill(0)")
 
 
 def state_overrides():
@@ -169,42 +188,38 @@ def telemetry():
            "(scrapes, durations, Kafka delivery) are on each stage's `/metrics`, scraped by "
            "Prometheus in the compose stack (docs/METRICS.md).", h=3)
     d.panel("stat", "Sources up", "Entities whose latest twinState is bound or synchronized.",
-            ['SELECT count("state") AS "up" FROM (SELECT last("twinState") AS "state" '
-             'FROM /^$type$/ WHERE $timeFilter GROUP BY "id") '
+            [f'SELECT count("state") AS "up" FROM ({LATEST_STATE}) '
              "WHERE \"state\" = 'bound' OR \"state\" = 'synchronized'"],
             w=6, h=5, options={"reduceOptions": {"calcs": ["lastNotNull"]},
                                "textMode": "value_and_name", "colorMode": "value"},
             field_config={"color": {"mode": "fixed", "fixedColor": "green"}})
     d.panel("stat", "Sources down", "Entities whose latest twinState is outOfSync: their source "
             "stopped answering or stopped carrying them.",
-            ['SELECT count("state") AS "down" FROM (SELECT last("twinState") AS "state" '
-             'FROM /^$type$/ WHERE $timeFilter GROUP BY "id") '
-             "WHERE \"state\" = 'outOfSync'"],
+            [state_count("outOfSync")],
             w=6, h=5, options={"reduceOptions": {"calcs": ["lastNotNull"]},
                                "textMode": "value_and_name", "colorMode": "value"},
             field_config={"color": {"mode": "fixed", "fixedColor": "red"}})
     d.panel("timeseries", "Entity updates stored per second, by type",
-            "Points written to the UDR per second (one point per entity per scrape that "
-            "carries it).",
-            ['SELECT count("twinState") / $__interval_ms * 1000 AS "updates/s" FROM /^$type$/ '
-             'WHERE $timeFilter GROUP BY time($__interval)'],
+            "Points per second written to the UDR for each measured type (counted on an "
+            "attribute every scrape of its source sets).",
+            [f'SELECT count("{f}") / $__interval_ms * 1000 AS "{t}" FROM "{t}" '
+             f'WHERE $timeFilter GROUP BY time($__interval)' for t, f in HEARTBEAT.items()],
             w=12, h=5, unit="reqps")
     d.panel("timeseries", "Update interval per entity type (mean and max)",
-            "Time between two consecutive points of the same entity: the effective scrape "
+            "Time between two consecutive updates of the same entity: the effective scrape "
             "interval. A max far above the mean is a missed scrape or a stall on the path.",
-            ['SELECT mean("gap") AS "mean", max("gap") AS "max" FROM (SELECT elapsed("twinState", '
-             '1ms) AS "gap" FROM /^$type$/ WHERE $timeFilter GROUP BY "id") '
-             'WHERE $timeFilter GROUP BY time($__interval)'],
+            [f'SELECT mean("gap") AS "{t} mean", max("gap") AS "{t} max" FROM (SELECT '
+             f'elapsed("{f}", 1ms) AS "gap" FROM "{t}" WHERE $timeFilter GROUP BY "id") '
+             f'WHERE $timeFilter GROUP BY time($__interval)' for t, f in HEARTBEAT.items()],
             w=12, h=8, unit="ms")
-    d.panel("timeseries", "Entities not synchronized", "Entities per interval whose state was "
-            "outOfSync or bound (bound: up but not updated within its fidelity threshold).",
-            [state_count("outOfSync", True), state_count("bound", True)], w=12, h=8,
-            overrides=state_overrides())
-    d.panel("table", "Latest update per entity", "Time of each entity's latest point and its "
-            "twinState then (sorted by time: the stalest first).",
-            ['SELECT last("twinState") AS "twinState" FROM /^$type$/ WHERE $timeFilter '
-             'GROUP BY "id"'],
-            w=24, h=9, table=True,
+    d.panel("timeseries", "State transitions", "Entities entering outOfSync (source lost), "
+            "bound (seen, or seen again, but not yet within the fidelity threshold) and "
+            "synchronized, per interval.",
+            [transitions(s) for s in ("outOfSync", "bound", "synchronized")], w=12, h=8,
+            overrides=state_overrides(), field_config={"custom": {"drawStyle": "bars"}})
+    d.panel("table", "State per entity, since", "Each entity's latest twinState and the time "
+            "it entered it, oldest first.",
+            [LATEST_STATE], w=24, h=9, table=True,
             options={"sortBy": [{"displayName": "Time", "desc": False}]})
     return d
 
@@ -218,24 +233,23 @@ def twin():
     d.row("State")
     for s in STATES:
         d.panel("stat", f"Entities {s}", f"Entities whose latest twinState is {s}, by type.",
-                [state_count(s, False)], w=6, h=5,
+                [state_count(s)], w=8, h=5,
                 options={"reduceOptions": {"calcs": ["lastNotNull"]},
                          "textMode": "value_and_name", "colorMode": "value"},
                 field_config={"color": {"mode": "fixed", "fixedColor": STATE_COLORS[s]}})
-    d.panel("timeseries", "Entities per state", "Entities per interval by the last twinState "
-            "they had in it.", [state_count(s, True) for s in STATES], w=24, h=8,
-            overrides=state_overrides(),
-            field_config={"custom": {"stacking": {"mode": "normal"}, "fillOpacity": 30}})
-    d.panel("table", "Entities", "Every entity of the selected types, its latest twinState "
-            "and when it was last updated.",
-            ['SELECT last("twinState") AS "twinState" FROM /^$type$/ WHERE $timeFilter '
-             'GROUP BY "id"'],
-            w=24, h=9, table=True)
+    d.panel("timeseries", "State transitions", "Entities entering each state per interval "
+            "(the harmonizer stores twinState when it changes).",
+            [transitions(s) for s in STATES], w=24, h=8,
+            overrides=state_overrides(), field_config={"custom": {"drawStyle": "bars"}})
+    d.panel("table", "Entities", "Every entity of the selected types that has a state, its "
+            "latest twinState and since when. An entity with no data yet (unbound) has none.",
+            [LATEST_STATE], w=24, h=9, table=True)
     d.row("Graph")
     d.panel("table", "Relationships now (the graph's edges)",
-            "The newest interval of every (subject, predicate): its object and since when. "
-            "valid_to_ms is empty while the relationship holds.",
-            ['SELECT "object", "valid_to_ms" FROM "ndt_relationship" '
+            "The newest interval of every (subject, predicate) up to the end of the range: "
+            "its object and since when (a new object ends the previous interval; "
+            "valid_to_ms is set only on an interval ended explicitly).",
+            ['SELECT "object", "valid_to_ms" FROM "ndt_relationship" WHERE time <= ${__to}ms '
              'GROUP BY "subject", "predicate" ORDER BY time DESC LIMIT 1'],
             w=24, h=10, table=True)
     d.panel("timeseries", "Relationship changes by predicate",

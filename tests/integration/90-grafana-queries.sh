@@ -11,11 +11,12 @@
 #     sdm-schemas/mapping/testbed.yaml define them, over the last ten
 #     minutes; every variable query, annotation query and panel query is
 #     expanded the way Grafana expands it ($timeFilter, $__interval,
-#     $__interval_ms, $interval, template variables with their first value
+#     $__interval_ms, $interval, $__from, $__to, template variables with their first value
 #     and with "All") for the dashboard's default time range, run against
-#     /query, and must return at least one non-null value.
-# A query that names an attribute nobody writes returns no data: the test
-# checks that on purpose first, so it cannot pass by accident.
+#     /query, and must return at least one value neither null nor 0.
+# A query that names an attribute nobody writes, and a count of a state
+# nobody enters filled with zeros, must fail that check: the test tries
+# both first, so it cannot pass by accident.
 . "$(dirname "$0")/lib.sh"
 shopt -u patsub_replacement 2>/dev/null # bash 5.2: "&" in ${x//p/r} is literal
 need influxd curl jq python3
@@ -69,14 +70,17 @@ curl -sf -XPOST "http://127.0.0.1:$INFLUX_HTTP/query" --data-urlencode "q=CREATE
 NOW=$(date +%s%3N)
 T0=$((NOW - 600000))
 python3 - "$T0" >"$T/fill.cmd" <<'PY'
-# Ten minutes of the testbed as the harmonizer stores it, one update per
-# second: 400 users on 2 pods, a third pod from minute 5 (desired first,
-# ready 10 s later), 600 users from minute 7, node-2 lost at minute 9
-# (its pod rescheduled to node-1, its entities outOfSync).  Every entity's
-# first point is "bound", later ones "synchronized"; the static network
-# function has no source ("unbound") and the network service, written once,
-# stays "bound": each twinState is some entity's latest, so every state
-# panel has something to count.
+# Ten minutes of the testbed as the harmonizer stores it (docs/DATA-MODEL.md,
+# harmonize/): one update per second: 400 users on 2 pods, a third pod from
+# minute 5 (desired first, ready 10 s later), 600 users from minute 7,
+# node-2 lost at minute 9 (its pod rescheduled to node-1), the third pod's
+# last two scrapes missed (its next update comes late).  twinState is
+# written on transitions only (bound at an entity's first update,
+# synchronized at the next, outOfSync when its source is lost, bound again
+# after an update later than the fidelity threshold) and a
+# relationship only when its object changes; the static network function
+# and network service get their attributes once at start, an ordered list
+# as predicate_<position>.
 import math, sys
 t0 = int(sys.argv[1])
 NS, DEP = "ndt", "cifar10-inference"
@@ -87,60 +91,60 @@ nf, ns = f"urn:ngsi-ld:NetworkFunction:{NS}.image-classifier", f"urn:ngsi-ld:Net
 pod_id = lambda p: f"urn:ngsi-ld:ServiceComponent:{NS}.{p}"
 vce_id = lambda p: f"urn:ngsi-ld:VirtualComputeElement:{NS}.{p}.inference"
 node_id = lambda n: f"urn:ngsi-ld:InfrastructureElement:{n}"
-out = []
-p = lambda typ, id, ts, **f: out.append(f"p {typ} {id} {ts} " + " ".join(
-    f"{k}=s:{v}" if isinstance(v, str) else f"{k}={v:.6g}" for k, v in f.items()))
-r = lambda s, pr, o, ts, to=None: out.append(f"r {s} {pr} {o} {ts}" + (f" {to}" if to else ""))
-# static entities, written once at start
-p("NetworkFunction", nf, t0, functionType="inference", operationalState="ENABLED",
-  administrativeState="UNLOCKED", twinState="unbound")
-p("NetworkService", ns, t0, nsState="INSTANTIATED", twinState="bound")
-p("Service", svc, t0, serviceType="inference", twinState="bound")
-r(nf, "realizedBy", svc, t0); r(ns, "functionChain", nf, t0); r(svc, "partOf", ns, t0)
+out, state, rel = [], {}, {}
+def p(typ, id, ts, **f):
+    # the harmonizer's twin state: bound, then synchronized; forced states pass through
+    forced = f.pop("twinState", None)
+    new = forced or ("synchronized" if state.get(id) in ("bound", "synchronized") else "bound")
+    if state.get(id) != new:
+        f["twinState"] = state[id] = new
+    out.append(f"p {typ} {id} {ts} " + " ".join(
+        f"{k}=s:{v}" if isinstance(v, str) else f"{k}={v:.6g}" for k, v in f.items()))
+def r(s, pr, o, ts):
+    if rel.get((s, pr)) != o:
+        rel[(s, pr)] = o
+        out.append(f"r {s} {pr} {o} {ts}")
+out.append(f"p NetworkFunction {nf} {t0} functionType=s:inference operationalState=s:ENABLED "
+           "administrativeState=s:UNLOCKED")
+out.append(f"p NetworkService {ns} {t0} nsState=s:INSTANTIATED")
+out.append(f"p Service {svc} {t0} serviceType=s:inference")
+r(nf, "realizedBy", svc, t0); r(ns, "functionChain_1", nf, t0); r(svc, "partOf", ns, t0)
 for i in range(600):
     ts, sec = t0 + i * 1000, i
     users = 400 if sec < 420 else 600
     desired = 2 if sec < 300 else 3
     ready = 2 if sec < 310 else 3
-    live = [q for q in pods if q != pods[2] or sec >= 300]
-    p("Service", svc, ts, currentUsers=users, desiredReplicas=desired, readyReplicas=ready,
-      twinState="bound" if i == 0 else "synchronized")
+    live = [q for q in pods if q != pods[2] or sec >= 310]
+    p("Service", svc, ts, currentUsers=users, desiredReplicas=desired, readyReplicas=ready)
     load = users / ready
     for k, q in enumerate(live):
-        if q == pods[2] and sec < 310:
-            p("ServiceComponent", pod_id(q), ts, serviceComponentStatus="Starting", twinState="bound")
+        if q == pods[2] and sec in (597, 598):
             continue
+        late = {"twinState": "bound"} if q == pods[2] and sec == 599 else {}
         depth = load / 40 + (k + sec % 7) / 10
         infer = 40 + 3.1 * load + 5 * math.sin(sec / 9 + k)
         p("ServiceComponent", pod_id(q), ts, queueDepth=round(depth), avgDepthOnEnqueue=depth,
           avgBacklogEstimate=depth * 0.021, processCpuUsage=min(100, load / 2.5),
           systemCpuUsage=35 + load / 10, systemMemoryUsage=41 + k, avgInferenceTime=infer,
           requestRate=users / ready / (infer / 1000 + 1), currentCpuUsage=min(1, load / 250),
-          currentMemoryUsage=512 + k * 3, serviceComponentStatus="Running",
-          twinState="bound" if sec == 0 else "synchronized")
+          currentMemoryUsage=512 + k * 3, serviceComponentStatus="Running", **late)
         p("VirtualComputeElement", vce_id(q), ts, virtualCpuAllocation=1,
           virtualMemoryAllocation=2048, virtualStorageAllocation=10240,
           cpuUsageOfAllocation=min(100, load / 2.5), memoryUsageOfAllocation=25 + k,
-          operationalState="ENABLED", twinState="bound" if sec in (0, 310) else "synchronized")
-    if sec == 300:  # the new pod's container: known from its relationship, no data yet
-        p("VirtualComputeElement", vce_id(pods[2]), ts, twinState="unbound")
+          operationalState="ENABLED", **late)
+        n = "node-1" if q == pods[1] and sec >= 540 else node_of[q]
+        r(pod_id(q), "infrastructureElement", node_id(n), ts)
+        r(pod_id(q), "service", svc, ts)
+        r(vce_id(q), "serviceComponent", pod_id(q), ts)
+        r(vce_id(q), "infrastructureElement", node_id(n), ts)
     for n in ("node-1", "node-2"):
-        if n == "node-2" and sec > 540:
+        if n == "node-2" and sec >= 540:
+            if sec == 545:  # two missed scrapes and more: the harmonizer ages it
+                out.append(f"p InfrastructureElement {node_id(n)} {ts} twinState=s:outOfSync")
             continue
-        state = ("outOfSync" if n == "node-2" and sec == 540 else
-                 "bound" if sec == 0 else "synchronized")
         p("InfrastructureElement", node_id(n), ts, hostname=n, cpuCores=4, ramCapacity=16384,
           availableRam=9000 - sec, currentRamUsage=7384 + sec, currentRamUsagePct=45 + sec / 100,
-          currentCpuUsage=30 + load / 10, twinState=state)
-    for q in live:
-        if sec == (0 if q != pods[2] else 300):
-            r(pod_id(q), "infrastructureElement", node_id(node_of[q]), ts)
-            r(pod_id(q), "service", svc, ts)
-            r(vce_id(q), "serviceComponent", pod_id(q), ts)
-            r(vce_id(q), "infrastructureElement", node_id(node_of[q]), ts)
-    if sec == 540:  # node-2 lost: its pod rescheduled to node-1
-        r(pod_id(pods[1]), "infrastructureElement", node_id("node-1"), ts)
-        r(vce_id(pods[1]), "infrastructureElement", node_id("node-1"), ts)
+          currentCpuUsage=30 + load / 10)
 print("\n".join(out))
 PY
 [ -s "$T/fill.cmd" ] || fail "fill generator failed"
@@ -154,10 +158,11 @@ influxql() { # QUERY: the JSON answer
     curl -sf -G "http://127.0.0.1:$INFLUX_HTTP/query" --data-urlencode "db=$DB" \
         --data-urlencode "epoch=ms" --data-urlencode "q=$1"
 }
-# has_data JSON: true when some series holds a non-null value besides time.
+# has_data JSON: true when some series holds a value besides time that is
+# neither null nor 0 (fill(0) would make an empty count look like data).
 has_data() {
-    jq -e '[.results[]? | .series[]? | .values[]? | .[1:][] | select(. != null)] | length > 0' \
-        >/dev/null <<<"$1"
+    jq -e '[.results[]? | .series[]? | .values[]? | .[1:][] | select(. != null and . != 0)]
+           | length > 0' >/dev/null <<<"$1"
 }
 # Grafana's escaping of a variable value inside a regex (influx datasource,
 # multi-value variables): regex metacharacters get a backslash.
@@ -193,6 +198,8 @@ declare -A VARS
 expand() {
     local q=$1 name
     q=${q//\$timeFilter/time >= ${FROM}ms and time <= ${TO}ms}
+    q=${q//\$\{__from\}/$FROM} q=${q//\$__from/$FROM}
+    q=${q//\$\{__to\}/$TO} q=${q//\$__to/$TO}
     q=${q//\$__interval_ms/$INTERVAL_MS}
     q=${q//\$__interval/$INTERVAL}
     q=${q//\$interval/$INTERVAL}
@@ -218,6 +225,8 @@ check() {
 FROM=$((NOW - 900000)) TO=$((NOW + 1000)) INTERVAL_MS=1000 INTERVAL=1s
 q='SELECT mean("noSuchAttribute") FROM "ServiceComponent" WHERE $timeFilter GROUP BY time($__interval)'
 ( check "self-test" "$(expand "$q")" ) 2>/dev/null && fail "a query without data passed the check"
+q='SELECT count("twinState") FROM "ServiceComponent" WHERE "twinState" = '"'nosuchstate'"' AND $timeFilter GROUP BY time($__interval) fill(0)'
+( check "self-test" "$(expand "$q")" ) 2>/dev/null && fail "a count of nothing filled with 0 passed the check"
 
 for f in "${DASHBOARDS[@]}"; do
     n=$(basename "$f" .json)
