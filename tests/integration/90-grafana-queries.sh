@@ -14,6 +14,9 @@
 #     $__interval_ms, $interval, $__from, $__to, template variables with their first value
 #     and with "All") for the dashboard's default time range, run against
 #     /query, and must return at least one value neither null nor 0.
+# NDT_GRAFANA_INFLUX=http://HOST:PORT (and NDT_GRAFANA_DB, default the
+# datasource's) runs step 3 against an InfluxDB 1.x that something else
+# filled, e.g. a running harmonizer, instead of starting and filling one.
 # A query that names an attribute nobody writes, and a count of a state
 # nobody enters filled with zeros, must fail that check: the test tries
 # both first, so it cannot pass by accident.
@@ -64,10 +67,15 @@ dup=$(jq -r '.uid' "${DASHBOARDS[@]}" | sort | uniq -d)
 note "structure: ${#DASHBOARDS[@]} dashboards, datasource $DS_UID, database $DB"
 
 # ---- 2. data through the UDR ----
+NOW=$(date +%s%3N)
+if [ -n "${NDT_GRAFANA_INFLUX:-}" ]; then
+    INFLUX_URL=$NDT_GRAFANA_INFLUX DB=${NDT_GRAFANA_DB:-$DB}
+    note "querying $INFLUX_URL database $DB as it is"
+else # (the else branch runs to the "fi" after the fill; its heredoc cannot be indented)
 start_influxd
+INFLUX_URL=http://127.0.0.1:$INFLUX_HTTP
 curl -sf -XPOST "http://127.0.0.1:$INFLUX_HTTP/query" --data-urlencode "q=CREATE DATABASE $DB" >/dev/null ||
     fail "CREATE DATABASE failed"
-NOW=$(date +%s%3N)
 T0=$((NOW - 600000))
 python3 - "$T0" >"$T/fill.cmd" <<'PY'
 # Ten minutes of the testbed as the harmonizer stores it (docs/DATA-MODEL.md,
@@ -152,10 +160,11 @@ PY
     { cat "$T/fill.log" >&2; fail "udr_tool failed"; }
 grep -q '^closed rc=0 .* dropped=0' "$T/fill.log" || { cat "$T/fill.log" >&2; fail "points not all written"; }
 note "filled: $(tail -n 1 "$T/fill.log")"
+fi
 
 # ---- 3. every query ----
 influxql() { # QUERY: the JSON answer
-    curl -sf -G "http://127.0.0.1:$INFLUX_HTTP/query" --data-urlencode "db=$DB" \
+    curl -sf -G "$INFLUX_URL/query" --data-urlencode "db=$DB" \
         --data-urlencode "epoch=ms" --data-urlencode "q=$1"
 }
 # has_data JSON: true when some series holds a value besides time that is
