@@ -6,7 +6,7 @@
 # what-ifs only with a graded model.  Idempotent: a registry that already
 # has a graded model is left alone, so restarting the stack costs nothing.
 #
-#   ndtpipe-bootstrap-model REGISTRY_DIR DATA_DIR
+#   [NDT_BOOTSTRAP_DWELL=2m] ndtpipe-bootstrap-model REGISTRY_DIR DATA_DIR
 set -eu
 registry=${1:?usage: ndtpipe-bootstrap-model REGISTRY_DIR DATA_DIR}
 data=${2:?usage: ndtpipe-bootstrap-model REGISTRY_DIR DATA_DIR}
@@ -17,7 +17,8 @@ if grep -qs '"deployment_grade" *: *"\(Excellent\|Reliable\)"' "$registry"/*/mod
     exit 0
 fi
 echo "bootstrap: campaign (200/400/600 users x 1-6 pods)" >&2
-ndtpipe testbed campaign --users 200,400,600 --pods 1-6 --dwell 2m --seed 1 --out "$data/campaign.csv"
+ndtpipe testbed campaign --users 200,400,600 --pods 1-6 --dwell "${NDT_BOOTSTRAP_DWELL:-2m}" --seed 1 \
+    --out "$data/campaign.csv"
 echo "bootstrap: training XGBoost on users=200,400, testing on users=600" >&2
 ndtpipe train --data "$data/campaign.csv" --model xgboost --train users=200,400 --test users=600 \
     --registry "$registry" --json >"$data/train.json"
