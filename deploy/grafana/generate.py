@@ -115,10 +115,14 @@ class Dashboard:
         self.variables.append(v)
 
     def annotation(self, name, query, color, text_column):
+        # Grafana 10's InfluxDB annotation model is the target (what its
+        # annotation editor saves); the legacy top-level query and columns
+        # are kept equal for older Grafanas.
         self.annotations.append({"name": name, "datasource": DS, "enable": True,
-                                 "iconColor": color, "query": query,
-                                 "textColumn": text_column, "titleColumn": "",
-                                 "tagsColumn": ""})
+                                 "iconColor": color, "query": query, "textColumn": text_column,
+                                 "target": {"refId": "Anno", "query": query, "rawQuery": True,
+                                            "fromAnnotations": True, "textEditor": True,
+                                            "textColumn": text_column}})
 
     def json(self):
         builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},

@@ -58,6 +58,10 @@ for f in "${DASHBOARDS[@]}"; do
           | select((.targets | length) == 0 or any(.targets[]; .rawQuery != true or (.query | length) == 0))
           | .title] | join(", ")' "$f")
     [ -z "$bad" ] || fail "$n: panels without raw InfluxQL queries: $bad"
+    bad=$(jq -r '[.annotations.list[] | select(.builtIn != 1)
+          | select(.target.rawQuery != true or (.target.query | length) == 0 or
+                   (.query != null and .query != .target.query)) | .name] | join(", ")' "$f")
+    [ -z "$bad" ] || fail "$n: annotations without one raw InfluxQL target query: $bad"
 done
 python3 "$G/generate.py" "$T/generated" >/dev/null || fail "deploy/grafana/generate.py failed"
 diff -r "$G/dashboards" "$T/generated" >&2 ||
@@ -277,7 +281,7 @@ for f in "${DASHBOARDS[@]}"; do
     # (a count of "bound" nodes may rightly be empty).
     mapfile -t queries < <(jq -r '
         (.panels[] | select(.targets) | .title as $t | .targets[] | "panel \($t) [\(.refId)]\t\(.query)"),
-        (.annotations.list[] | select(.query) | "annotation \(.name)\t\(.query)")' "$f")
+        (.annotations.list[] | select(.target.query) | "annotation \(.name)\t\(.target.query)")' "$f")
     for mode in all first; do
         for name in "${!FIRST[@]}"; do
             if [ $mode = first ]; then VARS[$name]=${FIRST[$name]}; else VARS[$name]=${ALL[$name]}; fi
