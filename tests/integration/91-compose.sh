@@ -235,14 +235,14 @@ pkgs=$(deploy/ndtpipe/runtime-packages.sh "$NDTPIPE") || fail "runtime-packages.
 [ -n "$pkgs" ] || fail "runtime-packages.sh found no packages"
 # shellcheck disable=SC2086
 apt-cache show $pkgs >/dev/null 2>&1 || fail "runtime packages unknown to apt: $pkgs"
-note "runtime packages: $(echo $pkgs)"
+note "runtime packages: $(tr '\n' ' ' <<<"$pkgs")"
 
 # ---- 4. the ndtpipe commands and flags ----
 [ -s "$T/commands" ] || fail "no ndtpipe commands found in the stack"
 checked=0 pending=()
 while IFS=$'\t' read -r service line; do
     read -ra words <<<"$line"
-    cmd=(${words[0]})
+    cmd=("${words[0]}")
     [ "${words[0]}" = testbed ] && [ "${words[1]:-}" = campaign ] && cmd=(testbed campaign)
     if ! "$NDTPIPE" "${cmd[@]}" --help >"$T/help" 2>"$T/help.err"; then
         if grep -q "not built yet" "$T/help.err"; then
