@@ -18,6 +18,7 @@
 need docker-compose python3
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || fail "no project root"
+unset NDT_BIND # the checks are of the file's defaults, not of this shell's overrides
 
 # ---- 1. docker-compose config ----
 docker-compose -f docker-compose.yml config -q 2>"$T/config.err" ||
