@@ -118,4 +118,13 @@ int cli_cmd_run(int argc, char **argv);
 /* For commands not built yet: a clear message and exit 1. */
 int cli_not_built(const char *cmd, const char *what);
 
+/* `run`'s model bootstrap (run_bootstrap.c).  Finds the newest model of
+ * the registry graded Excellent or Reliable (1 if any, its id in id). */
+int cli_run_find_gated_model(const char *registry, char *id, size_t size);
+/* Makes sure the registry has a gated model: if none, campaign, train and
+ * validate as child processes.  NDT_OK with its id; NDT_AGAIN when the new
+ * model was graded Unreliable (registered, not servable); NDT_ERROR. */
+int cli_run_bootstrap(const char *registry, const char *data_dir, const char *dwell,
+                      const char *rounds, char *id, size_t size, char *err, size_t errlen);
+
 #endif
