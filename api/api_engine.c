@@ -1,0 +1,456 @@
+/*
+ * api_engine.c: what answers a prediction or a what-if: the served model
+ * and the twin's current state, both behind one lock.
+ *
+ * Thread model.  MHD runs requests on a small thread pool; the UDR handle
+ * and the XGBoost handle are not thread-safe (udr.h, models.h), so every
+ * use of either happens under engine->lock.  The critical section of a
+ * what-if is one cached state lookup and one prediction of two rows;
+ * parsing the body, authentication, formatting and metrics stay outside.
+ *
+ * The twin's state (feat_udr_latest: the raw telemetry row the model
+ * sees) is read from the UDR at most once per state_refresh_ms per
+ * service and reused in between: the harmonizer writes every 20 ms or so
+ * and a what-if does not need a fresher view than that, while a UDR read
+ * per request would cost more than the prediction.  A state older than
+ * max_state_age_ms is stale: what-ifs get 503 and /readyz is not ready.
+ *
+ * The served model is picked once (api_registry_pick: --model, or the
+ * newest gated one).  Until one is servable every prediction answers 503
+ * and the registry is looked at again at most once a second, so a model
+ * graded by `ndtpipe validate` while the server runs is picked up.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_internal.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#define API_MAX_SERVICES 64
+#define API_PICK_RETRY_NS 1000000000LL
+
+typedef struct service_state {
+    char id[API_ID_MAX];
+    feat_raw row;
+    int rc;             /* of the last read: NDT_OK, NDT_AGAIN (no data), NDT_ERROR */
+    int64_t read_ns;    /* when it was read (monotonic); 0: never */
+} service_state;
+
+struct api_engine {
+    pthread_mutex_t lock;
+    udr *udr;
+    const char *registry;
+    const char *want_model;
+    int64_t max_age_ms;
+    int64_t refresh_ns;
+
+    /* The served model. */
+    model_xgb *xgb;
+    feat_baseline baseline;
+    api_model_entry model;
+    char why_no_model[NDT_ERRBUF_SIZE];
+    int64_t picked_ns;
+
+    /* The twin's services and their cached state. */
+    service_state services[API_MAX_SERVICES];
+    size_t nservices;
+    int64_t services_read_ns;
+};
+
+/* ---- the one prediction path ------------------------------------------- */
+
+/* Latency in ms of each raw row: feature vector, model, baseline, inverse
+ * target (exactly what `train` fitted).  The only place the API calls a
+ * predictor: a faster one replaces the model_xgb_predict line. */
+#define API_PREDICT_MAX_ROWS 4
+static int engine_predict_ms(api_engine *e, const feat_raw *rows, size_t n, double *ms, char *err,
+                             size_t errlen)
+{
+    float x[API_PREDICT_MAX_ROWS * FEAT_DIM];
+    double base[API_PREDICT_MAX_ROWS], y[API_PREDICT_MAX_ROWS];
+    if (n > API_PREDICT_MAX_ROWS) {
+        snprintf(err, errlen, "at most %d rows per prediction", API_PREDICT_MAX_ROWS);
+        return NDT_ERROR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double xd[FEAT_DIM];
+        feat_compute(&rows[i], xd);
+        for (int j = 0; j < FEAT_DIM; j++)
+            x[i * FEAT_DIM + j] = (float)xd[j];
+        base[i] = feat_baseline_value(e->baseline, xd);
+    }
+    int rc = model_xgb_predict(e->xgb, x, n, y, err, errlen);
+    if (rc != NDT_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        ms[i] = feat_target_inverse(y[i] + base[i]);
+    return NDT_OK;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+/* Loads the model to serve if none is; NDT_OK when one is loaded. */
+static int engine_model(api_engine *e)
+{
+    if (e->xgb)
+        return NDT_OK;
+    int64_t now = ndt_clock_mono_ns();
+    if (e->picked_ns && now - e->picked_ns < API_PICK_RETRY_NS)
+        return NDT_AGAIN;
+    e->picked_ns = now;
+    char err[NDT_ERRBUF_SIZE];
+    api_model_entry entry;
+    int rc = api_registry_pick(e->registry, e->want_model, &entry, err, sizeof(err));
+    if (rc == NDT_OK)
+        rc = model_registry_load(e->registry, entry.id, 1, &e->xgb, &e->baseline, err, sizeof(err));
+    if (rc != NDT_OK) {
+        if (strcmp(err, e->why_no_model) != 0)
+            ndt_log(NDT_LOG_WARN, "api", "no model to serve", NDT_KV_STR("reason", err));
+        snprintf(e->why_no_model, sizeof(e->why_no_model), "%s", err);
+        e->xgb = NULL;
+        return NDT_AGAIN;
+    }
+    e->model = entry;
+    e->why_no_model[0] = '\0';
+    ndt_log(NDT_LOG_INFO, "api", "serving model", NDT_KV_STR("model", entry.id),
+            NDT_KV_STR("deployment_grade", entry.grade),
+            NDT_KV_STR("baseline", feat_baseline_name(e->baseline)));
+    return NDT_OK;
+}
+
+int api_engine_new(const api_options *o, api_engine **out, char *err, size_t errlen)
+{
+    api_engine *e = calloc(1, sizeof(*e));
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return NDT_ERROR;
+    }
+    pthread_mutex_init(&e->lock, NULL);
+    e->registry = o->registry;
+    e->want_model = o->model_id;
+    e->max_age_ms = o->max_state_age_ms > 0 ? o->max_state_age_ms : API_DEFAULT_MAX_STATE_AGE_MS;
+    e->refresh_ns = (int64_t)(o->state_refresh_ms > 0 ? o->state_refresh_ms : API_DEFAULT_STATE_REFRESH_MS) * 1000000;
+    int rc = udr_open(&e->udr, o->udr_url, NULL, err, errlen);
+    if (rc != NDT_OK) {
+        api_engine_free(e);
+        return rc;
+    }
+    /* A registry that cannot be read at all is the user's to fix now; an
+     * ungated model only means 503 until one is graded. */
+    api_model_entry probe;
+    char why[NDT_ERRBUF_SIZE];
+    if (api_registry_pick(e->registry, NULL, &probe, why, sizeof(why)) == NDT_EBADCONF) {
+        snprintf(err, errlen, "%s", why);
+        api_engine_free(e);
+        return NDT_EBADCONF;
+    }
+    engine_model(e);
+    *out = e;
+    return NDT_OK;
+}
+
+void api_engine_free(api_engine *e)
+{
+    if (!e)
+        return;
+    model_xgb_free(e->xgb);
+    if (e->udr)
+        udr_close(e->udr);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+/* ---- the twin's state --------------------------------------------------- */
+
+static int engine_services(api_engine *e, char *err, size_t errlen)
+{
+    int64_t now = ndt_clock_mono_ns();
+    if (e->services_read_ns && now - e->services_read_ns < e->refresh_ns)
+        return NDT_OK;
+    char ids[API_MAX_SERVICES][API_ID_MAX];
+    size_t n = 0;
+    int rc = api_twin_services(e->udr, ids, API_MAX_SERVICES, &n, err, errlen);
+    if (rc != NDT_OK)
+        return NDT_ERROR;
+    /* Keep the cached state of services still present. */
+    service_state next[API_MAX_SERVICES];
+    for (size_t i = 0; i < n; i++) {
+        memset(&next[i], 0, sizeof(next[i]));
+        snprintf(next[i].id, sizeof(next[i].id), "%s", ids[i]);
+        for (size_t k = 0; k < e->nservices; k++)
+            if (strcmp(e->services[k].id, ids[i]) == 0)
+                next[i] = e->services[k];
+    }
+    memcpy(e->services, next, n * sizeof(*next));
+    e->nservices = n;
+    e->services_read_ns = now;
+    return NDT_OK;
+}
+
+/* The service a request names ("" = the only one), its cached state
+ * refreshed when due.  A status other than 200 is an error answer. */
+static unsigned engine_state(api_engine *e, const char *want, service_state **out, api_answer *a)
+{
+    char err[NDT_ERRBUF_SIZE];
+    if (engine_services(e, err, sizeof(err)) != NDT_OK)
+        return api_fail(a, 500, "udr-error", "reading the twin's services failed: %s", err);
+    service_state *s = NULL;
+    if (!want[0]) {
+        if (e->nservices == 0)
+            return api_fail(a, 503, "no-state", "the twin has no Service entity yet");
+        if (e->nservices > 1)
+            return api_fail(a, 400, "service-required",
+                            "the twin has %zu services; name one in \"service\" (GET "
+                            "/ngsi-ld/v1/entities?type=Service lists them)", e->nservices);
+        s = &e->services[0];
+    } else {
+        char full[API_ID_MAX + 32];
+        if (strncmp(want, "urn:ngsi-ld:", 12) == 0)
+            snprintf(full, sizeof(full), "%s", want);
+        else
+            snprintf(full, sizeof(full), "urn:ngsi-ld:Service:%s", want);
+        for (size_t i = 0; i < e->nservices && !s; i++)
+            if (strcmp(e->services[i].id, full) == 0)
+                s = &e->services[i];
+        if (!s)
+            return api_fail(a, 404, "unknown-service", "no service '%.200s' in the twin", want);
+    }
+    int64_t now = ndt_clock_mono_ns();
+    if (!s->read_ns || now - s->read_ns >= e->refresh_ns) {
+        s->rc = feat_udr_latest(e->udr, s->id, &s->row, err, sizeof(err));
+        s->read_ns = now;
+        if (s->rc == NDT_ERROR || s->rc == NDT_EBADCONF) {
+            ndt_log(NDT_LOG_WARN, "api", "reading the twin's state failed", NDT_KV_STR("service", s->id),
+                    NDT_KV_STR("error", err));
+            s->read_ns = 0;
+            return api_fail(a, 500, "udr-error", "reading the state of %.200s failed: %.150s", s->id, err);
+        }
+    }
+    if (s->rc == NDT_AGAIN)
+        return api_fail(a, 503, "no-state", "the twin holds no state of %.200s yet", s->id);
+    int64_t age = ndt_clock_real_ms() - s->row.timestamp_ms;
+    if (age > e->max_age_ms)
+        return api_fail(a, 503, "stale-state",
+                        "the state of %.200s is %lld ms old (limit %lld ms); is the harmonizer running?",
+                        s->id, (long long)age, (long long)e->max_age_ms);
+    *out = s;
+    return 200;
+}
+
+static unsigned engine_check_model(api_engine *e, const char *want, api_answer *a)
+{
+    if (engine_model(e) != NDT_OK)
+        return api_fail(a, 503, "no-gated-model", "%s", e->why_no_model);
+    if (want[0] && strcmp(want, e->model.id) != 0)
+        return api_fail(a, 404, "unknown-model", "model '%.100s' is not served; this server serves %s",
+                        want, e->model.id);
+    return 200;
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static int answer_tail(api_engine *e, ndt_buf *b, const service_state *s)
+{
+    int ok = ndt_buf_append_str(b, ",\"model\":") == NDT_OK && api_json_string(b, e->model.id) == NDT_OK &&
+             ndt_buf_append_str(b, ",\"deployment_grade\":") == NDT_OK &&
+             api_json_string(b, e->model.grade) == NDT_OK;
+    if (ok && s) {
+        char at[40];
+        api_format_rfc3339(s->row.timestamp_ms, at, sizeof(at));
+        ok = ndt_buf_append_str(b, ",\"service\":") == NDT_OK && api_json_string(b, s->id) == NDT_OK &&
+             ndt_buf_printf(b, ",\"state_at\":\"%s\"", at) == NDT_OK;
+    }
+    return ok && ndt_buf_append_str(b, "}\n") == NDT_OK ? NDT_OK : NDT_ERROR;
+}
+
+static unsigned engine_whatif_locked(api_engine *e, const api_whatif_request *req, api_answer *a)
+{
+    char err[NDT_ERRBUF_SIZE];
+    unsigned st = engine_check_model(e, req->model, a);
+    service_state *s = NULL;
+    if (st == 200)
+        st = engine_state(e, req->service, &s, a);
+    if (st != 200)
+        return st;
+    model_change change;
+    if (api_whatif_change(req, &s->row, &change, err, sizeof(err)) != NDT_OK)
+        return api_fail(a, 400, "bad-value", "%s", err);
+    feat_raw rows[2];
+    rows[0] = s->row;
+    if (model_counterfactual(&s->row, &change, &rows[1], err, sizeof(err)) != NDT_OK)
+        return api_fail(a, 400, "bad-value", "%s", err);
+    double ms[2];
+    if (engine_predict_ms(e, rows, 2, ms, err, sizeof(err)) != NDT_OK)
+        return api_fail(a, 500, "predict-failed", "%s", err);
+    ndt_buf *b = a->body;
+    int ok = ndt_buf_append_str(b, "{\"baseline_ms\":") == NDT_OK && api_json_number(b, ms[0]) == NDT_OK &&
+             ndt_buf_append_str(b, ",\"predicted_ms\":") == NDT_OK && api_json_number(b, ms[1]) == NDT_OK &&
+             ndt_buf_append_str(b, ",\"delta_ms\":") == NDT_OK && api_json_number(b, ms[1] - ms[0]) == NDT_OK &&
+             ndt_buf_printf(b, ",\"state\":{\"users\":%d,\"pods\":%d},\"counterfactual\":{\"users\":%d,\"pods\":%d}",
+                            rows[0].users, rows[0].pods, rows[1].users, rows[1].pods) == NDT_OK;
+    if (!ok || answer_tail(e, b, s) != NDT_OK)
+        return api_fail(a, 500, "internal", "the answer does not fit the response buffer");
+    return 200;
+}
+
+unsigned api_engine_whatif(api_engine *e, const api_whatif_request *req, api_answer *a)
+{
+    pthread_mutex_lock(&e->lock);
+    unsigned st = engine_whatif_locked(e, req, a);
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+static unsigned engine_predict_locked(api_engine *e, api_predict_request *req, api_answer *a)
+{
+    char err[NDT_ERRBUF_SIZE];
+    unsigned st = engine_check_model(e, req->model, a);
+    if (st != 200)
+        return st;
+    service_state *s = NULL;
+    /* A complete state needs nothing from the twin unless a service is named. */
+    if (req->present != API_STATE_ALL || req->service[0]) {
+        st = engine_state(e, req->service, &s, a);
+        if (st != 200)
+            return st;
+        api_predict_fill(req, &s->row);
+    }
+    double ms;
+    if (engine_predict_ms(e, &req->state, 1, &ms, err, sizeof(err)) != NDT_OK)
+        return api_fail(a, 500, "predict-failed", "%s", err);
+    ndt_buf *b = a->body;
+    int ok = ndt_buf_append_str(b, "{\"latency_ms\":") == NDT_OK && api_json_number(b, ms) == NDT_OK;
+    if (!ok || answer_tail(e, b, s) != NDT_OK)
+        return api_fail(a, 500, "internal", "the answer does not fit the response buffer");
+    return 200;
+}
+
+unsigned api_engine_predict(api_engine *e, api_predict_request *req, api_answer *a)
+{
+    pthread_mutex_lock(&e->lock);
+    unsigned st = engine_predict_locked(e, req, a);
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+static unsigned engine_ready_locked(api_engine *e, api_answer *a)
+{
+    char err[NDT_ERRBUF_SIZE];
+    if (engine_model(e) != NDT_OK)
+        return api_fail(a, 503, "no-gated-model", "%s", e->why_no_model);
+    if (engine_services(e, err, sizeof(err)) != NDT_OK)
+        return api_fail(a, 503, "udr-error", "reading the twin's services failed: %s", err);
+    if (e->nservices == 0)
+        return api_fail(a, 503, "no-state", "the twin has no Service entity yet");
+    for (size_t i = 0; i < e->nservices; i++) {
+        service_state *s;
+        char id[API_ID_MAX];
+        snprintf(id, sizeof(id), "%s", e->services[i].id);
+        unsigned st = engine_state(e, id, &s, a);
+        if (st != 200)
+            return st == 404 ? 503 : st;
+    }
+    ndt_buf_printf(a->body, "{\"status\":\"ready\",\"model\":\"%s\",\"deployment_grade\":\"%s\",\"services\":%zu}\n",
+                   e->model.id, e->model.grade, e->nservices);
+    return 200;
+}
+
+unsigned api_engine_ready(api_engine *e, api_answer *a)
+{
+    pthread_mutex_lock(&e->lock);
+    unsigned st = engine_ready_locked(e, a);
+    pthread_mutex_unlock(&e->lock);
+    if (st != 200)
+        a->status = st = 503; /* not ready, whatever the reason */
+    return st;
+}
+
+unsigned api_engine_entities(api_engine *e, const char *type, const char *id, int key_values,
+                             api_answer *a)
+{
+    char err[NDT_ERRBUF_SIZE], id_type[96];
+    if (id) {
+        if (api_twin_type_of(id, id_type, sizeof(id_type)) != NDT_OK)
+            return api_fail(a, 400, "bad-request",
+                            "'%.200s' is not an entity id (urn:ngsi-ld:<Type>:<local-id>)", id);
+        type = id_type;
+    }
+    pthread_mutex_lock(&e->lock);
+    int rc = api_twin_entities(e->udr, type, id, key_values, ndt_clock_real_ms(), a->body, err, sizeof(err));
+    pthread_mutex_unlock(&e->lock);
+    if (rc == NDT_EBADCONF)
+        return api_fail(a, 404, "not-found", "%s", err);
+    if (rc != NDT_OK)
+        return api_fail(a, 500, "udr-error", "%s", err);
+    return 200;
+}
+
+unsigned api_engine_graph(api_engine *e, const char *at, api_answer *a)
+{
+    char err[NDT_ERRBUF_SIZE];
+    int64_t at_ms = ndt_clock_real_ms();
+    if (at && api_parse_rfc3339(at, &at_ms) != NDT_OK)
+        return api_fail(a, 400, "bad-value", "at: expected an RFC 3339 time like 2026-01-02T03:04:05Z, got '%.60s'", at);
+    pthread_mutex_lock(&e->lock);
+    int rc = api_twin_graph(e->udr, at_ms, a->body, err, sizeof(err));
+    pthread_mutex_unlock(&e->lock);
+    if (rc != NDT_OK)
+        return api_fail(a, 500, "udr-error", "%s", err);
+    return 200;
+}
+
+unsigned api_engine_models(api_engine *e, const char *id, api_answer *a)
+{
+    char err[NDT_ERRBUF_SIZE], served[64] = "";
+    pthread_mutex_lock(&e->lock);
+    if (engine_model(e) == NDT_OK)
+        snprintf(served, sizeof(served), "%s", e->model.id);
+    pthread_mutex_unlock(&e->lock);
+    int rc = id ? api_registry_get(e->registry, id, a->body, err, sizeof(err))
+                : api_registry_list(e->registry, served[0] ? served : NULL, a->body, err, sizeof(err));
+    if (rc == NDT_EBADCONF && id)
+        return api_fail(a, 404, "unknown-model", "%s", err);
+    if (rc != NDT_OK)
+        return api_fail(a, 500, "registry-error", "%s", err);
+    return 200;
+}
+
+int api_engine_render_metrics(api_engine *e, ndt_buf *out)
+{
+    pthread_mutex_lock(&e->lock);
+    int loaded = e->xgb != NULL;
+    int ok = ndt_buf_printf(out,
+                            "# HELP ndtpipe_api_model_loaded 1 when a gated model is loaded and served.\n"
+                            "# TYPE ndtpipe_api_model_loaded gauge\n"
+                            "ndtpipe_api_model_loaded %d\n", loaded) == NDT_OK;
+    if (ok && loaded)
+        ok = ndt_buf_printf(out,
+                            "# HELP ndtpipe_api_model_info The served model and its deployment grade.\n"
+                            "# TYPE ndtpipe_api_model_info gauge\n"
+                            "ndtpipe_api_model_info{deployment_grade=\"%s\",model=\"%s\"} 1\n",
+                            e->model.grade, e->model.id) == NDT_OK;
+    ok = ok && ndt_buf_printf(out,
+                              "# HELP ndtpipe_api_twin_services Service entities of the twin at the last read.\n"
+                              "# TYPE ndtpipe_api_twin_services gauge\n"
+                              "ndtpipe_api_twin_services %zu\n", e->nservices) == NDT_OK;
+    int64_t now = ndt_clock_real_ms();
+    int header = 0;
+    for (size_t i = 0; ok && i < e->nservices; i++) {
+        const service_state *s = &e->services[i];
+        if (!s->read_ns || s->rc != NDT_OK)
+            continue;
+        if (!header++)
+            ok = ndt_buf_append_str(out,
+                                    "# HELP ndtpipe_api_state_age_seconds Age of the twin state a what-if would start from.\n"
+                                    "# TYPE ndtpipe_api_state_age_seconds gauge\n") == NDT_OK;
+        ok = ok && ndt_buf_append_str(out, "ndtpipe_api_state_age_seconds{service=") == NDT_OK &&
+             api_json_string(out, s->id) == NDT_OK &&
+             ndt_buf_printf(out, "} %.3f\n", (double)(now - s->row.timestamp_ms) / 1000.0) == NDT_OK;
+    }
+    pthread_mutex_unlock(&e->lock);
+    return ok ? NDT_OK : NDT_ERROR;
+}
