@@ -1,0 +1,173 @@
+/*
+ * model_whatif.c: the counterfactual engine.  Given the service's current
+ * raw state (one row of the paper's telemetry) and a change of
+ * configuration (pods and/or users, absolute), derive the raw state the
+ * service would show afterwards, so that a functional model can predict
+ * its latency.  `validate` and the API both call model_counterfactual(),
+ * so what is validated is what is served.
+ *
+ * Why a queueing model and not "scale every column by users/pods": the
+ * columns respond to the load per pod non-linearly (queue depth explodes
+ * near saturation, CPU saturates at the server's capacity, throughput is
+ * bounded by pods / service time).  The service is a closed loop (users
+ * wait for their answer, think, send again) over N pods picked at random,
+ * each a FIFO server: the textbook closed queueing network.  Its exact
+ * Mean Value Analysis (Reiser and Lavenberg, 1980) gives, for U users,
+ * N pods, service time S and think time Z, the throughput X, the response
+ * time R and the queue an arriving request sees, with the saturation
+ * bound built in (X <= N / S, R -> U S / N - Z).
+ *
+ * The two parameters the telemetry does not carry are fitted to the
+ * current row: S is the service's own estimate (backlog estimate / queue
+ * depth, which is how the exporter computes the backlog), Z is the think
+ * time for which MVA's queue seen on arrival equals the observed depth.
+ * The other columns then scale with what MVA says about the change: CPU of
+ * a pod with its utilisation, node CPU with the total throughput, memory
+ * stays (it depends on placement, which the twin does not decide).  The
+ * rules and their limits are in docs/MODELS.md ("Counterfactual engine").
+ *
+ * Pure computation, no allocation, thread-safe.  Cost O(users) per MVA
+ * pass, about 60 passes per call.
+ */
+#include <math.h>
+#include <stdio.h>
+
+#include "models/models.h"
+
+/* MVA is O(users); beyond this a what-if is refused rather than slow. */
+#define WHATIF_MAX_USERS 100000
+/* Below this depth a row carries no usable queue signal (an idle pod). */
+#define WHATIF_MIN_DEPTH 1e-6
+#define WHATIF_FIT_STEPS 60
+
+typedef struct mva_point {
+    double throughput; /* requests/s over all pods */
+    double response_s; /* time in a pod's queue + service */
+    double depth;      /* requests an arrival finds at its pod (arrival theorem) */
+    double utilisation; /* of one pod, 0..1 */
+} mva_point;
+
+/* Exact MVA of U users, think time z, over `pods` identical FIFO servers
+ * each visited with probability 1/pods and service time s. */
+static mva_point mva(int users, int pods, double s, double z)
+{
+    double queue = 0; /* per pod, with n - 1 users in the loop */
+    mva_point p = { 0 };
+    for (int n = 1; n <= users; n++) {
+        p.depth = queue;
+        p.response_s = s * (1.0 + queue);
+        p.throughput = n / (z + p.response_s);
+        queue = p.throughput * p.response_s / pods;
+    }
+    p.utilisation = p.throughput * s / pods;
+    if (p.utilisation > 1.0)
+        p.utilisation = 1.0;
+    return p;
+}
+
+/* The think time whose MVA depth at (users, pods) equals `depth`.  Depth
+ * falls as think time grows, so bisection on a doubling bracket.  A depth
+ * above what z = 0 gives (noise in a saturated row) fits z = 0. */
+static double fit_think(int users, int pods, double s, double depth)
+{
+    if (mva(users, pods, s, 0).depth <= depth)
+        return 0;
+    double lo = 0, hi = s;
+    for (int i = 0; i < 200 && mva(users, pods, s, hi).depth > depth; i++) {
+        lo = hi;
+        hi *= 2;
+    }
+    for (int i = 0; i < WHATIF_FIT_STEPS; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (mva(users, pods, s, mid).depth > depth)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+static int check_state(const feat_raw *r, const model_change *c, char *err, size_t errlen)
+{
+    if (r->pods < 1 || r->users < 1) {
+        snprintf(err, errlen, "current state has users=%d pods=%d; both must be at least 1",
+                 r->users, r->pods);
+        return NDT_EBADCONF;
+    }
+    if ((c->has_pods && c->pods < 1) || (c->has_users && c->users < 1)) {
+        snprintf(err, errlen, "a what-if needs at least 1 pod and 1 user (asked: %s%d %s%d)",
+                 c->has_pods ? "pods=" : "", c->has_pods ? c->pods : r->pods,
+                 c->has_users ? "users=" : "", c->has_users ? c->users : r->users);
+        return NDT_EBADCONF;
+    }
+    int users = c->has_users ? c->users : r->users;
+    if (users > WHATIF_MAX_USERS || r->users > WHATIF_MAX_USERS) {
+        snprintf(err, errlen, "users above %d are beyond the counterfactual engine",
+                 WHATIF_MAX_USERS);
+        return NDT_EBADCONF;
+    }
+    if (!isfinite(r->depth) || !isfinite(r->backlog_s) || !isfinite(r->cpu_process) ||
+        !isfinite(r->cpu_system) || !isfinite(r->mem_system) || !isfinite(r->infer_ms) ||
+        r->depth < 0 || r->backlog_s < 0 || r->infer_ms < 0) {
+        snprintf(err, errlen, "current state has a negative or non-finite telemetry value");
+        return NDT_EBADCONF;
+    }
+    return NDT_OK;
+}
+
+/* The service time per request, in seconds: the exporter's backlog
+ * estimate is depth x its EWMA service time, so their ratio is that
+ * EWMA.  Without a queue, the latency itself (an arrival that finds
+ * `depth` requests waits for them and its own service). */
+static double service_time(const feat_raw *r)
+{
+    if (r->depth > WHATIF_MIN_DEPTH && r->backlog_s > 0)
+        return r->backlog_s / r->depth;
+    return r->infer_ms / 1000.0 / (1.0 + r->depth);
+}
+
+int model_counterfactual(const feat_raw *current, const model_change *change, feat_raw *out,
+                         char *err, size_t errlen)
+{
+    int rc = check_state(current, change, err, errlen);
+    if (rc != NDT_OK)
+        return rc;
+    feat_raw after = *current;
+    after.users = change->has_users ? change->users : current->users;
+    after.pods = change->has_pods ? change->pods : current->pods;
+    double s = service_time(current);
+    if (!(s > 0) || current->depth <= WHATIF_MIN_DEPTH) {
+        /* No load signal (an idle service, or every arrival found an
+         * empty pod): MVA cannot be fitted.  Light load is the honest
+         * reading: the queue stays empty and the columns that measure
+         * load scale with users per pod, bounded by one busy server. */
+        double ratio = ((double)after.users / after.pods) / ((double)current->users / current->pods);
+        after.cpu_process = current->cpu_process * ratio;
+        after.cpu_system = current->cpu_system * (double)after.users / current->users;
+        if (after.cpu_system > 100)
+            after.cpu_system = 100;
+        *out = after;
+        return NDT_OK;
+    }
+    double z = fit_think(current->users, current->pods, s, current->depth);
+    mva_point before = mva(current->users, current->pods, s, z);
+    mva_point then = mva(after.users, after.pods, s, z);
+
+    after.depth = then.depth;
+    after.backlog_s = then.depth * s;
+    /* A pod's process CPU is its busy fraction times the cores one
+     * inference uses; node CPU follows the work done per second. */
+    if (before.utilisation > 0)
+        after.cpu_process = current->cpu_process * then.utilisation / before.utilisation;
+    if (before.throughput > 0)
+        after.cpu_system = current->cpu_system * then.throughput / before.throughput;
+    if (after.cpu_system > 100)
+        after.cpu_system = 100;
+    /* Latency: MVA's response time, scaled by how far the row's own
+     * latency is from MVA's at the current state (CPU contention, cold
+     * pods and per-row noise MVA does not see carry over). */
+    double scale = current->infer_ms > 0 ? current->infer_ms / 1000.0 / before.response_s : 1.0;
+    after.infer_ms = 1000.0 * then.response_s * scale;
+    *out = after;
+    return NDT_OK;
+}
