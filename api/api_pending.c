@@ -9,16 +9,13 @@
  * feat_udr_latest here reads the layout of docs/DATA-MODEL.md in the
  * simplest way: the Service's currentUsers and readyReplicas, and the mean
  * over its pods (ServiceComponents whose `service` relationship points at
- * it) of the per-pod telemetry.  model_counterfactual only sets the new
- * pods/users and keeps the rest of the state (the per-pod features of
- * docs/FEATURES.md still move with pods).
+ * it) of the per-pod telemetry.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "common/clock.h"
 #include "features/features.h"
-#include "models/models.h"
 #include "udr/udr.h"
 
 typedef struct pending_ctx {
@@ -104,20 +101,5 @@ int feat_udr_latest(struct udr *u, const char *service_id, feat_raw *out, char *
     c.row.mem_system = c.sum[4] / (double)c.pods;
     c.row.infer_ms = c.sum[5] / (double)c.pods;
     *out = c.row;
-    return NDT_OK;
-}
-
-int model_counterfactual(const feat_raw *current, const model_change *change, feat_raw *out, char *err,
-                         size_t errlen)
-{
-    *out = *current;
-    if ((change->has_pods && change->pods < 1) || (change->has_users && change->users < 1)) {
-        snprintf(err, errlen, "pods and users must be at least 1");
-        return NDT_EBADCONF;
-    }
-    if (change->has_pods)
-        out->pods = change->pods;
-    if (change->has_users)
-        out->users = change->users;
     return NDT_OK;
 }
