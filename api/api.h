@@ -37,7 +37,7 @@
 /* Bounds of what a what-if may ask for: beyond them the model has never
  * seen anything alike, and a typo ("pods":4000) should not look valid. */
 #define API_MAX_PODS 10000
-#define API_MAX_USERS 10000000
+#define API_MAX_USERS 100000
 
 typedef struct api_options {
     const char *listen;        /* HOST:PORT; NULL: API_DEFAULT_LISTEN */
