@@ -360,9 +360,9 @@ void api_format_rfc3339(int64_t ms, char *buf, size_t size)
     time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
-    char when[24];
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, size, "%s.%03dZ", when, (int)(ms - (int64_t)t * 1000));
+    /* Four-digit years whatever strftime's %Y does before year 1000. */
+    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms - (int64_t)t * 1000));
 }
 
 int api_token_equal(const char *given, size_t given_len, const char *want, size_t want_len)
