@@ -1,0 +1,297 @@
+/*
+ * decode_influx.c: InfluxDB line protocol back into samples, as
+ * ingest/encode_influx.c writes it (and as Telegraf and other producers
+ * of the same topic write it):
+ *
+ *   node_cpu_seconds_total,cpu=0,instance=h:9100,job=node,mode=idle value=1234.5 1767323045678
+ *
+ * One sample per numeric field: the field `value` is the measurement
+ * itself (ndtpipe's own lines), any other field f is the sample
+ * `measurement_f` (Telegraf's prometheus_client naming); integers (`1i`,
+ * `1u`) and floats are numbers, booleans are 1 and 0, string fields carry
+ * no sample and are skipped.  Tags are the labels.  The timestamp is
+ * required and read as milliseconds (the topic's precision); a line
+ * without one has no time the twin could use.  Blank lines and `#`
+ * comments are skipped; a line may end in CRLF.
+ *
+ * Escapes are undone as the encoder writes them: `\,` and `\ ` everywhere,
+ * `\=` in tag keys, tag values and field keys, and the two-character `\t`
+ * `\n` `\r` `\f` become the control byte (the encoder's spelling; InfluxDB
+ * itself would keep them as two characters).  A backslash before anything
+ * else is a literal backslash, as in the line-protocol spec, which is what
+ * makes `a\\,b` read back as `a\,b`.  String field values may hold
+ * escaped quotes and raw newlines.
+ *
+ * Unescaped names live in a scratch area twice the message's size (one
+ * half for the line's names, one for `measurement_field` names), on the
+ * stack for small messages, so nothing is allocated per line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harmonize/decode_internal.h"
+#include "ingest/expo_number.h"
+
+#define INFLUX_MAX_FIELDS 128
+#define INFLUX_STACK_SCRATCH 4096
+
+typedef struct influx_field {
+    ndt_str key;
+    double value;
+} influx_field;
+
+typedef struct influx_reader {
+    const char *p;
+    const char *end;
+    unsigned line;
+    char *scratch; /* names of the current line */
+    size_t used;
+    char *name_area; /* measurement_field, one at a time */
+    char *err;
+    size_t errlen;
+} influx_reader;
+
+static int fail(influx_reader *r, const char *what)
+{
+    snprintf(r->err, r->errlen, "influx: line %u: %s", r->line, what);
+    return NDT_EBADCONF;
+}
+
+/* A name up to an unescaped comma, space or newline (or '=' for tags and
+ * field keys), unescaped into the scratch area.  in_tag: `=` ends the
+ * name and `\=` is an escape (tags and field keys, not the measurement). */
+static ndt_str read_name(influx_reader *r, int in_tag)
+{
+    char *first = r->scratch + r->used, *o = first;
+    while (r->p < r->end) {
+        char c = *r->p;
+        if (c == ' ' || c == '\n' || c == ',' || (c == '=' && in_tag))
+            break;
+        if (c == '\\' && r->end - r->p >= 2) {
+            char n = r->p[1], out = 0;
+            switch (n) {
+            case ',': case ' ': out = n; break;
+            case '=': out = in_tag ? '=' : 0; break;
+            case 't': out = '\t'; break;
+            case 'n': out = '\n'; break;
+            case 'r': out = '\r'; break;
+            case 'f': out = '\f'; break;
+            default: break;
+            }
+            if (out) {
+                *o++ = out;
+                r->p += 2;
+                continue;
+            }
+        }
+        *o++ = c;
+        r->p++;
+    }
+    r->used += (size_t)(o - first);
+    return (ndt_str){ first, (size_t)(o - first) };
+}
+
+static int read_tags(influx_reader *r, hdl_label *labels, size_t *nlabels)
+{
+    *nlabels = 0;
+    while (r->p < r->end && *r->p == ',') {
+        r->p++;
+        if (*nlabels == HDL_DECODE_MAX_LABELS) {
+            char why[48];
+            snprintf(why, sizeof(why), "more than %d tags", HDL_DECODE_MAX_LABELS);
+            return fail(r, why);
+        }
+        hdl_label *l = &labels[*nlabels];
+        l->name = read_name(r, 1);
+        if (r->p >= r->end || *r->p != '=')
+            return fail(r, "tag without '='");
+        r->p++;
+        l->value = read_name(r, 1);
+        if (l->name.len == 0 || l->value.len == 0)
+            return fail(r, "empty tag key or value");
+        if (ndt_str_eq_cstr(l->name, "__name__"))
+            return fail(r, "tag __name__ (the measurement is the name)");
+        (*nlabels)++;
+    }
+    return NDT_OK;
+}
+
+/* The token of a field value: up to an unescaped comma, space or newline;
+ * a string value is skipped whole and yields skip = 1. */
+static int read_field_value(influx_reader *r, double *value, int *skip)
+{
+    *skip = 0;
+    if (r->p < r->end && *r->p == '"') {
+        for (r->p++; r->p < r->end && *r->p != '"'; r->p++) {
+            if (*r->p == '\\' && r->end - r->p >= 2)
+                r->p++;
+            else if (*r->p == '\n')
+                r->line++;
+        }
+        if (r->p >= r->end)
+            return fail(r, "unterminated string field");
+        r->p++;
+        *skip = 1;
+        return NDT_OK;
+    }
+    const char *s = r->p;
+    while (r->p < r->end && *r->p != ',' && *r->p != ' ' && *r->p != '\n' && *r->p != '\r')
+        r->p++;
+    size_t n = (size_t)(r->p - s);
+    if (n == 0)
+        return fail(r, "field without a value");
+    static const char *const trues[] = { "t", "T", "true", "True", "TRUE" };
+    static const char *const falses[] = { "f", "F", "false", "False", "FALSE" };
+    for (size_t i = 0; (*s == 't' || *s == 'T' || *s == 'f' || *s == 'F') &&
+                       i < NDT_ARRAY_LEN(trues); i++) {
+        if (ndt_str_eq_cstr((ndt_str){ s, n }, trues[i]) ||
+            ndt_str_eq_cstr((ndt_str){ s, n }, falses[i])) {
+            *value = ndt_str_eq_cstr((ndt_str){ s, n }, trues[i]);
+            return NDT_OK;
+        }
+    }
+    if (s[n - 1] == 'i' || s[n - 1] == 'u') {
+        int64_t v;
+        if (ingest_number_parse_int64(s, n - 1, &v) != NDT_OK || (s[n - 1] == 'u' && v < 0))
+            return fail(r, "field value is not an integer");
+        *value = (double)v;
+        return NDT_OK;
+    }
+    if (ingest_number_parse_float(s, n, value) != NDT_OK)
+        return fail(r, "field value is not a number");
+    return NDT_OK;
+}
+
+static int read_fields(influx_reader *r, influx_field *fields, size_t *nfields)
+{
+    *nfields = 0;
+    for (;;) {
+        ndt_str key = read_name(r, 1);
+        if (r->p >= r->end || *r->p != '=')
+            return fail(r, "field without '='");
+        if (key.len == 0)
+            return fail(r, "empty field key");
+        r->p++;
+        double value;
+        int skip;
+        int rc = read_field_value(r, &value, &skip);
+        if (rc != NDT_OK)
+            return rc;
+        if (!skip) {
+            if (*nfields == INFLUX_MAX_FIELDS) {
+                char why[48];
+                snprintf(why, sizeof(why), "more than %d fields", INFLUX_MAX_FIELDS);
+                return fail(r, why);
+            }
+            fields[(*nfields)++] = (influx_field){ key, value };
+        }
+        if (r->p < r->end && *r->p == ',') {
+            r->p++;
+            continue;
+        }
+        return NDT_OK;
+    }
+}
+
+static int read_timestamp(influx_reader *r, int64_t *ts_ms)
+{
+    if (r->p >= r->end || *r->p != ' ')
+        return fail(r, "no timestamp (the topic's lines carry one, in ms)");
+    r->p++;
+    const char *s = r->p;
+    while (r->p < r->end && *r->p != '\n' && *r->p != '\r')
+        r->p++;
+    if (ingest_number_parse_int64(s, (size_t)(r->p - s), ts_ms) != NDT_OK)
+        return fail(r, "timestamp is not an integer (ms)");
+    if (r->p < r->end && *r->p == '\r')
+        r->p++;
+    if (r->p < r->end && *r->p != '\n')
+        return fail(r, "bytes after the timestamp");
+    return NDT_OK;
+}
+
+static int emit(influx_reader *r, ndt_str measurement, const hdl_label *labels, size_t nlabels,
+                const influx_field *f, int64_t ts_ms, hdl_sample_fn fn, void *ctx)
+{
+    hdl_sample s = { measurement, labels, nlabels, f->value, ts_ms, HDL_TYPE_UNKNOWN };
+    if (!ndt_str_eq_cstr(f->key, "value")) {
+        memcpy(r->name_area, measurement.ptr, measurement.len);
+        r->name_area[measurement.len] = '_';
+        memcpy(r->name_area + measurement.len + 1, f->key.ptr, f->key.len);
+        s.name = (ndt_str){ r->name_area, measurement.len + 1 + f->key.len };
+    }
+    return fn(ctx, &s);
+}
+
+static int read_line(influx_reader *r, hdl_sample_fn fn, void *ctx)
+{
+    hdl_label labels[HDL_DECODE_MAX_LABELS];
+    influx_field fields[INFLUX_MAX_FIELDS];
+    size_t nlabels, nfields;
+    int64_t ts_ms;
+    r->used = 0;
+    ndt_str measurement = read_name(r, 0);
+    if (measurement.len == 0)
+        return fail(r, "line without a measurement");
+    int rc = read_tags(r, labels, &nlabels);
+    if (rc != NDT_OK)
+        return rc;
+    if (r->p >= r->end || *r->p != ' ')
+        return fail(r, "expected a space before the fields");
+    r->p++;
+    if ((rc = read_fields(r, fields, &nfields)) != NDT_OK ||
+        (rc = read_timestamp(r, &ts_ms)) != NDT_OK)
+        return rc;
+    size_t dup;
+    if (hdl_labels_sort(labels, nlabels, &dup) != NDT_OK) {
+        char why[120];
+        snprintf(why, sizeof(why), "tag '%.*s' repeated",
+                 labels[dup].name.len > 64 ? 64 : (int)labels[dup].name.len, labels[dup].name.ptr);
+        return fail(r, why);
+    }
+    for (size_t i = 0; i < nfields; i++) {
+        if ((rc = emit(r, measurement, labels, nlabels, &fields[i], ts_ms, fn, ctx)) != NDT_OK)
+            return rc;
+    }
+    return NDT_OK;
+}
+
+int hdl_decode_influx(const char *msg, size_t len, hdl_sample_fn fn, void *ctx, char *err,
+                      size_t errlen)
+{
+    char stack_scratch[INFLUX_STACK_SCRATCH];
+    influx_reader r = { msg, msg + len, 1, stack_scratch, 0, NULL, err, errlen };
+    if (len > SIZE_MAX / 2 - 2)
+        return fail(&r, "message too large");
+    if (2 * len + 2 > sizeof(stack_scratch) && !(r.scratch = malloc(2 * len + 2))) {
+        snprintf(err, errlen, "influx: out of memory for a %zu-byte message", len);
+        return NDT_ERROR;
+    }
+    r.name_area = r.scratch + len + 1;
+    int rc = NDT_OK, lines = 0;
+    while (rc == NDT_OK && r.p < r.end) {
+        while (r.p < r.end && (*r.p == ' ' || *r.p == '\t'))
+            r.p++;
+        if (r.p < r.end && *r.p == '#') {
+            while (r.p < r.end && *r.p != '\n')
+                r.p++;
+        } else if (r.p < r.end && *r.p != '\n' && *r.p != '\r') {
+            rc = read_line(&r, fn, ctx);
+            lines++;
+        } else if (r.p < r.end && *r.p == '\r' && (r.end - r.p < 2 || r.p[1] != '\n')) {
+            rc = fail(&r, "carriage return without a newline");
+        }
+        if (rc == NDT_OK && r.p < r.end && *r.p == '\r')
+            r.p++;
+        if (rc == NDT_OK && r.p < r.end && *r.p == '\n') {
+            r.p++;
+            r.line++;
+        }
+    }
+    if (rc == NDT_OK && lines == 0)
+        rc = fail(&r, "no line in the message");
+    if (r.scratch != stack_scratch)
+        free(r.scratch);
+    return rc;
+}

@@ -1,0 +1,515 @@
+/*
+ * decode_json.c: one prometheus-kafka-adapter message back into a sample:
+ *
+ *   {"timestamp":"2026-01-02T03:04:05.678Z","value":"1.5","name":"up",
+ *    "labels":{"__name__":"up","job":"j","instance":"h:p"}}
+ *
+ * A hand parser rather than cJSON: every sample of the json format is a
+ * message of its own, and a tree of heap nodes per sample costs more than
+ * the parse.  It reads RFC 8259 JSON strictly (no trailing commas, no
+ * comments, no control bytes in strings, nothing after the object) but is
+ * liberal in what the adapter's consumers meet: keys in any order, keys it
+ * does not know skipped (any JSON value, nested at most 32 deep), the
+ * value as a string or a bare number, the name from "name" or from
+ * labels.__name__ (both present must agree), timestamps with any number
+ * of fraction digits (truncated to ms, as Go's UnixMilli does) and a Z or
+ * a numeric offset.  Values use the exposition grammar (Go's ParseFloat
+ * without hex: NaN, +Inf, -Inf, decimals).
+ *
+ * Strings without escapes are views into the message; escaped ones are
+ * unescaped into one scratch area the size of the message (unescaping
+ * never makes a string longer: \uXXXX is 6 bytes for at most 3, a
+ * surrogate pair 12 for 4), on the stack for small messages.  A lone
+ * surrogate becomes U+FFFD, as Go's decoder does.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harmonize/decode_internal.h"
+#include "ingest/expo_number.h"
+
+#define JSON_MAX_DEPTH 32
+#define JSON_STACK_SCRATCH 2048
+
+typedef struct json_reader {
+    const char *start;
+    const char *p;
+    const char *end;
+    char *scratch; /* unescaped strings, never more than the message */
+    size_t scratch_used;
+    char *err;
+    size_t errlen;
+} json_reader;
+
+static int fail_at(json_reader *r, const char *p, const char *what)
+{
+    snprintf(r->err, r->errlen, "json: byte %zu: %s", (size_t)(p - r->start), what);
+    return NDT_EBADCONF;
+}
+
+static void skip_ws(json_reader *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+}
+
+static int expect(json_reader *r, char c)
+{
+    skip_ws(r);
+    if (r->p >= r->end || *r->p != c) {
+        char why[32];
+        snprintf(why, sizeof(why), "expected '%c'", c);
+        return fail_at(r, r->p, r->p >= r->end ? "message ends early" : why);
+    }
+    r->p++;
+    return NDT_OK;
+}
+
+/* After a member or an element: a comma (*more = 1) or the closing
+ * bracket (*more = 0). */
+static int comma_or_close(json_reader *r, char close, int *more)
+{
+    skip_ws(r);
+    if (r->p < r->end && (*r->p == ',' || *r->p == close)) {
+        *more = *r->p++ == ',';
+        return NDT_OK;
+    }
+    char why[32];
+    snprintf(why, sizeof(why), "expected ',' or '%c'", close);
+    return fail_at(r, r->p, r->p >= r->end ? "message ends early" : why);
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return NDT_ERROR;
+    }
+    *out = v;
+    return NDT_OK;
+}
+
+static char *put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xC0 | (cp >> 6));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xE0 | (cp >> 12));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else {
+        *o++ = (char)(0xF0 | (cp >> 18));
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    }
+    return o;
+}
+
+/* A \u escape at p (pointing at the 'u'); advances p past it, and past a
+ * low surrogate that completes a pair. */
+static int unescape_u(json_reader *r, const char **pp, char **oo)
+{
+    const char *p = *pp;
+    unsigned cp, lo;
+    if (r->end - p < 5 || hex4(p + 1, &cp) != NDT_OK)
+        return fail_at(r, p - 1, "\\u needs four hex digits");
+    p += 5;
+    if (cp >= 0xD800 && cp <= 0xDBFF && r->end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+        hex4(p + 2, &lo) == NDT_OK && lo >= 0xDC00 && lo <= 0xDFFF) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        p += 6;
+    } else if (cp >= 0xD800 && cp <= 0xDFFF) {
+        cp = 0xFFFD;
+    }
+    *oo = put_utf8(*oo, cp);
+    *pp = p;
+    return NDT_OK;
+}
+
+/* A string at r->p (on its opening quote). */
+static int read_string(json_reader *r, ndt_str *out)
+{
+    skip_ws(r);
+    if (r->p >= r->end || *r->p != '"')
+        return fail_at(r, r->p, r->p >= r->end ? "message ends early" : "expected a string");
+    const char *p = ++r->p;
+    while (p < r->end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+        p++;
+    if (p < r->end && *p == '"') { /* the common case: nothing to unescape */
+        *out = (ndt_str){ r->p, (size_t)(p - r->p) };
+        r->p = p + 1;
+        return NDT_OK;
+    }
+    char *o = r->scratch + r->scratch_used, *first = o;
+    memcpy(o, r->p, (size_t)(p - r->p));
+    o += p - r->p;
+    while (p < r->end && *p != '"') {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20)
+            return fail_at(r, p, "control byte in a string (must be escaped)");
+        if (c != '\\') {
+            *o++ = *p++;
+            continue;
+        }
+        if (++p >= r->end)
+            break;
+        switch (*p) {
+        case '"': *o++ = '"'; p++; break;
+        case '\\': *o++ = '\\'; p++; break;
+        case '/': *o++ = '/'; p++; break;
+        case 'b': *o++ = '\b'; p++; break;
+        case 'f': *o++ = '\f'; p++; break;
+        case 'n': *o++ = '\n'; p++; break;
+        case 'r': *o++ = '\r'; p++; break;
+        case 't': *o++ = '\t'; p++; break;
+        case 'u': {
+            int rc = unescape_u(r, &p, &o);
+            if (rc != NDT_OK)
+                return rc;
+            break;
+        }
+        default:
+            return fail_at(r, p - 1, "unknown escape in a string");
+        }
+    }
+    if (p >= r->end)
+        return fail_at(r, p, "message ends inside a string");
+    *out = (ndt_str){ first, (size_t)(o - first) };
+    r->scratch_used += (size_t)(o - first);
+    r->p = p + 1;
+    return NDT_OK;
+}
+
+/* The extent of a JSON number at r->p (RFC 8259 grammar). */
+static int read_number_token(json_reader *r, ndt_str *out)
+{
+    const char *p = r->p, *s = p;
+    if (p < r->end && *p == '-')
+        p++;
+    if (p < r->end && *p == '0') {
+        p++;
+    } else if (p < r->end && *p >= '1' && *p <= '9') {
+        while (p < r->end && *p >= '0' && *p <= '9')
+            p++;
+    } else {
+        return fail_at(r, s, "expected a value");
+    }
+    if (p < r->end && *p == '.') {
+        if (++p >= r->end || *p < '0' || *p > '9')
+            return fail_at(r, p, "expected a digit after '.'");
+        while (p < r->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < r->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < r->end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= r->end || *p < '0' || *p > '9')
+            return fail_at(r, p, "expected a digit in the exponent");
+        while (p < r->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    *out = (ndt_str){ s, (size_t)(p - s) };
+    r->p = p;
+    return NDT_OK;
+}
+
+static int skip_value(json_reader *r, int depth);
+
+static int skip_container(json_reader *r, int depth, char close)
+{
+    r->p++;
+    skip_ws(r);
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        return NDT_OK;
+    }
+    for (;;) {
+        int rc;
+        if (close == '}') {
+            ndt_str key;
+            if ((rc = read_string(r, &key)) != NDT_OK || (rc = expect(r, ':')) != NDT_OK)
+                return rc;
+        }
+        if ((rc = skip_value(r, depth + 1)) != NDT_OK)
+            return rc;
+        int more;
+        if ((rc = comma_or_close(r, close, &more)) != NDT_OK || !more)
+            return rc;
+    }
+}
+
+static int skip_literal(json_reader *r, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0)
+        return fail_at(r, r->p, "expected a value");
+    r->p += n;
+    return NDT_OK;
+}
+
+static int skip_value(json_reader *r, int depth)
+{
+    skip_ws(r);
+    if (depth > JSON_MAX_DEPTH)
+        return fail_at(r, r->p, "values nested too deep");
+    if (r->p >= r->end)
+        return fail_at(r, r->p, "message ends early");
+    ndt_str ignored;
+    switch (*r->p) {
+    case '{': return skip_container(r, depth, '}');
+    case '[': return skip_container(r, depth, ']');
+    case '"': return read_string(r, &ignored);
+    case 't': return skip_literal(r, "true");
+    case 'f': return skip_literal(r, "false");
+    case 'n': return skip_literal(r, "null");
+    default: return read_number_token(r, &ignored);
+    }
+}
+
+/* ---- timestamps ---------------------------------------------------------- */
+
+static int digits(const char *p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return NDT_ERROR;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return NDT_OK;
+}
+
+static int days_in_month(int year, int month)
+{
+    static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return days[month - 1] + (month == 2 && leap);
+}
+
+/* RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM). */
+static int parse_rfc3339_ms(ndt_str s, int64_t *out)
+{
+    const char *p = s.ptr, *end = s.ptr + s.len;
+    int year, month, day, hour, minute, second;
+    if (s.len < 20 || digits(p, 4, &year) || p[4] != '-' || digits(p + 5, 2, &month) ||
+        p[7] != '-' || digits(p + 8, 2, &day) || (p[10] != 'T' && p[10] != 't') ||
+        digits(p + 11, 2, &hour) || p[13] != ':' || digits(p + 14, 2, &minute) ||
+        p[16] != ':' || digits(p + 17, 2, &second))
+        return NDT_ERROR;
+    if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23 ||
+        minute > 59 || second > 59)
+        return NDT_ERROR;
+    p += 19;
+    int ms = 0;
+    if (p < end && *p == '.') {
+        const char *f = ++p;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (p - f < 3)
+                ms = ms * 10 + (*p - '0');
+            p++;
+        }
+        if (p == f)
+            return NDT_ERROR;
+        for (long i = p - f; i < 3; i++)
+            ms *= 10;
+    }
+    int offset_min = 0;
+    if (p < end && (*p == 'Z' || *p == 'z')) {
+        p++;
+    } else if (p < end && (*p == '+' || *p == '-')) {
+        int oh, om;
+        if (end - p < 6 || digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) ||
+            oh > 23 || om > 59)
+            return NDT_ERROR;
+        offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return NDT_ERROR;
+    }
+    if (p != end)
+        return NDT_ERROR;
+    int64_t secs = hdl_days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 +
+                   second - (int64_t)offset_min * 60;
+    *out = secs * 1000 + ms;
+    return NDT_OK;
+}
+
+/* ---- the message ------------------------------------------------------- */
+
+/* Everything but labels[] is cleared per message (labels[] is filled
+ * up to nlabels and is the bulk of the struct). */
+typedef struct json_message {
+    ndt_str name;
+    int has_name, has_value, has_timestamp, has_labels;
+    ndt_str name_label; /* labels.__name__ */
+    int has_name_label;
+    double value;
+    int64_t ts_ms;
+    size_t nlabels;
+    hdl_label labels[HDL_DECODE_MAX_LABELS];
+} json_message;
+
+static int read_labels(json_reader *r, json_message *m)
+{
+    int rc;
+    if ((rc = expect(r, '{')) != NDT_OK)
+        return rc;
+    skip_ws(r);
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        return NDT_OK;
+    }
+    for (;;) {
+        const char *at = r->p;
+        ndt_str name, value;
+        if ((rc = read_string(r, &name)) != NDT_OK || (rc = expect(r, ':')) != NDT_OK ||
+            (rc = read_string(r, &value)) != NDT_OK)
+            return rc;
+        if (ndt_str_eq_cstr(name, "__name__")) {
+            if (m->has_name_label)
+                return fail_at(r, at, "label '__name__' repeated");
+            m->name_label = value;
+            m->has_name_label = 1;
+        } else {
+            if (m->nlabels == HDL_DECODE_MAX_LABELS) {
+                char why[64];
+                snprintf(why, sizeof(why), "more than %d labels", HDL_DECODE_MAX_LABELS);
+                return fail_at(r, at, why);
+            }
+            m->labels[m->nlabels++] = (hdl_label){ name, value };
+        }
+        int more;
+        if ((rc = comma_or_close(r, '}', &more)) != NDT_OK || !more)
+            return rc;
+    }
+}
+
+static int read_value(json_reader *r, json_message *m)
+{
+    skip_ws(r);
+    const char *at = r->p;
+    ndt_str tok;
+    int rc = r->p < r->end && *r->p == '"' ? read_string(r, &tok) : read_number_token(r, &tok);
+    if (rc != NDT_OK)
+        return rc;
+    if (ingest_number_parse_float(tok.ptr, tok.len, &m->value) != NDT_OK)
+        return fail_at(r, at, "value is not a number (Go float syntax, NaN, +Inf, -Inf)");
+    return NDT_OK;
+}
+
+static int read_member(json_reader *r, json_message *m)
+{
+    const char *at = r->p;
+    ndt_str key, s;
+    int rc;
+    if ((rc = read_string(r, &key)) != NDT_OK || (rc = expect(r, ':')) != NDT_OK)
+        return rc;
+    int *seen = NULL;
+    if (ndt_str_eq_cstr(key, "timestamp"))
+        seen = &m->has_timestamp;
+    else if (ndt_str_eq_cstr(key, "value"))
+        seen = &m->has_value;
+    else if (ndt_str_eq_cstr(key, "name"))
+        seen = &m->has_name;
+    else if (ndt_str_eq_cstr(key, "labels"))
+        seen = &m->has_labels;
+    else
+        return skip_value(r, 1);
+    if (*seen)
+        return fail_at(r, at, "key repeated");
+    *seen = 1;
+    if (seen == &m->has_value)
+        return read_value(r, m);
+    if (seen == &m->has_labels)
+        return read_labels(r, m);
+    skip_ws(r);
+    at = r->p;
+    if ((rc = read_string(r, &s)) != NDT_OK)
+        return rc;
+    if (seen == &m->has_name) {
+        m->name = s;
+        return NDT_OK;
+    }
+    if (parse_rfc3339_ms(s, &m->ts_ms) != NDT_OK)
+        return fail_at(r, at, "timestamp is not RFC 3339 (2006-01-02T15:04:05.000Z)");
+    return NDT_OK;
+}
+
+static int read_message(json_reader *r, json_message *m)
+{
+    int rc;
+    if ((rc = expect(r, '{')) != NDT_OK)
+        return rc;
+    skip_ws(r);
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+    } else {
+        for (;;) {
+            int more;
+            if ((rc = read_member(r, m)) != NDT_OK ||
+                (rc = comma_or_close(r, '}', &more)) != NDT_OK)
+                return rc;
+            if (!more)
+                break;
+        }
+    }
+    skip_ws(r);
+    if (r->p != r->end)
+        return fail_at(r, r->p, "bytes after the object");
+    if (!m->has_timestamp)
+        return fail_at(r, r->p, "no \"timestamp\"");
+    if (!m->has_value)
+        return fail_at(r, r->p, "no \"value\"");
+    if (m->has_name && m->has_name_label && !ndt_str_eq(m->name, m->name_label))
+        return fail_at(r, r->p, "\"name\" and labels.__name__ differ");
+    if (!m->has_name)
+        m->name = m->name_label;
+    if (m->name.len == 0)
+        return fail_at(r, r->p, "no metric name (\"name\" or labels.__name__)");
+    size_t dup;
+    if (hdl_labels_sort(m->labels, m->nlabels, &dup) != NDT_OK) {
+        ndt_str name = m->labels[dup].name;
+        snprintf(r->err, r->errlen, "json: label '%.*s' repeated",
+                 name.len > 64 ? 64 : (int)name.len, name.ptr);
+        return NDT_EBADCONF;
+    }
+    return NDT_OK;
+}
+
+int hdl_decode_json(const char *msg, size_t len, hdl_sample_fn fn, void *ctx, char *err,
+                    size_t errlen)
+{
+    char stack_scratch[JSON_STACK_SCRATCH];
+    json_message m;
+    memset(&m, 0, offsetof(json_message, labels));
+    json_reader r = { msg, msg, msg + len, stack_scratch, 0, err, errlen };
+    if (len > sizeof(stack_scratch) && !(r.scratch = malloc(len))) {
+        snprintf(err, errlen, "json: out of memory for a %zu-byte message", len);
+        return NDT_ERROR;
+    }
+    int rc = read_message(&r, &m);
+    if (rc == NDT_OK) {
+        hdl_sample s = { m.name, m.labels, m.nlabels, m.value, m.ts_ms, HDL_TYPE_UNKNOWN };
+        rc = fn(ctx, &s);
+    }
+    if (r.scratch != stack_scratch)
+        free(r.scratch);
+    return rc;
+}
