@@ -49,6 +49,9 @@ typedef struct service_state {
     int64_t read_ns;    /* when it was read (monotonic); 0: never */
 } service_state;
 
+/* The served model's handle (see "the one prediction path" below). */
+typedef model_xgb served_model;
+
 /* One remembered what-if: the key (state row, change) and its answer. */
 typedef struct whatif_memo {
     int used;
@@ -66,8 +69,8 @@ struct api_engine {
     int64_t max_age_ms;
     int64_t refresh_ns;
 
-    /* The served model. */
-    model_xgb *xgb;
+    /* The served model (NULL: none servable yet). */
+    served_model *served;
     feat_baseline baseline;
     api_model_entry model;
     char why_no_model[NDT_ERRBUF_SIZE];
@@ -85,9 +88,21 @@ struct api_engine {
 
 /* ---- the one prediction path ------------------------------------------- */
 
+/* The served model is reached only through the three functions below:
+ * swapping in the flat tree predictor of branch dnn-fastpred means
+ * `typedef model_predictor served_model;` above, model_predictor_load /
+ * model_predictor_free in served_load / served_free, and one
+ * model_predictor_predict_ms call per row in engine_predict_ms (it adds
+ * the baseline itself).  Nothing else in the API sees the model. */
+static int served_load(api_engine *e, const char *id, char *err, size_t errlen)
+{
+    return model_registry_load(e->registry, id, 1, &e->served, &e->baseline, err, errlen);
+}
+
+static void served_free(served_model *m) { model_xgb_free(m); }
+
 /* Latency in ms of each raw row: feature vector, model, baseline, inverse
- * target (exactly what `train` fitted).  The only place the API calls a
- * predictor: a faster one replaces the model_xgb_predict line. */
+ * target (exactly what `train` fitted). */
 #define API_PREDICT_MAX_ROWS 4
 static int engine_predict_ms(api_engine *e, const feat_raw *rows, size_t n, double *ms, char *err,
                              size_t errlen)
@@ -105,7 +120,7 @@ static int engine_predict_ms(api_engine *e, const feat_raw *rows, size_t n, doub
             x[i * FEAT_DIM + j] = (float)xd[j];
         base[i] = feat_baseline_value(e->baseline, xd);
     }
-    int rc = model_xgb_predict(e->xgb, x, n, y, err, errlen);
+    int rc = model_xgb_predict(e->served, x, n, y, err, errlen);
     if (rc != NDT_OK)
         return rc;
     for (size_t i = 0; i < n; i++)
@@ -118,7 +133,7 @@ static int engine_predict_ms(api_engine *e, const feat_raw *rows, size_t n, doub
 /* Loads the model to serve if none is; NDT_OK when one is loaded. */
 static int engine_model(api_engine *e)
 {
-    if (e->xgb)
+    if (e->served)
         return NDT_OK;
     int64_t now = ndt_clock_mono_ns();
     if (e->picked_ns && now - e->picked_ns < API_PICK_RETRY_NS)
@@ -128,12 +143,12 @@ static int engine_model(api_engine *e)
     api_model_entry entry;
     int rc = api_registry_pick(e->registry, e->want_model, &entry, err, sizeof(err));
     if (rc == NDT_OK)
-        rc = model_registry_load(e->registry, entry.id, 1, &e->xgb, &e->baseline, err, sizeof(err));
+        rc = served_load(e, entry.id, err, sizeof(err));
     if (rc != NDT_OK) {
         if (strcmp(err, e->why_no_model) != 0)
             ndt_log(NDT_LOG_WARN, "api", "no model to serve", NDT_KV_STR("reason", err));
         snprintf(e->why_no_model, sizeof(e->why_no_model), "%s", err);
-        e->xgb = NULL;
+        e->served = NULL;
         return NDT_AGAIN;
     }
     e->model = entry;
@@ -180,7 +195,7 @@ void api_engine_free(api_engine *e)
 {
     if (!e)
         return;
-    model_xgb_free(e->xgb);
+    served_free(e->served);
     if (e->udr)
         udr_close(e->udr);
     pthread_mutex_destroy(&e->lock);
@@ -476,7 +491,7 @@ unsigned api_engine_models(api_engine *e, const char *id, api_answer *a)
 int api_engine_render_metrics(api_engine *e, ndt_buf *out)
 {
     pthread_mutex_lock(&e->lock);
-    int loaded = e->xgb != NULL;
+    int loaded = e->served != NULL;
     int ok = ndt_buf_printf(out,
                             "# HELP ndtpipe_api_model_loaded 1 when a gated model is loaded and served.\n"
                             "# TYPE ndtpipe_api_model_loaded gauge\n"
