@@ -488,6 +488,22 @@ unsigned api_engine_models(api_engine *e, const char *id, api_answer *a)
     return 200;
 }
 
+/* A label value in the text format's quoting: only \\, \" and \n are
+ * escapes there, so other control bytes (never in a URN) are dropped. */
+static int prom_label_value(ndt_buf *out, const char *v)
+{
+    int ok = ndt_buf_append_char(out, '"') == NDT_OK;
+    for (; ok && *v; v++) {
+        if (*v == '\\' || *v == '"')
+            ok = ndt_buf_append_char(out, '\\') == NDT_OK && ndt_buf_append_char(out, *v) == NDT_OK;
+        else if (*v == '\n')
+            ok = ndt_buf_append_str(out, "\\n") == NDT_OK;
+        else if ((unsigned char)*v >= 0x20)
+            ok = ndt_buf_append_char(out, *v) == NDT_OK;
+    }
+    return ok && ndt_buf_append_char(out, '"') == NDT_OK ? NDT_OK : NDT_ERROR;
+}
+
 int api_engine_render_metrics(api_engine *e, ndt_buf *out)
 {
     pthread_mutex_lock(&e->lock);
@@ -525,7 +541,7 @@ int api_engine_render_metrics(api_engine *e, ndt_buf *out)
                                     "# HELP ndtpipe_api_state_age_seconds Age of the twin state a what-if would start from.\n"
                                     "# TYPE ndtpipe_api_state_age_seconds gauge\n") == NDT_OK;
         ok = ok && ndt_buf_append_str(out, "ndtpipe_api_state_age_seconds{service=") == NDT_OK &&
-             api_json_string(out, s->id) == NDT_OK &&
+             prom_label_value(out, s->id) == NDT_OK &&
              ndt_buf_printf(out, "} %.3f\n", (double)(now - s->row.timestamp_ms) / 1000.0) == NDT_OK;
     }
     pthread_mutex_unlock(&e->lock);

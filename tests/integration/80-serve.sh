@@ -194,6 +194,11 @@ grep -q '^ndtpipe_api_requests_total{code="200",endpoint="whatif"} 4$' "$T/metri
 grep -q '^ndtpipe_api_requests_total{code="413",endpoint="whatif"} 1$' "$T/metrics.txt" || fail "413 count"
 grep -q '^ndtpipe_api_request_duration_seconds_count{endpoint="whatif"} ' "$T/metrics.txt" || fail "histogram"
 grep -q "^ndtpipe_api_model_info{deployment_grade=\"Reliable\",model=\"$id\"} 1$" "$T/metrics.txt" || fail "model_info"
+# Four what-ifs answered, three distinct questions: +1 and pods 4 are one.
+grep -q '^ndtpipe_api_whatif_memo_misses_total 3$' "$T/metrics.txt" && grep -q '^ndtpipe_api_whatif_memo_hits_total 1$' "$T/metrics.txt" \
+    || fail "memo counts: $(grep memo "$T/metrics.txt")"
+grep -q "^ndtpipe_api_state_age_seconds{service=\"$svc\"} " "$T/metrics.txt" || fail "state age"
+
 
 # Debian's Prometheus scrapes it.
 PROM=$(free_port)
