@@ -36,6 +36,9 @@
 #define API_MAX_CONNECTIONS 1024
 #define API_MAX_URL 2048
 #define API_MAX_THREADS 64
+/* How much of an oversized body without Content-Length is read (and
+ * dropped) to answer 413, in multiples of the limit, before closing. */
+#define API_DROP_FACTOR 16
 
 struct api_server {
     api_options opts;
@@ -55,6 +58,7 @@ typedef struct api_request {
     int64_t start_ns;
     ndt_buf body;
     api_answer early; /* code set: answered without running the handler */
+    size_t dropped;   /* body bytes read past the limit and dropped */
 } api_request;
 
 /* ---- answers ------------------------------------------------------------ */
@@ -259,17 +263,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ndt_buf_init(&req->body, s->max_body);
         check_headers(s, conn, url, method, req);
         *state = req;
+        /* Refused on its headers: answered now, so a body that will not be
+         * used (an oversized upload, say) is never read; MHD then closes
+         * the connection rather than skip the body. */
+        if (req->early.code)
+            return send_error(s, conn, req, &req->early);
         return MHD_YES;
     }
     if (*data_size) {
-        /* Bodies of GET routes and of refused requests are read and dropped. */
+        /* Bodies of GET routes are read and dropped. */
         if (!req->early.code && (req->endpoint == API_EP_PREDICT || req->endpoint == API_EP_WHATIF) &&
             ndt_buf_append(&req->body, data, *data_size) != NDT_OK)
             api_fail(&req->early, 413, "too-large", "the body is over the limit of %zu bytes", s->max_body);
+        /* A body without Content-Length that outgrew the limit is read
+         * and dropped so that the client gets its 413 (MHD cannot answer
+         * in the middle of an upload), but only up to a bound: past it
+         * the connection is closed. */
+        req->dropped += req->early.code ? *data_size : 0;
         *data_size = 0;
-        return MHD_YES;
+        return req->dropped > API_DROP_FACTOR * s->max_body ? MHD_NO : MHD_YES;
     }
-    if (req->early.code)
+    if (req->early.code) /* the body outgrew the limit */
         return send_error(s, conn, req, &req->early);
     return handle(s, conn, url, req);
 }

@@ -124,6 +124,11 @@ expect 404 unknown-service POST /v1/whatif '{"service":"urn:ngsi-ld:Service:nope
 expect 404 unknown-model POST /v1/whatif '{"model":"xgb-nope","change":{"pods":"+1"}}'
 head -c 70000 /dev/zero | tr '\0' ' ' >"$T/big.json"
 expect 413 too-large POST /v1/whatif "@$T/big.json"
+expect 413 too-large POST /v1/whatif "@$T/big.json" -H 'Transfer-Encoding: chunked'
+# An endless body without Content-Length: the connection is closed, no hang.
+(yes ' ' | head -c 20000000) | timeout 20 curl -s -o /dev/null -H 'Transfer-Encoding: chunked' \
+    --data-binary @- "$API/v1/whatif"
+[ $? -ne 124 ] || fail "an endless upload hung"
 expect 405 method-not-allowed GET /v1/whatif
 expect 405 method-not-allowed POST /v1/models
 expect 404 not-found GET /v2/whatif
@@ -191,7 +196,7 @@ curl -sf "$API/metrics" >"$T/metrics.txt" || fail "/metrics"
 promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1 || fail "promtool: $(cat "$T/promtool.out")"
 [ ! -s "$T/promtool.out" ] || fail "promtool lint: $(cat "$T/promtool.out")"
 grep -q '^ndtpipe_api_requests_total{code="200",endpoint="whatif"} 4$' "$T/metrics.txt" || fail "whatif count: $(grep requests_total "$T/metrics.txt")"
-grep -q '^ndtpipe_api_requests_total{code="413",endpoint="whatif"} 1$' "$T/metrics.txt" || fail "413 count"
+grep -q '^ndtpipe_api_requests_total{code="413",endpoint="whatif"} 2$' "$T/metrics.txt" || fail "413 count"
 grep -q '^ndtpipe_api_request_duration_seconds_count{endpoint="whatif"} ' "$T/metrics.txt" || fail "histogram"
 grep -q "^ndtpipe_api_model_info{deployment_grade=\"Reliable\",model=\"$id\"} 1$" "$T/metrics.txt" || fail "model_info"
 # Four what-ifs answered, three distinct questions: +1 and pods 4 are one.
