@@ -324,6 +324,80 @@ static void test_type_of(void **state)
     assert_int_equal(api_twin_type_of("Service:x", t, sizeof(t)), NDT_EBADCONF);
 }
 
+/* The NGSI-LD view and the graph over a real SQLite UDR. */
+static void test_twin_rendering(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_api_udr.XXXXXX", url[64], err[NDT_ERRBUF_SIZE];
+    assert_non_null(mkdtemp(dir));
+    snprintf(url, sizeof(url), "sqlite:%s/udr.db", dir);
+    udr *u;
+    assert_int_equal(udr_open(&u, url, NULL, err, sizeof(err)), NDT_OK);
+    const udr_field ns_fields[] = { { .name = "nsState", .kind = UDR_FIELD_STRING, .text = "INSTANTIATED" },
+                                    { .name = "endToEndLatency", .number = 12.5 } };
+    const udr_point ns = { .type = "NetworkService", .id = "urn:ngsi-ld:NetworkService:ns1", .ts_ms = 1767225620000LL,
+                           .fields = ns_fields, .nfields = 2 };
+    assert_int_equal(udr_write_points(u, &ns, 1, err, sizeof(err)), NDT_OK);
+    /* (The UDR keeps one object per subject and predicate at a time, so
+     * the array form of several objects cannot be set up through it.) */
+    const udr_relation chain = { .subject = "urn:ngsi-ld:NetworkService:ns1", .predicate = "functionChain",
+                                 .object = "urn:ngsi-ld:NetworkFunction:a", .valid_from_ms = 1767225600000LL,
+                                 .valid_to_ms = UDR_OPEN };
+    assert_int_equal(udr_write_relation(u, &chain, err, sizeof(err)), NDT_OK);
+    udr_relation hosted = { .subject = "urn:ngsi-ld:ServiceComponent:p1", .predicate = "infrastructureElement",
+                            .object = "urn:ngsi-ld:InfrastructureElement:n1", .valid_from_ms = 1767225600000LL,
+                            .valid_to_ms = UDR_OPEN };
+    assert_int_equal(udr_write_relation(u, &hosted, err, sizeof(err)), NDT_OK);
+    hosted.object = "urn:ngsi-ld:InfrastructureElement:n2"; /* rescheduled: closes n1 */
+    hosted.valid_from_ms = 1767225610000LL;
+    assert_int_equal(udr_write_relation(u, &hosted, err, sizeof(err)), NDT_OK);
+    assert_int_equal(udr_flush(u, err, sizeof(err)), NDT_OK);
+
+    ndt_buf b;
+    ndt_buf_init(&b, 0);
+    assert_int_equal(api_twin_entities(u, "NetworkService", NULL, 0, 1767225630000LL, &b, err, sizeof(err)), NDT_OK);
+    ndt_buf_terminate(&b);
+    assert_non_null(strstr(b.data, "\"nsState\":{\"type\":\"Property\",\"value\":\"INSTANTIATED\","
+                                   "\"observedAt\":\"2026-01-01T00:00:20.000Z\"}"));
+    assert_non_null(strstr(b.data, "\"endToEndLatency\":{\"type\":\"Property\",\"value\":12.5,"
+                                   "\"observedAt\":\"2026-01-01T00:00:20.000Z\",\"unitCode\":\"C26\"}"));
+    assert_non_null(strstr(b.data, "\"functionChain\":{\"type\":\"Relationship\",\"object\":\"urn:ngsi-ld:NetworkFunction:a\"}"));
+    assert_int_equal(b.data[0], '[');
+    ndt_buf_reset(&b);
+    assert_int_equal(api_twin_entities(u, "NetworkService", "urn:ngsi-ld:NetworkService:ns1", 1, 1767225630000LL, &b,
+                                       err, sizeof(err)), NDT_OK);
+    ndt_buf_terminate(&b);
+    assert_string_equal(b.data, "{\"id\":\"urn:ngsi-ld:NetworkService:ns1\",\"type\":\"NetworkService\","
+                                "\"endToEndLatency\":12.5,\"nsState\":\"INSTANTIATED\","
+                                "\"functionChain\":\"urn:ngsi-ld:NetworkFunction:a\"}\n");
+    ndt_buf_reset(&b);
+    assert_int_equal(api_twin_entities(u, "NetworkService", "urn:ngsi-ld:NetworkService:nope", 0, 1767225630000LL, &b,
+                                       err, sizeof(err)), NDT_EBADCONF);
+    /* The graph follows the reschedule: n1 before it, n2 after. */
+    ndt_buf_reset(&b);
+    assert_int_equal(api_twin_graph(u, 1767225605000LL, &b, err, sizeof(err)), NDT_OK);
+    ndt_buf_terminate(&b);
+    assert_non_null(strstr(b.data, "\"object\":\"urn:ngsi-ld:InfrastructureElement:n1\",\"validFrom\":"
+                                   "\"2026-01-01T00:00:00.000Z\",\"validTo\":\"2026-01-01T00:00:10.000Z\"}"));
+    assert_null(strstr(b.data, "n2"));
+    assert_non_null(strstr(b.data, "{\"id\":\"urn:ngsi-ld:InfrastructureElement:n1\",\"type\":\"InfrastructureElement\"}"));
+    ndt_buf_reset(&b);
+    assert_int_equal(api_twin_graph(u, 1767225615000LL, &b, err, sizeof(err)), NDT_OK);
+    ndt_buf_terminate(&b);
+    assert_non_null(strstr(b.data, "\"object\":\"urn:ngsi-ld:InfrastructureElement:n2\",\"validFrom\":"
+                                   "\"2026-01-01T00:00:10.000Z\",\"validTo\":null}"));
+    assert_null(strstr(b.data, ":n1\""));
+    ndt_buf_reset(&b);
+    assert_int_equal(api_twin_graph(u, 1767225500000LL, &b, err, sizeof(err)), NDT_OK);
+    ndt_buf_terminate(&b);
+    assert_string_equal(b.data, "{\"at\":\"2025-12-31T23:58:20.000Z\",\"entities\":[],\"relationships\":[]}\n");
+    ndt_buf_free(&b);
+    udr_close(u);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_registry_gate),
         cmocka_unit_test(test_type_of),
+        cmocka_unit_test(test_twin_rendering),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
