@@ -23,10 +23,11 @@
  * The counterfactual (an MVA fit) and the 2000-tree prediction cost
  * ~0.8 ms together on this machine; a memo hit costs a hash and a compare.
  *
- * The served model is picked once (api_registry_pick: --model, or the
- * newest gated one).  Until one is servable every prediction answers 503
- * and the registry is looked at again at most once a second, so a model
- * graded by `ndtpipe validate` while the server runs is picked up.
+ * The served model is the registry's newest gated one (or --model),
+ * looked up again at most every two seconds: a model graded by `ndtpipe
+ * validate` while the server runs is picked up, and one regraded below
+ * the gate stops answering (503) rather than keep serving unvalidated
+ * answers.  A lookup reads the model.json files (a few kB each).
  */
 #include <math.h>
 #include <pthread.h>
@@ -40,7 +41,7 @@
 
 #define API_MAX_SERVICES 64
 #define API_MEMO_SLOTS 256
-#define API_PICK_RETRY_NS 1000000000LL
+#define API_PICK_RETRY_NS 2000000000LL
 
 typedef struct service_state {
     char id[API_ID_MAX];
@@ -94,9 +95,10 @@ struct api_engine {
  * model_predictor_free in served_load / served_free, and one
  * model_predictor_predict_ms call per row in engine_predict_ms (it adds
  * the baseline itself).  Nothing else in the API sees the model. */
-static int served_load(api_engine *e, const char *id, char *err, size_t errlen)
+static int served_load(api_engine *e, const char *id, served_model **out, feat_baseline *baseline,
+                       char *err, size_t errlen)
 {
-    return model_registry_load(e->registry, id, 1, &e->served, &e->baseline, err, errlen);
+    return model_registry_load(e->registry, id, 1, out, baseline, err, errlen);
 }
 
 static void served_free(served_model *m) { model_xgb_free(m); }
@@ -130,27 +132,48 @@ static int engine_predict_ms(api_engine *e, const feat_raw *rows, size_t n, doub
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-/* Loads the model to serve if none is; NDT_OK when one is loaded. */
+/* Drops the served model (it lost its gate); answers turn 503. */
+static void engine_unload(api_engine *e, const char *why)
+{
+    ndt_log(NDT_LOG_WARN, "api", "model no longer served", NDT_KV_STR("model", e->model.id),
+            NDT_KV_STR("reason", why));
+    served_free(e->served);
+    e->served = NULL;
+    memset(&e->model, 0, sizeof(e->model));
+}
+
+/* The model to serve, looked up in the registry at most once per
+ * API_PICK_RETRY_NS: the newest gated one (or --model) is loaded when it
+ * differs from the one served, and a served model whose grade fell below
+ * the gate is dropped.  NDT_OK while one is served. */
 static int engine_model(api_engine *e)
 {
-    if (e->served)
-        return NDT_OK;
     int64_t now = ndt_clock_mono_ns();
     if (e->picked_ns && now - e->picked_ns < API_PICK_RETRY_NS)
-        return NDT_AGAIN;
+        return e->served ? NDT_OK : NDT_AGAIN;
     e->picked_ns = now;
     char err[NDT_ERRBUF_SIZE];
     api_model_entry entry;
     int rc = api_registry_pick(e->registry, e->want_model, &entry, err, sizeof(err));
+    if (rc == NDT_OK && e->served && strcmp(entry.id, e->model.id) == 0) {
+        e->model = entry; /* the same model, perhaps regraded within the gate */
+        return NDT_OK;
+    }
+    served_model *next = NULL;
+    feat_baseline baseline = FEAT_BASELINE_NONE;
     if (rc == NDT_OK)
-        rc = served_load(e, entry.id, err, sizeof(err));
+        rc = served_load(e, entry.id, &next, &baseline, err, sizeof(err));
     if (rc != NDT_OK) {
         if (strcmp(err, e->why_no_model) != 0)
             ndt_log(NDT_LOG_WARN, "api", "no model to serve", NDT_KV_STR("reason", err));
         snprintf(e->why_no_model, sizeof(e->why_no_model), "%s", err);
-        e->served = NULL;
+        if (e->served)
+            engine_unload(e, err);
         return NDT_AGAIN;
     }
+    served_free(e->served);
+    e->served = next;
+    e->baseline = baseline;
     e->model = entry;
     e->why_no_model[0] = '\0';
     memset(e->memo, 0, sizeof(e->memo));

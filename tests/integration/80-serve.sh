@@ -70,12 +70,12 @@ expect 503 no-gated-model POST /v1/whatif '{"change":{"pods":"+1"}}'
 expect 503 no-gated-model POST /v1/predict '{"state":{"users":400}}'
 # Unreliable is not enough either.
 jq '.deployment_grade = "Unreliable"' "$T/reg/$id/model.json" >"$T/mj" && mv "$T/mj" "$T/reg/$id/model.json"
-sleep 1.2
+sleep 2.5 # the registry is looked at every 2 s
 expect 503 no-gated-model POST /v1/whatif '{"change":{"pods":"+1"}}'
 grep -q 'only Excellent or Reliable\|deployment grade of Excellent or Reliable' "$T/body" || fail "503 detail: $body"
 # Graded Reliable (what `ndtpipe validate` writes): served without a restart.
 jq '.deployment_grade = "Reliable"' "$T/reg/$id/model.json" >"$T/mj" && mv "$T/mj" "$T/reg/$id/model.json"
-for _ in $(seq 1 50); do req GET /readyz; [ "$code" = 200 ] && break; sleep 0.1; done
+for _ in $(seq 1 150); do req GET /readyz; [ "$code" = 200 ] && break; sleep 0.1; done
 [ "$code" = 200 ] || fail "/readyz did not turn 200: $body"
 jq -e --arg id "$id" '.model == $id and .deployment_grade == "Reliable"' "$T/body" >/dev/null || fail "/readyz: $body"
 
@@ -229,6 +229,16 @@ for _ in $(seq 1 50); do
     sleep 0.2
 done
 [ "$n" = 1 ] || fail "Prometheus did not store ndtpipe_api_model_loaded"
+
+# Regraded below the gate while served: it stops answering, then serves
+# again once graded Reliable.
+jq '.deployment_grade = "Unreliable"' "$T/reg/$id/model.json" >"$T/mj" && mv "$T/mj" "$T/reg/$id/model.json"
+for _ in $(seq 1 150); do req POST /v1/whatif '{"change":{"pods":"+1"}}'; [ "$code" = 503 ] && break; sleep 0.1; done
+[ "$code" = 503 ] && jq -e '.error == "no-gated-model"' "$T/body" >/dev/null || fail "a downgraded model still answers: $code $body"
+expect 503 no-gated-model GET /readyz
+jq '.deployment_grade = "Excellent"' "$T/reg/$id/model.json" >"$T/mj" && mv "$T/mj" "$T/reg/$id/model.json"
+for _ in $(seq 1 150); do req POST /v1/whatif '{"change":{"pods":"+1"}}'; [ "$code" = 200 ] && break; sleep 0.1; done
+jq -e '.deployment_grade == "Excellent"' "$T/body" >/dev/null || fail "regraded Excellent: $code $body"
 
 # Stale state: not ready, what-ifs 503.
 kill -TERM "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null
