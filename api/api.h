@@ -56,8 +56,10 @@ typedef struct api_options {
 typedef struct api_server api_server;
 
 /* Opens the UDR, loads the model (or notes why none is servable: the
- * server then runs and answers 503) and starts listening.  NDT_EBADCONF
- * for options the user must fix. */
+ * server then runs and answers 503) and starts serving on MHD's threads
+ * at once.  NDT_EBADCONF for options the user must fix.  A process that
+ * runs several stages (`ndtpipe run`) needs only new, port and destroy;
+ * api_server_run is the foreground loop of `ndtpipe serve`. */
 int api_server_new(const api_options *opts, api_server **out, char *err, size_t errlen);
 int api_server_port(const api_server *s);
 /* Serves until *opts->stop, then stops taking connections. */
