@@ -49,7 +49,7 @@ typedef struct api_options {
     int timeout_s;             /* idle connection timeout; 0: default */
     int threads;               /* MHD thread pool; 0: default */
     int max_state_age_ms;      /* older twin state is stale; 0: default */
-    int state_refresh_ms;      /* how long a state read is reused; 0: default */
+    int state_refresh_ms;      /* how often the state is read again; 0: default */
     const volatile int *stop;  /* api_server_run returns once *stop */
 } api_options;
 

@@ -3,17 +3,20 @@
  * and the twin's current state, both behind one lock.
  *
  * Thread model.  MHD runs requests on a small thread pool; the UDR handle
- * and the XGBoost handle are not thread-safe (udr.h, models.h), so every
- * use of either happens under engine->lock.  The critical section of a
- * what-if is one cached state lookup and one prediction of two rows;
- * parsing the body, authentication, formatting and metrics stay outside.
- *
- * The twin's state (feat_udr_latest: the raw telemetry row the model
- * sees) is read from the UDR at most once per state_refresh_ms per
- * service and reused in between: the harmonizer writes every 20 ms or so
- * and a what-if does not need a fresher view than that, while a UDR read
- * per request would cost more than the prediction.  A state older than
- * max_state_age_ms is stale: what-ifs get 503 and /readyz is not ready.
+ * and the XGBoost handle are not thread-safe (udr.h, models.h).  So:
+ *   - engine->lock guards the served model, the memo and the snapshot of
+ *     the twin's state; a what-if holds it for a snapshot lookup and, on
+ *     a memo miss, one counterfactual and one two-row prediction;
+ *   - a refresher thread owns a UDR handle of its own and rebuilds the
+ *     snapshot every state_refresh_ms (the services and each one's latest
+ *     raw row, feat_udr_latest), taking the lock only to swap it in: a
+ *     UDR read (a window of rows, milliseconds on a busy twin) never
+ *     delays an answer;
+ *   - the entity and graph endpoints use a third UDR handle under
+ *     engine->view_lock, so a large listing never blocks a what-if.
+ * Parsing, authentication, formatting and metrics stay outside the locks.
+ * A state older than max_state_age_ms is stale: what-ifs get 503 and
+ * /readyz is not ready.
  *
  * Answers are memoised: a what-if is a pure function of (model, state
  * row, change), and the state row only changes when the UDR has a newer
@@ -46,9 +49,17 @@
 typedef struct service_state {
     char id[API_ID_MAX];
     feat_raw row;
-    int rc;             /* of the last read: NDT_OK, NDT_AGAIN (no data), NDT_ERROR */
-    int64_t read_ns;    /* when it was read (monotonic); 0: never */
+    int rc;             /* of feat_udr_latest: NDT_OK, NDT_AGAIN (no data yet), an error */
+    char err[200];      /* why, when rc is not NDT_OK */
 } service_state;
+
+/* What the refresher read last: the services and their states. */
+typedef struct state_snapshot {
+    int rc;             /* of listing the services */
+    char err[200];
+    size_t n;
+    service_state services[API_MAX_SERVICES];
+} state_snapshot;
 
 /* The served model's handle (see "the one prediction path" below). */
 typedef model_xgb served_model;
@@ -64,7 +75,13 @@ typedef struct whatif_memo {
 
 struct api_engine {
     pthread_mutex_t lock;
-    udr *udr;
+    udr *state_udr;            /* the refresher thread's */
+    udr *view_udr;             /* entities and graph, under view_lock */
+    pthread_mutex_t view_lock;
+    pthread_t refresher;
+    int refresher_started;
+    int stopping;              /* under lock */
+    pthread_cond_t wake;       /* wakes the refresher to stop */
     const char *registry;
     const char *want_model;
     int64_t max_age_ms;
@@ -77,10 +94,10 @@ struct api_engine {
     char why_no_model[NDT_ERRBUF_SIZE];
     int64_t picked_ns;
 
-    /* The twin's services and their cached state. */
-    service_state services[API_MAX_SERVICES];
-    size_t nservices;
-    int64_t services_read_ns;
+    /* The twin's state as last read (under lock); the refresher builds
+     * the next one in `next` (its own) and swaps it in. */
+    state_snapshot snap;
+    state_snapshot next;
 
     /* Memoised what-ifs of the served model (cleared when it changes). */
     whatif_memo memo[API_MEMO_SLOTS];
@@ -183,6 +200,55 @@ static int engine_model(api_engine *e)
     return NDT_OK;
 }
 
+/* ---- the twin's state --------------------------------------------------- */
+
+/* Reads every service's latest state into e->next, then swaps it in. */
+static void engine_refresh(api_engine *e)
+{
+    state_snapshot *n = &e->next;
+    char ids[API_MAX_SERVICES][API_ID_MAX];
+    size_t count = 0;
+    n->rc = api_twin_services(e->state_udr, ids, API_MAX_SERVICES, &count, n->err, sizeof(n->err));
+    n->n = n->rc == NDT_OK ? count : 0;
+    for (size_t i = 0; i < n->n; i++) {
+        service_state *s = &n->services[i];
+        memset(s, 0, sizeof(*s));
+        snprintf(s->id, sizeof(s->id), "%s", ids[i]);
+        s->rc = feat_udr_latest(e->state_udr, s->id, &s->row, s->err, sizeof(s->err));
+        if (s->rc != NDT_OK && s->rc != NDT_AGAIN)
+            ndt_log(NDT_LOG_WARN, "api", "reading the twin's state failed", NDT_KV_STR("service", s->id),
+                    NDT_KV_STR("error", s->err));
+    }
+    if (n->rc != NDT_OK)
+        ndt_log(NDT_LOG_WARN, "api", "listing the twin's services failed", NDT_KV_STR("error", n->err));
+    pthread_mutex_lock(&e->lock);
+    e->snap.rc = n->rc;
+    memcpy(e->snap.err, n->err, sizeof(n->err));
+    e->snap.n = n->n;
+    memcpy(e->snap.services, n->services, n->n * sizeof(n->services[0]));
+    pthread_mutex_unlock(&e->lock);
+}
+
+static void *engine_refresher(void *arg)
+{
+    api_engine *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + e->refresh_ns;
+        until.tv_sec += ns / 1000000000;
+        until.tv_nsec = ns % 1000000000;
+        while (!e->stopping && pthread_cond_timedwait(&e->wake, &e->lock, &until) == 0)
+            ;
+        int stopping = e->stopping;
+        pthread_mutex_unlock(&e->lock);
+        if (stopping)
+            return NULL;
+        engine_refresh(e);
+    }
+}
+
 int api_engine_new(const api_options *o, api_engine **out, char *err, size_t errlen)
 {
     api_engine *e = calloc(1, sizeof(*e));
@@ -191,11 +257,15 @@ int api_engine_new(const api_options *o, api_engine **out, char *err, size_t err
         return NDT_ERROR;
     }
     pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->view_lock, NULL);
+    pthread_cond_init(&e->wake, NULL);
     e->registry = o->registry;
     e->want_model = o->model_id;
     e->max_age_ms = o->max_state_age_ms > 0 ? o->max_state_age_ms : API_DEFAULT_MAX_STATE_AGE_MS;
     e->refresh_ns = (int64_t)(o->state_refresh_ms > 0 ? o->state_refresh_ms : API_DEFAULT_STATE_REFRESH_MS) * 1000000;
-    int rc = udr_open(&e->udr, o->udr_url, NULL, err, errlen);
+    int rc = udr_open(&e->state_udr, o->udr_url, NULL, err, errlen);
+    if (rc == NDT_OK)
+        rc = udr_open(&e->view_udr, o->udr_url, NULL, err, errlen);
     if (rc != NDT_OK) {
         api_engine_free(e);
         return rc;
@@ -210,6 +280,13 @@ int api_engine_new(const api_options *o, api_engine **out, char *err, size_t err
         return NDT_EBADCONF;
     }
     engine_model(e);
+    engine_refresh(e); /* the first answers see the twin, not an empty snapshot */
+    if (pthread_create(&e->refresher, NULL, engine_refresher, e) != 0) {
+        snprintf(err, errlen, "cannot start the state refresher thread");
+        api_engine_free(e);
+        return NDT_ERROR;
+    }
+    e->refresher_started = 1;
     *out = e;
     return NDT_OK;
 }
@@ -218,81 +295,57 @@ void api_engine_free(api_engine *e)
 {
     if (!e)
         return;
+    if (e->refresher_started) {
+        pthread_mutex_lock(&e->lock);
+        e->stopping = 1;
+        pthread_cond_signal(&e->wake);
+        pthread_mutex_unlock(&e->lock);
+        pthread_join(e->refresher, NULL);
+    }
     served_free(e->served);
-    if (e->udr)
-        udr_close(e->udr);
+    if (e->state_udr)
+        udr_close(e->state_udr);
+    if (e->view_udr)
+        udr_close(e->view_udr);
+    pthread_cond_destroy(&e->wake);
+    pthread_mutex_destroy(&e->view_lock);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
 
-/* ---- the twin's state --------------------------------------------------- */
-
-static int engine_services(api_engine *e, char *err, size_t errlen)
+/* The service a request names ("" = the only one) and its state, from the
+ * snapshot (caller holds e->lock).  A status other than 200 is an error
+ * answer. */
+static unsigned engine_state(api_engine *e, const char *want, const service_state **out, api_answer *a)
 {
-    int64_t now = ndt_clock_mono_ns();
-    if (e->services_read_ns && now - e->services_read_ns < e->refresh_ns)
-        return NDT_OK;
-    char ids[API_MAX_SERVICES][API_ID_MAX];
-    size_t n = 0;
-    int rc = api_twin_services(e->udr, ids, API_MAX_SERVICES, &n, err, errlen);
-    if (rc != NDT_OK)
-        return NDT_ERROR;
-    /* Keep the cached state of services still present. */
-    service_state next[API_MAX_SERVICES];
-    for (size_t i = 0; i < n; i++) {
-        memset(&next[i], 0, sizeof(next[i]));
-        snprintf(next[i].id, sizeof(next[i].id), "%s", ids[i]);
-        for (size_t k = 0; k < e->nservices; k++)
-            if (strcmp(e->services[k].id, ids[i]) == 0)
-                next[i] = e->services[k];
-    }
-    memcpy(e->services, next, n * sizeof(*next));
-    e->nservices = n;
-    e->services_read_ns = now;
-    return NDT_OK;
-}
-
-/* The service a request names ("" = the only one), its cached state
- * refreshed when due.  A status other than 200 is an error answer. */
-static unsigned engine_state(api_engine *e, const char *want, service_state **out, api_answer *a)
-{
-    char err[NDT_ERRBUF_SIZE];
-    if (engine_services(e, err, sizeof(err)) != NDT_OK)
-        return api_fail(a, 500, "udr-error", "reading the twin's services failed: %s", err);
-    service_state *s = NULL;
+    const state_snapshot *snap = &e->snap;
+    const service_state *s = NULL;
+    if (snap->rc != NDT_OK)
+        return api_fail(a, 500, "udr-error", "reading the twin's services failed: %s", snap->err);
     if (!want[0]) {
-        if (e->nservices == 0)
+        if (snap->n == 0)
             return api_fail(a, 503, "no-state", "the twin has no Service entity yet");
-        if (e->nservices > 1)
+        if (snap->n > 1)
             return api_fail(a, 400, "service-required",
                             "the twin has %zu services; name one in \"service\" (GET "
-                            "/ngsi-ld/v1/entities?type=Service lists them)", e->nservices);
-        s = &e->services[0];
+                            "/ngsi-ld/v1/entities?type=Service lists them)", snap->n);
+        s = &snap->services[0];
     } else {
         char full[API_ID_MAX + 32];
         if (strncmp(want, "urn:ngsi-ld:", 12) == 0)
             snprintf(full, sizeof(full), "%s", want);
         else
             snprintf(full, sizeof(full), "urn:ngsi-ld:Service:%s", want);
-        for (size_t i = 0; i < e->nservices && !s; i++)
-            if (strcmp(e->services[i].id, full) == 0)
-                s = &e->services[i];
+        for (size_t i = 0; i < snap->n && !s; i++)
+            if (strcmp(snap->services[i].id, full) == 0)
+                s = &snap->services[i];
         if (!s)
             return api_fail(a, 404, "unknown-service", "no service '%.200s' in the twin", want);
     }
-    int64_t now = ndt_clock_mono_ns();
-    if (!s->read_ns || now - s->read_ns >= e->refresh_ns) {
-        s->rc = feat_udr_latest(e->udr, s->id, &s->row, err, sizeof(err));
-        s->read_ns = now;
-        if (s->rc == NDT_ERROR || s->rc == NDT_EBADCONF) {
-            ndt_log(NDT_LOG_WARN, "api", "reading the twin's state failed", NDT_KV_STR("service", s->id),
-                    NDT_KV_STR("error", err));
-            s->read_ns = 0;
-            return api_fail(a, 500, "udr-error", "reading the state of %.200s failed: %.150s", s->id, err);
-        }
-    }
     if (s->rc == NDT_AGAIN)
-        return api_fail(a, 503, "no-state", "the twin holds no state of %.200s yet", s->id);
+        return api_fail(a, 503, "no-state", "the twin holds no state of %.200s yet: %s", s->id, s->err);
+    if (s->rc != NDT_OK)
+        return api_fail(a, 500, "udr-error", "reading the state of %.200s failed: %s", s->id, s->err);
     int64_t age = ndt_clock_real_ms() - s->row.timestamp_ms;
     if (age > e->max_age_ms)
         return api_fail(a, 503, "stale-state",
@@ -348,7 +401,7 @@ static unsigned engine_whatif_locked(api_engine *e, const api_whatif_request *re
 {
     char err[NDT_ERRBUF_SIZE];
     unsigned st = engine_check_model(e, req->model, a);
-    service_state *s = NULL;
+    const service_state *s = NULL;
     if (st == 200)
         st = engine_state(e, req->service, &s, a);
     if (st != 200)
@@ -403,7 +456,7 @@ static unsigned engine_predict_locked(api_engine *e, api_predict_request *req, a
     unsigned st = engine_check_model(e, req->model, a);
     if (st != 200)
         return st;
-    service_state *s = NULL;
+    const service_state *s = NULL;
     /* A complete state needs nothing from the twin unless a service is named. */
     if (req->present != API_STATE_ALL || req->service[0]) {
         st = engine_state(e, req->service, &s, a);
@@ -431,23 +484,21 @@ unsigned api_engine_predict(api_engine *e, api_predict_request *req, api_answer 
 
 static unsigned engine_ready_locked(api_engine *e, api_answer *a)
 {
-    char err[NDT_ERRBUF_SIZE];
     if (engine_model(e) != NDT_OK)
         return api_fail(a, 503, "no-gated-model", "%s", e->why_no_model);
-    if (engine_services(e, err, sizeof(err)) != NDT_OK)
-        return api_fail(a, 503, "udr-error", "reading the twin's services failed: %s", err);
-    if (e->nservices == 0)
+    if (e->snap.rc == NDT_OK && e->snap.n == 0)
         return api_fail(a, 503, "no-state", "the twin has no Service entity yet");
-    for (size_t i = 0; i < e->nservices; i++) {
-        service_state *s;
-        char id[API_ID_MAX];
-        snprintf(id, sizeof(id), "%s", e->services[i].id);
-        unsigned st = engine_state(e, id, &s, a);
-        if (st != 200)
-            return st == 404 ? 503 : st;
+    unsigned st = e->snap.rc == NDT_OK ? 200 : 503;
+    if (st != 200)
+        api_fail(a, 503, "udr-error", "reading the twin's services failed: %s", e->snap.err);
+    for (size_t i = 0; st == 200 && i < e->snap.n; i++) {
+        const service_state *s;
+        st = engine_state(e, e->snap.services[i].id, &s, a);
     }
+    if (st != 200)
+        return st;
     ndt_buf_printf(a->body, "{\"status\":\"ready\",\"model\":\"%s\",\"deployment_grade\":\"%s\",\"services\":%zu}\n",
-                   e->model.id, e->model.grade, e->nservices);
+                   e->model.id, e->model.grade, e->snap.n);
     return 200;
 }
 
@@ -471,9 +522,9 @@ unsigned api_engine_entities(api_engine *e, const char *type, const char *id, in
                             "'%.200s' is not an entity id (urn:ngsi-ld:<Type>:<local-id>)", id);
         type = id_type;
     }
-    pthread_mutex_lock(&e->lock);
-    int rc = api_twin_entities(e->udr, type, id, key_values, ndt_clock_real_ms(), a->body, err, sizeof(err));
-    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_lock(&e->view_lock);
+    int rc = api_twin_entities(e->view_udr, type, id, key_values, ndt_clock_real_ms(), a->body, err, sizeof(err));
+    pthread_mutex_unlock(&e->view_lock);
     if (rc == NDT_EBADCONF)
         return api_fail(a, 404, "not-found", "%s", err);
     if (rc != NDT_OK)
@@ -487,9 +538,9 @@ unsigned api_engine_graph(api_engine *e, const char *at, api_answer *a)
     int64_t at_ms = ndt_clock_real_ms();
     if (at && api_parse_rfc3339(at, &at_ms) != NDT_OK)
         return api_fail(a, 400, "bad-value", "at: expected an RFC 3339 time like 2026-01-02T03:04:05Z, got '%.60s'", at);
-    pthread_mutex_lock(&e->lock);
-    int rc = api_twin_graph(e->udr, at_ms, a->body, err, sizeof(err));
-    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_lock(&e->view_lock);
+    int rc = api_twin_graph(e->view_udr, at_ms, a->body, err, sizeof(err));
+    pthread_mutex_unlock(&e->view_lock);
     if (rc != NDT_OK)
         return api_fail(a, 500, "udr-error", "%s", err);
     return 200;
@@ -544,7 +595,7 @@ int api_engine_render_metrics(api_engine *e, ndt_buf *out)
     ok = ok && ndt_buf_printf(out,
                               "# HELP ndtpipe_api_twin_services Service entities of the twin at the last read.\n"
                               "# TYPE ndtpipe_api_twin_services gauge\n"
-                              "ndtpipe_api_twin_services %zu\n", e->nservices) == NDT_OK;
+                              "ndtpipe_api_twin_services %zu\n", e->snap.n) == NDT_OK;
     ok = ok && ndt_buf_printf(out,
                               "# HELP ndtpipe_api_whatif_memo_hits_total What-ifs answered from the memo (same state row and change).\n"
                               "# TYPE ndtpipe_api_whatif_memo_hits_total counter\n"
@@ -555,9 +606,9 @@ int api_engine_render_metrics(api_engine *e, ndt_buf *out)
                               (unsigned long long)e->memo_hits, (unsigned long long)e->memo_misses) == NDT_OK;
     int64_t now = ndt_clock_real_ms();
     int header = 0;
-    for (size_t i = 0; ok && i < e->nservices; i++) {
-        const service_state *s = &e->services[i];
-        if (!s->read_ns || s->rc != NDT_OK)
+    for (size_t i = 0; ok && i < e->snap.n; i++) {
+        const service_state *s = &e->snap.services[i];
+        if (s->rc != NDT_OK)
             continue;
         if (!header++)
             ok = ndt_buf_append_str(out,

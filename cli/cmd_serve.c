@@ -31,7 +31,7 @@ static void usage(FILE *out)
             "  --timeout D           cut idle or slow connections after D (default 10s)\n"
             "  --threads N           HTTP threads (default 2)\n"
             "  --max-state-age D     older twin state is stale: 503, not ready (default 60s)\n"
-            "  --state-refresh D     reuse a state read from the UDR this long (default 100ms)\n"
+            "  --state-refresh D     read the twin's state again this often (default 100ms)\n"
             CLI_COMMON_HELP);
 }
 
