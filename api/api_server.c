@@ -152,7 +152,7 @@ static int authorized(const api_server *s, struct MHD_Connection *conn)
 static void check_headers(api_server *s, struct MHD_Connection *conn, const char *url, const char *method,
                           api_request *req)
 {
-    api_method want;
+    api_method want = API_GET;
     const char *id;
     req->endpoint = route(url, &want, &id);
     int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
