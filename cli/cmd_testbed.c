@@ -24,9 +24,10 @@
 
 #define CLI_TESTBED_OPT_INTERVAL 2000
 #define CLI_TESTBED_OPT_PLOT 2001
+#define CLI_TESTBED_OPT_MAX_QUEUE 2002
 
 static const char cli_testbed_help[] =
-    "usage: ndtpipe testbed [--listen ADDR] [--users N] [--pods N] [--seed S]\n"
+    "usage: ndtpipe testbed [--listen ADDR] [--users N] [--pods N] [--seed S] [--max-queue N]\n"
     "       ndtpipe testbed campaign --dwell DUR --out FILE.csv [options]\n\n"
     "The emulated Kubernetes inference cluster (docs/TESTBED.md), live:\n"
     "GET /metrics (service, cAdvisor, kube-state-metrics, node-exporter series),\n"
@@ -35,7 +36,9 @@ static const char cli_testbed_help[] =
     "  --listen ADDR    HOST:PORT to serve on (default " TESTBED_DEFAULT_LISTEN ")\n"
     "  --users N        concurrent users at start, 0..20000 (default 200)\n"
     "  --pods N         replicas at start, 1..32 (default 1)\n"
-    "  --seed S         seed of the simulation (default 1)\n" CLI_COMMON_HELP;
+    "  --seed S         seed of the simulation (default 1)\n"
+    "  --max-queue N    requests a pod queues beyond the one in service; more get\n"
+    "                   503 and retry after thinking; 0 unbounded (default 16)\n" CLI_COMMON_HELP;
 
 static const char cli_campaign_help[] =
     "usage: ndtpipe testbed campaign --dwell DUR --out FILE.csv [options]\n\n"
@@ -49,7 +52,8 @@ static const char cli_campaign_help[] =
     "  --interval DUR   sampling interval (default 20ms)\n"
     "  --seed S         seed of the simulation (default 1)\n"
     "  --out FILE       the dataset CSV, - for stdout (required)\n"
-    "  --plot FILE      also write an SVG of mean latency against pods\n" CLI_COMMON_HELP;
+    "  --plot FILE      also write an SVG of mean latency against pods\n"
+    "  --max-queue N    per-pod admission bound, 0 unbounded (default 16)\n" CLI_COMMON_HELP;
 
 static int cli_testbed_parse_seed(const char *cmd, const char *arg, uint64_t *out)
 {
@@ -80,6 +84,7 @@ static int cli_testbed_live(int argc, char **argv)
     static const struct option opts[] = {
         { "listen", required_argument, NULL, 'l' }, { "users", required_argument, NULL, 'u' },
         { "pods", required_argument, NULL, 'p' },   { "seed", required_argument, NULL, 's' },
+        { "max-queue", required_argument, NULL, CLI_TESTBED_OPT_MAX_QUEUE },
         { "help", no_argument, NULL, 'h' },         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
@@ -95,6 +100,9 @@ static int cli_testbed_live(int argc, char **argv)
         case 'u': rc = cli_testbed_parse_count(cmd, "--users", optarg, 0, TESTBED_MAX_USERS, &p.users); break;
         case 'p': rc = cli_testbed_parse_count(cmd, "--pods", optarg, 1, TESTBED_MAX_PODS, &p.pods); break;
         case 's': rc = cli_testbed_parse_seed(cmd, optarg, &p.seed); break;
+        case CLI_TESTBED_OPT_MAX_QUEUE:
+            rc = cli_testbed_parse_count(cmd, "--max-queue", optarg, 0, TESTBED_MAX_USERS, &p.max_queue);
+            break;
         case 'h': fputs(cli_testbed_help, stdout); return NDT_EXIT_OK;
         default:
             if (cli_common_option(cmd, opt, optarg) == NDT_OK)
@@ -116,7 +124,8 @@ static int cli_testbed_live(int argc, char **argv)
     }
     ndt_log(NDT_LOG_INFO, "testbed", "serving", NDT_KV_STR("listen", listen),
             NDT_KV_INT("port", testbed_server_port(srv)), NDT_KV_INT("users", p.users),
-            NDT_KV_INT("pods", p.pods), NDT_KV_UINT("seed", p.seed));
+            NDT_KV_INT("pods", p.pods), NDT_KV_UINT("seed", p.seed),
+            NDT_KV_INT("max_queue", p.max_queue));
     struct timespec pause = { 0, 50 * 1000000L };
     while (!cli_stop_requested())
         nanosleep(&pause, NULL);
@@ -201,6 +210,7 @@ static int cli_testbed_campaign(int argc, char **argv)
         { "seed", required_argument, NULL, 's' },
         { "out", required_argument, NULL, 'o' },
         { "plot", required_argument, NULL, CLI_TESTBED_OPT_PLOT },
+        { "max-queue", required_argument, NULL, CLI_TESTBED_OPT_MAX_QUEUE },
         { "help", no_argument, NULL, 'h' },
         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
@@ -239,6 +249,10 @@ static int cli_testbed_campaign(int argc, char **argv)
         case 's': rc = cli_testbed_parse_seed(cmd, optarg, &c.params.seed); break;
         case 'o': out_path = optarg; break;
         case CLI_TESTBED_OPT_PLOT: plot_path = optarg; break;
+        case CLI_TESTBED_OPT_MAX_QUEUE:
+            rc = cli_testbed_parse_count(cmd, "--max-queue", optarg, 0, TESTBED_MAX_USERS,
+                                         &c.params.max_queue);
+            break;
         case 'h': fputs(cli_campaign_help, stdout); return NDT_EXIT_OK;
         default:
             if (cli_common_option(cmd, opt, optarg) == NDT_OK)

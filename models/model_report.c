@@ -7,8 +7,8 @@
  * needs neither the dataset nor libxgboost's time.  The predicted-against-
  * observed scatter comes from the sample of test rows the registry keeps
  * (predictions.csv), when the entry has one.  Table VII (what-if deltas)
- * comes with `ndtpipe validate`, which will add its results to the
- * registry entry.  The Markdown and bar chart are written as NAME.tmp
+ * comes from the "validation" object `ndtpipe validate` adds to the
+ * registry entry; without one the report says how to get it.  The Markdown and bar chart are written as NAME.tmp
  * and renamed.
  */
 #include <errno.h>
@@ -35,6 +35,36 @@ static const char *jstr(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsString(v) ? v->valuestring : "?";
+}
+
+/* Table VII: the matched-pairs validation, when the model has one. */
+static void model_report_validation(FILE *f, const cJSON *v)
+{
+    const cJSON *sc;
+    if (!cJSON_IsObject(v)) {
+        fprintf(f, "## What-if validation (Table VII)\n\nNot validated yet: "
+                   "`ndtpipe validate --registry DIR --model ID --data FILE.csv`.\n");
+        return;
+    }
+    fprintf(f, "## What-if validation (Table VII)\n\nDeployment grade **%s** (on the "
+               "counterfactual answers; %s on matched samples), %.0f users, validated %s.\n\n",
+            jstr(v, "deployment_grade"), jstr(v, "matched_grade"), jnum(v, "users"),
+            jstr(v, "validated"));
+    fprintf(f, "| scenario | method | mean predicted delta (ms) | mean observed delta (ms) | "
+               "sign agreement | MAE of deltas (ms) | sensitivity |\n|---|---|---|---|---|---|---|\n");
+    cJSON_ArrayForEach(sc, cJSON_GetObjectItemCaseSensitive(v, "scenarios"))
+    {
+        static const char *const methods[] = { "matched", "counterfactual" };
+        for (int i = 0; i < 2; i++) {
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(sc, methods[i]);
+            fprintf(f, "| %s | %s | %.2f | %.2f | %.3f | %.2f | %s (%.2f) |\n", jstr(sc, "name"),
+                    methods[i], jnum(m, "mean_predicted_delta_ms"),
+                    jnum(m, "mean_observed_delta_ms"), jnum(m, "sign_agreement"),
+                    jnum(m, "mae_delta_ms"), jstr(m, "sensitivity_category"),
+                    jnum(m, "sensitivity"));
+        }
+    }
+    fprintf(f, "\n");
 }
 
 static void model_report_tables(FILE *f, const cJSON *root)
@@ -75,8 +105,10 @@ static void model_report_tables(FILE *f, const cJSON *root)
                 jnum(row, "pods"), jnum(row, "n"), jnum(row, "mae_ms"), jnum(row, "rmse_ms"),
                 jnum(row, "r2"));
     fprintf(f, "\n![MAE per regime](error-per-regime.svg)\n\n"
-               "![Predicted against observed](predicted-vs-observed.svg)\n\n"
-               "What-if deltas (Table VII) come with `ndtpipe validate` (not built yet).\n");
+               "![Predicted against observed](predicted-vs-observed.svg)\n\n");
+    model_report_validation(f, cJSON_GetObjectItemCaseSensitive(root, "validation"));
+    if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "validation")))
+        fprintf(f, "\n![What-if deltas](whatif-deltas.svg)\n");
 }
 
 /* Bars of MAE per test regime on a log scale (errors span 10 ms .. 10 s). */
@@ -105,6 +137,66 @@ static void model_report_svg(FILE *f, const cJSON *root)
                 h + 36, jnum(row, "users"), jnum(row, "pods"));
         i++;
     }
+    fputs("</svg>\n", f);
+}
+
+/* Signed log axis: deltas span -500 .. +600 ms and the small ones matter. */
+static double model_symlog(double v) { return v < 0 ? -log10(1 - v) : log10(1 + v); }
+
+/* What-if deltas (Table VII's transitions): each transition's mean
+ * predicted delta against its mean observed delta, by both methods; the
+ * diagonal is a perfect answer, the off-sign quadrants wrong directions. */
+static void model_report_whatif_svg(FILE *f, const cJSON *root)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "validation"), *sc, *t;
+    double size = 360, pad = 50, lim = 1;
+    cJSON_ArrayForEach(sc, cJSON_GetObjectItemCaseSensitive(v, "scenarios"))
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(sc, "transitions"))
+    {
+        const char *keys[] = { "mean_observed_delta_ms", "matched_mean_predicted_delta_ms",
+                               "counterfactual_mean_predicted_delta_ms" };
+        for (int k = 0; k < 3; k++) {
+            double m = fabs(model_symlog(jnum(t, keys[k])));
+            if (isfinite(m) && m > lim)
+                lim = m;
+        }
+    }
+    lim = ceil(lim);
+#define WHATIF_AXIS(val) (pad + size / 2 + size / 2 * model_symlog(val) / lim)
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "font-family=\"sans-serif\" font-size=\"11\">\n", size + 2 * pad, size + 2 * pad);
+    fprintf(f, "<text x=\"%.0f\" y=\"16\">What-if deltas per transition (ms, signed log): "
+               "predicted against observed</text>\n", pad);
+    fprintf(f, "<text x=\"%.0f\" y=\"32\" fill=\"#4477aa\">o matched</text>"
+               "<text x=\"%.0f\" y=\"32\" fill=\"#cc6677\">+ counterfactual</text>\n",
+            pad, pad + 90);
+    for (double e = -1; e < lim; e++)
+        for (int sign = -1; sign <= (e < 0 ? -1 : 1); sign += 2) {
+            double val = e < 0 ? 0 : sign * pow(10, e), p = WHATIF_AXIS(val);
+            fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" stroke=\"#eee\"/>"
+                       "<text x=\"%.1f\" y=\"%.0f\" font-size=\"9\">%g</text>\n",
+                    p, p, pad, pad + size, p - 6, pad + size + 14, val);
+            fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+                       "<text x=\"4\" y=\"%.1f\" font-size=\"9\">%g</text>\n",
+                    pad, pad + size, size + 2 * pad - p, size + 2 * pad - p,
+                    size + 2 * pad - p + 3, val);
+        }
+    fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#999\"/>\n", pad,
+            pad + size, pad + size, pad);
+    cJSON_ArrayForEach(sc, cJSON_GetObjectItemCaseSensitive(v, "scenarios"))
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(sc, "transitions"))
+    {
+        double x = WHATIF_AXIS(jnum(t, "mean_observed_delta_ms"));
+        double ym = size + 2 * pad - WHATIF_AXIS(jnum(t, "matched_mean_predicted_delta_ms"));
+        double yc = size + 2 * pad - WHATIF_AXIS(jnum(t, "counterfactual_mean_predicted_delta_ms"));
+        if (isfinite(x) && isfinite(ym))
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"none\" stroke=\"#4477aa\"/>\n",
+                    x, ym);
+        if (isfinite(x) && isfinite(yc))
+            fprintf(f, "<path d=\"M%.1f %.1fh6M%.1f %.1fv6\" stroke=\"#cc6677\"/>\n", x - 3, yc,
+                    x, yc - 3);
+    }
+#undef WHATIF_AXIS
     fputs("</svg>\n", f);
 }
 
@@ -258,6 +350,9 @@ int model_report_write(const char *dir, const char *id, const char *out_dir, cha
     rc = model_report_file(out_dir, "report.md", model_report_tables, root, err, errlen);
     if (rc == NDT_OK)
         rc = model_report_file(out_dir, "error-per-regime.svg", model_report_svg, root, err, errlen);
+    if (rc == NDT_OK && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "validation")))
+        rc = model_report_file(out_dir, "whatif-deltas.svg", model_report_whatif_svg, root, err,
+                               errlen);
     snprintf(path, sizeof(path), "%s/%s/predictions.csv", dir, id);
     if (rc == NDT_OK && model_sample_load(path, &sample) == NDT_OK)
         rc = model_report_scatter_file(out_dir, &sample, err, errlen);

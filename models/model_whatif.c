@@ -23,11 +23,12 @@
  * time for which MVA's queue seen on arrival equals the observed depth.
  * The other columns then scale with what MVA says about the change: CPU of
  * a pod with its utilisation, node CPU with the total throughput, memory
- * stays (it depends on placement, which the twin does not decide).  The
- * rules and their limits are in docs/MODELS.md ("Counterfactual engine").
+ * with the pod count (each replica brings its own runtime and model).
+ * The rules and their limits are in docs/MODELS.md ("Counterfactual
+ * engine").
  *
  * Pure computation, no allocation, thread-safe.  Cost O(users) per MVA
- * pass, about 60 passes per call.
+ * pass, about 15 passes per call.
  */
 #include <math.h>
 #include <stdio.h>
@@ -66,23 +67,43 @@ static mva_point mva(int users, int pods, double s, double z)
 }
 
 /* The think time whose MVA depth at (users, pods) equals `depth`.  Depth
- * falls as think time grows, so bisection on a doubling bracket.  A depth
- * above what z = 0 gives (noise in a saturated row) fits z = 0. */
+ * falls as think time grows: a doubling bracket, then the Illinois
+ * variant of regula falsi (superlinear, never leaves the bracket), so a
+ * fit costs about a dozen MVA passes.  A depth above what z = 0 gives
+ * (noise in a saturated row) fits z = 0. */
 static double fit_think(int users, int pods, double s, double depth)
 {
-    if (mva(users, pods, s, 0).depth <= depth)
+    double f_lo = mva(users, pods, s, 0).depth - depth;
+    if (f_lo <= 0)
         return 0;
-    double lo = 0, hi = s;
-    for (int i = 0; i < 200 && mva(users, pods, s, hi).depth > depth; i++) {
+    double lo = 0, hi = s, f_hi = mva(users, pods, s, hi).depth - depth;
+    for (int i = 0; i < 200 && f_hi > 0; i++) {
         lo = hi;
+        f_lo = f_hi;
         hi *= 2;
+        f_hi = mva(users, pods, s, hi).depth - depth;
     }
-    for (int i = 0; i < WHATIF_FIT_STEPS; i++) {
-        double mid = 0.5 * (lo + hi);
-        if (mva(users, pods, s, mid).depth > depth)
-            lo = mid;
-        else
-            hi = mid;
+    int side = 0;
+    for (int i = 0; i < WHATIF_FIT_STEPS && hi - lo > 1e-9 * hi; i++) {
+        double z = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
+        double f = mva(users, pods, s, z).depth - depth;
+        if (f == 0)
+            return z;
+        if (f > 0) {
+            lo = z;
+            f_lo = f;
+            if (side == 1)
+                f_hi /= 2;
+            side = 1;
+        } else {
+            hi = z;
+            f_hi = f;
+            if (side == -1)
+                f_lo /= 2;
+            side = -1;
+        }
+        if (fabs(f) < 1e-9 * (depth > 1 ? depth : 1))
+            return z;
     }
     return 0.5 * (lo + hi);
 }
@@ -135,6 +156,11 @@ int model_counterfactual(const feat_raw *current, const model_change *change, fe
     feat_raw after = *current;
     after.users = change->has_users ? change->users : current->users;
     after.pods = change->has_pods ? change->pods : current->pods;
+    /* Each replica loads its own runtime and model: memory in use follows
+     * the pod count, so the memory per pod (memory density) is kept. */
+    after.mem_system = current->mem_system * after.pods / current->pods;
+    if (after.mem_system > 100)
+        after.mem_system = 100;
     double s = service_time(current);
     if (!(s > 0) || current->depth <= WHATIF_MIN_DEPTH) {
         /* No load signal (an idle service, or every arrival found an

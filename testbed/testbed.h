@@ -51,6 +51,9 @@ typedef struct testbed_params {
     double cold_tau_s;          /* ... decaying with this time constant */
     double spawn_rate;          /* new users per second (load generator ramp) */
     double sample_interval_s;   /* telemetry window (the paper's 20 ms) */
+    int max_queue;              /* per pod: requests waiting beyond the one in
+                                   service; an arrival finding it full gets 503
+                                   and retries after thinking (0: unbounded) */
 } testbed_params;
 
 void testbed_params_default(testbed_params *p);
@@ -75,7 +78,8 @@ typedef struct testbed_totals {
     double t;
     uint64_t sent;              /* requests users have sent */
     uint64_t completed;         /* ... answered */
-    uint64_t rejected;          /* ... refused (no ready pod) */
+    uint64_t rejected;          /* ... refused (no ready pod, or queue full) */
+    uint64_t rejected_full;     /* ... of which by a full queue (max_queue) */
     uint64_t in_system;         /* queued or in service now */
     double response_sum_s;      /* sum of response times of completed requests */
     double in_system_area;      /* integral of in_system over time (request-seconds) */

@@ -173,6 +173,24 @@ static void testbed_write_service(testbed_writer *w)
                    w->sim->nodes[pod->node].name, pod->name);
         testbed_value(w, testbed_get_requests(w->sim, pod));
     }
+    /* Triton's nv_inference_request_failure and TF-Serving's status-coded
+     * request counts play this role; the reason label says which bound. */
+    testbed_family(w, "inference_requests_rejected_total", "counter",
+                   "Inference requests refused with 503 because the pod's queue was full.");
+    for (int i = 0; i < TESTBED_MAX_PODS; i++) {
+        const testbed_pod *pod = &w->sim->pods_arr[i];
+        if (pod->state != TESTBED_POD_READY && pod->state != TESTBED_POD_TERMINATING)
+            continue;
+        testbed_wf(w,
+                   "inference_requests_rejected_total{namespace=\"" TESTBED_NAMESPACE
+                   "\",node=\"%s\",pod=\"%s\",reason=\"queue_full\"}",
+                   w->sim->nodes[pod->node].name, pod->name);
+        testbed_value(w, (double)pod->rejected_total);
+    }
+    testbed_family(w, "inference_max_queue_size", "gauge",
+                   "Requests a pod queues beyond the one in service before refusing (0: unbounded).");
+    testbed_w(w, "inference_max_queue_size");
+    testbed_value(w, w->sim->p.max_queue);
     testbed_write_histogram(w);
 }
 

@@ -89,6 +89,7 @@ typedef struct testbed_pod {
     double ewma_service_s;      /* the service's own service-time estimate */
     /* cumulative, for counters */
     uint64_t requests_total;
+    uint64_t rejected_total;    /* arrivals refused by a full queue */
     double infer_sum_s;
     uint64_t hist[TESTBED_HIST_BUCKETS];
     double cpu_s;
@@ -126,7 +127,7 @@ struct testbed_sim {
     testbed_sample_fn on_sample;
     void *on_sample_ctx;
     /* accounting */
-    uint64_t sent, completed, rejected, in_system;
+    uint64_t sent, completed, rejected, rejected_full, in_system;
     double response_sum_s, in_system_area;
     double epoch_s;             /* unix time of t=0 (kube_pod_start_time) */
 };

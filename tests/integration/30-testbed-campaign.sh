@@ -16,10 +16,19 @@ rows=$(( $(wc -l <"$T/a.csv") - 1 ))
 # 20 ms apart, every row has 11 fields.
 awk -F, 'NR == 2 { prev = $1; next } NR > 2 { if ($1 - prev != 20) { print "step " $1 - prev; exit 1 } prev = $1 }' "$T/a.csv" || fail "timestamps not 20 ms apart"
 awk -F, 'NF != 11 { exit 1 }' "$T/a.csv" || fail "ragged rows"
-# Saturation shows in the data: 600 users on 1 pod is slower than on 3.
-m1=$(awk -F, '$2 == 600 && $3 == 1 { s += $9; n++ } END { print int(s / n) }' "$T/a.csv")
-m3=$(awk -F, '$2 == 600 && $3 == 3 { s += $9; n++ } END { print int(s / n) }' "$T/a.csv")
-[ "$m1" -gt $(( 2 * m3 )) ] || fail "600 users: 1 pod ${m1} ms vs 3 pods ${m3} ms"
+# Saturation shows in the data: 600 users on 1 pod queue up to the
+# admission bound (16 by default: an arrival finds at most 17), far deeper
+# than 200 users on 3 pods.
+d1=$(awk -F, '$2 == 600 && $3 == 1 { s += $4; n++ } END { print int(s / n) }' "$T/a.csv")
+d3=$(awk -F, '$2 == 200 && $3 == 3 { s += $4; n++ } END { print int(s / n) }' "$T/a.csv")
+[ "$d1" -ge 12 ] && [ "$d1" -le 17 ] && [ "$d3" -le 2 ] || fail "depth: 600 users on 1 pod ${d1}, 200 on 3 pods ${d3}"
+awk -F, 'NR > 1 && $4 > 17 { exit 1 }' "$T/a.csv" || fail "a depth above the admission bound"
+# Without the bound (--max-queue 0) the queue grows past it, latency with it.
+"$NDTPIPE" testbed campaign --users 600 --pods 1-3 --dwell 30s --seed 5 --max-queue 0 --out "$T/u.csv" 2>/dev/null || fail "campaign --max-queue 0"
+m1=$(awk -F, '$2 == 600 && $3 == 1 { s += $9; n++ } END { print int(s / n) }' "$T/u.csv")
+m3=$(awk -F, '$2 == 600 && $3 == 3 { s += $9; n++ } END { print int(s / n) }' "$T/u.csv")
+[ "$m1" -gt $(( 4 * m3 )) ] || fail "600 users unbounded: 1 pod ${m1} ms vs 3 pods ${m3} ms"
+awk -F, 'NR > 1 && $4 > 100 { found = 1 } END { exit !found }' "$T/u.csv" || fail "--max-queue 0 still bounded"
 
 # Speed: the paper's full grid (18 regimes of 60 s = 1080 simulated s)
 # must take under 1/100 of that in wall time.
@@ -60,10 +69,13 @@ expect2 '--interval' testbed campaign --dwell 1s --interval fast --out "$T/x.csv
 expect2 '--pods' testbed campaign --dwell 1s --pods 6-1 --out "$T/x.csv"
 expect2 '--out' testbed campaign --dwell 1s
 expect2 '--seed' testbed campaign --dwell 1s --seed -3 --out "$T/x.csv"
+expect2 '--max-queue' testbed campaign --dwell 1s --max-queue -1 --out "$T/x.csv"
+expect2 '--max-queue' testbed campaign --dwell 1s --max-queue lots --out "$T/x.csv"
 expect2 'unknown option' testbed campaign --dwell 1s --out "$T/x.csv" --frobnicate
 [ ! -e "$T/x.csv" ] || fail "bad usage wrote a file"
 expect2 '--users' testbed --users -5
 expect2 '--pods' testbed --pods 0
+expect2 '--max-queue' testbed --max-queue 20001
 expect2 '--listen' testbed --listen nonsense
 "$NDTPIPE" testbed --help | grep -q 'POST /control' || fail "testbed --help"
 "$NDTPIPE" testbed campaign --help | grep -q -- '--dwell' || fail "campaign --help"

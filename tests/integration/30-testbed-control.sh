@@ -16,7 +16,7 @@ metric() { curl -sS "$base/metrics" | awk -v n="$1" '$1 ~ "^"n"[{ ]" || $1 == n 
 
 for body in '{"users":-1}' '{"pods":0}' '{"pods":1000}' '{"users":100000000}' '{"users":1.5}' \
             '{"replicas":3}' '{"users":300,"color":"red"}' '{"users":300,"pods":-2}' \
-            '{"users":"300"}' 'not json' '{"users":300' '[1,2]' '{}' ''; do
+            '{"users":"300"}' 'not json' '{"users":300' '[1,2]' '{}' '' '{"max_queue":4}'; do
     code=$(post "$body")
     [ "$code" = 400 ] || fail "body '$body': status $code, expected 400"
     grep -q '"error":"bad-request"' "$T/body" || fail "body '$body': $(cat "$T/body")"
@@ -44,4 +44,16 @@ done
 [ "$(post '{"pods":2}')" = 200 ] || fail "scale down refused"
 [ "$(metric kube_deployment_status_replicas_available)" = 2 ] || fail "scale down not visible"
 [ "$(curl -sS "$base/control")" = '{"users":500,"pods":2}' ] || fail "final state"
+
+# The admission bound is the server's configuration (--max-queue), not a
+# /control knob: 2000 users on one pod fill its queue and get 503s, counted.
+[ "$(post '{"users":2000,"pods":1}')" = 200 ] || fail "2000 users refused"
+rejected=0
+for _ in $(seq 1 100); do
+    n=$(curl -sS "$base/metrics" | awk '/^inference_requests_rejected_total\{/ { s += $2 } END { print s + 0 }')
+    [ "$n" -gt 0 ] && { rejected=1; break; }
+    sleep 0.1
+done
+[ $rejected = 1 ] || fail "no request refused at 2000 users on 1 pod within 10 s"
+[ "$(metric inference_max_queue_size)" = 16 ] || fail "max queue size: $(metric inference_max_queue_size)"
 exit 0

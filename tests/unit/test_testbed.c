@@ -43,6 +43,7 @@ typedef struct regime {
     double throughput;   /* completions per second */
     double sample_ms;    /* mean of avg_total_infer_ms over windows */
     double sample_sd_ms; /* ... and its standard deviation */
+    double rejected;     /* share of requests sent that a full queue refused */
 } regime;
 
 typedef struct window_acc {
@@ -62,10 +63,14 @@ static void accumulate(void *ctx, const testbed_sample *s)
     acc->n++;
 }
 
-static testbed_sim *new_sim_every(int users, int pods, uint64_t seed, double interval_s)
+/* max_queue < 0: the default admission bound. */
+static testbed_sim *new_sim_bounded(int users, int pods, uint64_t seed, double interval_s,
+                                    int max_queue)
 {
     testbed_params p;
     testbed_params_default(&p);
+    if (max_queue >= 0)
+        p.max_queue = max_queue;
     p.users = users;
     p.pods = pods;
     p.seed = seed;
@@ -76,14 +81,20 @@ static testbed_sim *new_sim_every(int users, int pods, uint64_t seed, double int
     return sim;
 }
 
+static testbed_sim *new_sim_every(int users, int pods, uint64_t seed, double interval_s)
+{
+    return new_sim_bounded(users, pods, seed, interval_s, -1);
+}
+
 static testbed_sim *new_sim(int users, int pods, uint64_t seed)
 {
     return new_sim_every(users, pods, seed, 0.020);
 }
 
-static regime measure(int users, int pods, uint64_t seed, double interval_s, double measure_s)
+static regime measure_bounded(int users, int pods, uint64_t seed, double interval_s,
+                              double measure_s, int max_queue)
 {
-    testbed_sim *sim = new_sim_every(users, pods, seed, interval_s);
+    testbed_sim *sim = new_sim_bounded(users, pods, seed, interval_s, max_queue);
     window_acc acc = { 0 };
     testbed_totals a, b;
     testbed_sim_advance(sim, WARMUP_S);
@@ -102,8 +113,14 @@ static regime measure(int users, int pods, uint64_t seed, double interval_s, dou
         .throughput = (double)(b.completed - a.completed) / measure_s,
         .sample_ms = mean,
         .sample_sd_ms = sqrt(acc.ms2 / acc.n - mean * mean),
+        .rejected = (double)(b.rejected_full - a.rejected_full) / (double)(b.sent - a.sent),
     };
     return r;
+}
+
+static regime measure(int users, int pods, uint64_t seed, double interval_s, double measure_s)
+{
+    return measure_bounded(users, pods, seed, interval_s, measure_s, -1);
 }
 
 /* The 3 x 6 grid of the paper's campaign, measured once for all tests:
@@ -112,6 +129,7 @@ static regime measure(int users, int pods, uint64_t seed, double interval_s, dou
  * pods, the regimes of the paper's Tables VI and VII. */
 static regime grid[3][7];
 static regime dataset[3][7];
+static regime unbounded600[3]; /* 600 users on 1-2 pods, no admission bound */
 static const int grid_users[3] = { 200, 400, 600 };
 static const double grid_dwell_s[3] = { 7200.0, 2400.0, 1200.0 };
 #define DATASET_DWELL_S 900.0
@@ -125,6 +143,8 @@ static int grid_setup(void **state)
     for (int u = 0; u < 3; u += 2)
         for (int pods = 4; pods <= 6; pods++)
             dataset[u][pods] = measure(grid_users[u], pods, 42, 0.020, DATASET_DWELL_S);
+    for (int pods = 1; pods <= 2; pods++)
+        unbounded600[pods] = measure_bounded(600, pods, 42, 1.0, grid_dwell_s[2], 0);
     return 0;
 }
 
@@ -153,13 +173,22 @@ static void latency_rises_with_users(void **state)
 static void diminishing_returns(void **state)
 {
     (void)state;
-    /* Each pod more gains less than the one before, at every load. */
+    /* Each pod more gains less than the one before, at every load, once
+     * the step before starts below the admission bound (>= 1 pod at 200
+     * users, 2 at 400, 3 at 600).  Between two regimes at the bound the
+     * latency of answered requests is capped by the queue: the capacity a
+     * pod adds shows as fewer refusals instead (below). */
     for (int u = 0; u < 3; u++)
-        for (int pods = 2; pods < 6; pods++) {
+        for (int pods = u + 2; pods < 6; pods++) {
             double before = grid[u][pods - 1].latency_ms - grid[u][pods].latency_ms;
             double gain = grid[u][pods].latency_ms - grid[u][pods + 1].latency_ms;
             assert_true(gain < before);
         }
+    for (int pods = 1; pods < 3; pods++)
+        assert_true(grid[2][pods + 1].rejected < 0.8 * grid[2][pods].rejected);
+    for (int pods = 1; pods < 6; pods++)
+        assert_true(unbounded600[1].latency_ms - unbounded600[2].latency_ms >
+                    grid[2][pods].latency_ms - grid[2][pods + 1].latency_ms);
 }
 
 static void saturation_with_few_pods(void **state)
@@ -168,9 +197,10 @@ static void saturation_with_few_pods(void **state)
     testbed_params p;
     testbed_params_default(&p);
     for (int pods = 1; pods <= 2; pods++) {
-        const regime *r = &grid[2][pods];
-        /* 600 users on 1-2 pods: every pod busy all the time (each alone on
-         * its worker, at full speed), so throughput sits at capacity ... */
+        const regime *r = &unbounded600[pods];
+        /* Without an admission bound, 600 users on 1-2 pods: every pod busy
+         * all the time (each alone on its worker, at full speed), so
+         * throughput sits at capacity ... */
         double capacity = pods / p.service_mean_s;
         assert_true(r->throughput > 0.97 * capacity && r->throughput < 1.03 * capacity);
         /* ... and the closed loop's asymptote sets latency: R = N / X - Z,
@@ -179,12 +209,28 @@ static void saturation_with_few_pods(void **state)
         assert_true(fabs(r->latency_ms - asymptote_ms) < 0.05 * asymptote_ms);
         assert_true(r->latency_ms > 500.0);
         assert_true(r->depth > 20.0);
+        assert_true(r->rejected == 0);
+        /* With the default bound: still at capacity, but the queue stops at
+         * the bound, answered requests wait for at most max_queue + 1
+         * ahead of them, and the surplus is refused. */
+        const regime *b = &grid[2][pods];
+        assert_true(b->throughput > 0.97 * capacity && b->throughput < 1.03 * capacity);
+        assert_true(b->depth > 0.8 * p.max_queue && b->depth <= p.max_queue + 1);
+        assert_true(b->latency_ms > 0.8 * p.max_queue * 1000.0 * p.service_mean_s);
+        assert_true(b->latency_ms < 1.1 * (p.max_queue + 2) * 1000.0 * p.service_mean_s);
+        assert_true(b->rejected > 0.2);
     }
+    /* 4-6 pods almost never reach the bound. */
+    for (int pods = 4; pods <= 6; pods++)
+        assert_true(grid[2][pods].rejected < 0.01);
     /* Three pods are not saturated: far below two, above four. */
     assert_true(grid[2][3].throughput < 0.95 * 3 / p.service_mean_s);
-    assert_true(grid[2][3].latency_ms < 0.2 * grid[2][2].latency_ms);
+    assert_true(grid[2][3].latency_ms < 0.5 * grid[2][2].latency_ms);
+    assert_true(grid[2][3].latency_ms < 0.2 * unbounded600[2].latency_ms);
+    assert_true(grid[2][3].rejected < 0.05);
     /* "several times": one pod under 600 users is far beyond six pods. */
-    assert_true(grid[2][1].latency_ms > 20.0 * grid[2][6].latency_ms);
+    assert_true(grid[2][1].latency_ms > 8.0 * grid[2][6].latency_ms);
+    assert_true(unbounded600[1].latency_ms > 20.0 * grid[2][6].latency_ms);
 }
 
 static void paper_deltas_at_600_users(void **state)
@@ -344,15 +390,18 @@ static void transient_after_a_change(void **state)
     testbed_sim_advance(sim, 120 + settle);
     double after = trace_mean(tr, 120, 120 + settle);
     testbed_sim_on_sample(sim, NULL, NULL);
-    assert_true(after > 5.0 * steady_ms(sim, 250, 550));
+    /* The backlog is capped by the admission bound (16 per pod: ~0.5 s),
+     * so the transient is several times the steady state, not tens. */
+    assert_true(after > 3.0 * steady_ms(sim, 250, 550));
     testbed_sim_destroy(sim);
     free(tr);
 
-    /* Scale-down 3 -> 1 pod at 600 users: saturation, and the backlog
-     * grows for tens of seconds until the closed loop's asymptote. */
+    /* Scale-down 3 -> 1 pod at 600 users without an admission bound:
+     * saturation, and the backlog grows for tens of seconds until the
+     * closed loop's asymptote. */
     depth_trace *dt = calloc(1, sizeof(*dt));
     assert_non_null(dt);
-    sim = new_sim(600, 3, 7);
+    sim = new_sim_bounded(600, 3, 7, 0.020, 0);
     testbed_sim_advance(sim, 120);
     assert_int_equal(testbed_sim_set_pods(sim, 1, err, sizeof(err)), 0);
     dt->t0 = 120;
@@ -360,6 +409,18 @@ static void transient_after_a_change(void **state)
     testbed_sim_advance(sim, 150);
     double d0 = depth_mean(dt, 0, 2), d1 = depth_mean(dt, 5, 10), d2 = depth_mean(dt, 20, 30);
     assert_true(d0 < 0.5 * d1 && d1 < 0.8 * d2);
+    testbed_sim_destroy(sim);
+    /* With the bound the queue fills to it within seconds and stays. */
+    memset(dt, 0, sizeof(*dt));
+    sim = new_sim(600, 3, 7);
+    testbed_sim_advance(sim, 120);
+    assert_int_equal(testbed_sim_set_pods(sim, 1, err, sizeof(err)), 0);
+    dt->t0 = 120;
+    testbed_sim_on_sample(sim, record_depth, dt);
+    testbed_sim_advance(sim, 150);
+    d1 = depth_mean(dt, 3, 10);
+    d2 = depth_mean(dt, 20, 30);
+    assert_true(d1 > 0.8 * p.max_queue && d2 > 0.8 * p.max_queue && d2 <= p.max_queue + 1);
     testbed_sim_destroy(sim);
     free(dt);
 }
@@ -422,15 +483,18 @@ static void littles_law_and_conservation(void **state)
         double lambda = (double)(b.completed - a.completed) / T;
         double W = (b.response_sum_s - a.response_sum_s) / (double)(b.completed - a.completed);
         assert_true(fabs(L - lambda * W) <= 0.05 * L + 0.01);
-        /* Closed loop: users = thinking + in the service. */
+        /* Closed loop: users = thinking + in the service; every refusal
+         * is the admission bound's (a pod is always ready here). */
         assert_int_equal(b.sent, b.completed + b.rejected + b.in_system);
         assert_int_equal((uint64_t)b.waiting, b.in_system);
         assert_int_equal(b.thinking + b.waiting, cases[c][0]);
-        assert_int_equal(b.rejected, 0);
-        /* Interactive response time law: N = X (R + Z). */
+        assert_int_equal(b.rejected, b.rejected_full);
+        /* Interactive response time law, N = X (R + Z), with refused
+         * requests cycling through think time only: N = X R + X_sent Z. */
         testbed_params p;
         testbed_params_default(&p);
-        double n_est = lambda * (W + p.think_mean_s);
+        double sent_rate = (double)(b.sent - a.sent) / T;
+        double n_est = lambda * W + sent_rate * p.think_mean_s;
         assert_true(fabs(n_est - cases[c][0]) < 0.06 * cases[c][0]);
         testbed_sim_destroy(sim);
     }
@@ -603,6 +667,23 @@ static void exposition_counts_what_the_model_did(void **state)
     assert_non_null(strstr(b.data, "# TYPE inference_total_infer_seconds histogram\n"));
     assert_non_null(strstr(b.data, "# TYPE kube_pod_info gauge\n"));
     assert_non_null(strstr(b.data, "# TYPE node_memory_MemAvailable_bytes gauge\n"));
+    ndt_buf_free(&b);
+    testbed_sim_destroy(sim);
+
+    /* 600 users on one pod fill its queue: refusals counted per pod, the
+     * bound exposed, and the counters match the model's totals. */
+    sim = new_sim(600, 1, 4);
+    testbed_sim_advance(sim, 30.0);
+    ndt_buf_init(&b, 8u << 20);
+    assert_int_equal(testbed_expo_render(sim, &b), 0);
+    assert_int_equal(ndt_buf_terminate(&b), 0);
+    testbed_sim_totals(sim, &t);
+    assert_true(t.rejected_full > 100);
+    assert_true(fabs(sum_family(b.data, "inference_requests_rejected_total") -
+                     (double)t.rejected_full) < 0.5);
+    assert_true(sum_family(b.data, "inference_max_queue_size") == p.max_queue);
+    assert_non_null(strstr(b.data, "reason=\"queue_full\"} "));
+    assert_non_null(strstr(b.data, "# TYPE inference_requests_rejected_total counter\n"));
     ndt_buf_free(&b);
     testbed_sim_destroy(sim);
 }

@@ -87,8 +87,9 @@ static void columns_move_as_queueing_says(void **state)
     /* Fewer users: less work everywhere, node CPU with the throughput. */
     assert_true(less_load.depth < more.depth);
     assert_true(less_load.cpu_system < state_600x5.cpu_system * 0.5);
-    /* Memory depends on placement, which a what-if does not decide. */
-    assert_true(more.mem_system == state_600x5.mem_system);
+    /* Memory follows the replicas (each loads its own model), not the load. */
+    assert_true(fabs(more.mem_system - state_600x5.mem_system * 6 / 5) < 1e-9);
+    assert_true(less_load.mem_system == state_600x5.mem_system);
     assert_true(more.timestamp_ms == state_600x5.timestamp_ms);
 }
 
@@ -105,6 +106,39 @@ static void saturation_is_bounded_by_capacity(void **state)
     assert_true(out.cpu_process <= state_600x5.cpu_process / 0.5); /* at most a busy server */
     double per_request_s = out.backlog_s / out.depth;
     assert_true(fabs(per_request_s - s) < 1e-9); /* the work of one request does not change */
+}
+
+/* Whatever the state (idle, saturated, extreme), a result is finite,
+ * non-negative and within its bounds, or a clear refusal. */
+static void any_state_gives_a_bounded_answer(void **state)
+{
+    (void)state;
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 600; i++) {
+        double u[8];
+        for (int j = 0; j < 8; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            u[j] = (double)(x >> 11) / 9007199254740992.0;
+        }
+        feat_raw r = { .users = 1 + (int)(u[0] * 20000), .pods = 1 + (int)(u[1] * 32),
+                       .depth = u[2] < 0.2 ? 0 : pow(10, 6 * u[2] - 3),
+                       .backlog_s = u[3] < 0.1 ? 0 : pow(10, 5 * u[3] - 4),
+                       .cpu_process = 300 * u[4], .cpu_system = 100 * u[5], .mem_system = 100 * u[6],
+                       .infer_ms = u[7] < 0.1 ? 0 : pow(10, 5 * u[7] - 1) };
+        model_change c = { .has_pods = (i & 1) != 0, .pods = 1 + (int)(u[4] * 32),
+                           .has_users = (i & 2) != 0, .users = 1 + (int)(u[5] * 20000) };
+        feat_raw out;
+        int rc = model_counterfactual(&r, &c, &out, err, sizeof err);
+        assert_int_equal(rc, NDT_OK);
+        assert_true(isfinite(out.depth) && out.depth >= 0);
+        assert_true(isfinite(out.backlog_s) && out.backlog_s >= 0);
+        assert_true(isfinite(out.cpu_process) && out.cpu_process >= 0);
+        assert_true(isfinite(out.cpu_system) && out.cpu_system >= 0 && out.cpu_system <= 100);
+        assert_true(isfinite(out.mem_system) && out.mem_system >= 0 && out.mem_system <= 100);
+        assert_true(isfinite(out.infer_ms) && out.infer_ms >= 0);
+        /* An arrival cannot find more requests than there are other users. */
+        assert_true(out.depth <= out.users);
+    }
 }
 
 /* Means of the testbed's columns over `seconds` after a 60 s warm-up. */
@@ -197,6 +231,7 @@ int main(void)
         cmocka_unit_test(no_change_returns_the_current_state),
         cmocka_unit_test(columns_move_as_queueing_says),
         cmocka_unit_test(saturation_is_bounded_by_capacity),
+        cmocka_unit_test(any_state_gives_a_bounded_answer),
         cmocka_unit_test(predicts_what_the_testbed_shows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
