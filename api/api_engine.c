@@ -1,6 +1,6 @@
 /*
- * api_engine.c: what answers a prediction or a what-if: the served model
- * and the twin's current state, both behind one lock.
+ * api_engine.c: what answers a prediction or a what-if: the served model,
+ * a snapshot of the twin's current state, and a memo of answers.
  *
  * Thread model.  MHD runs requests on a small thread pool; the UDR handle
  * and the XGBoost handle are not thread-safe (udr.h, models.h).  So:
@@ -24,7 +24,7 @@
  * updates gets the computed answer again, bit for bit, from a small
  * direct-mapped table (API_MEMO_SLOTS; a collision just recomputes).
  * The counterfactual (an MVA fit) and the 2000-tree prediction cost
- * ~0.8 ms together on this machine; a memo hit costs a hash and a compare.
+ * ~0.7 ms together on this machine; a memo hit costs a hash and a compare.
  *
  * The served model is the registry's newest gated one (or --model),
  * looked up again at most every two seconds: a model graded by `ndtpipe

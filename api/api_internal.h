@@ -3,7 +3,7 @@
  *
  *   api_server.c    HTTP: routes, limits, authentication, errors (MHD threads)
  *   api_metrics.c   request counters and the latency histogram (lock-free)
- *   api_engine.c    the served model and the twin's state, under one lock
+ *   api_engine.c    the served model, the twin's state (refresher thread), the memo
  *   api_registry.c  the registry's model.json files: listing, the gate
  *   api_twin.c      NGSI-LD entities and the graph, read from the UDR
  *
