@@ -239,6 +239,24 @@ for _ in $(seq 1 50); do
 done
 [ "$n" = 1 ] || fail "Prometheus did not store ndtpipe_api_model_loaded"
 
+# The twin moves on (the harmonizer writes a newer state): the refresher
+# picks it up and what-ifs start from it, not from the memo of the old one.
+now2=$(date +%s%3N)
+{
+    echo "p Service $svc $now2 currentUsers=600 desiredReplicas=3 readyReplicas=3"
+    for i in 0 1 2; do
+        echo "p ServiceComponent urn:ngsi-ld:ServiceComponent:ndt.inference-$i $now2 avgDepthOnEnqueue=$depth avgBacklogEstimate=$backlog processCpuUsage=$cpu_p systemCpuUsage=$cpu_s systemMemoryUsage=$mem avgInferenceTime=$infer"
+    done
+    echo quit
+} | "$udr_tool" "sqlite:$T/udr.db" >"$T/udr2.log" 2>&1 || fail "udr_tool: $(cat "$T/udr2.log")"
+for _ in $(seq 1 100); do
+    req POST /v1/whatif '{"change":{"pods":"+1"}}'
+    jq -e '.state.users == 600' "$T/body" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+jq -e --slurpfile p "$T/plus.json" '.state.users == 600 and .counterfactual.users == 600
+    and .baseline_ms != $p[0].baseline_ms' "$T/body" >/dev/null || fail "the newer state was not used: $body"
+
 # Regraded below the gate while served: it stops answering, then serves
 # again once graded Reliable.  (Written directly: a validate run that
 # grades a model down needs data the model fails on.)
