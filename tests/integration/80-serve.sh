@@ -288,6 +288,9 @@ expect 200 "" POST /v1/whatif '{"change":{"pods":"+1"}}' -H 'Authorization: Bear
 expect 200 "" GET /ngsi-ld/v1/entities?type=Service '' -H 'Authorization: Bearer s3cret-token'
 expect 200 "" GET /readyz
 expect 200 "" GET /metrics
+# The port is taken: exit 1 naming it.
+"$NDTPIPE" serve --registry "$T/reg" --udr "sqlite:$T/udr.db" --listen "127.0.0.1:$PORT" 2>"$T/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "cannot listen on 127.0.0.1:$PORT" "$T/err" || fail "port taken: exit $rc: $(cat "$T/err")"
 kill -TERM "$BG_PID"; wait "$BG_PID"; rc=$?
 [ $rc -eq 0 ] || fail "serve exited $rc on SIGTERM"
 ! grep -q 's3cret' "$T"/serve*.log || fail "the token appears in a log"
