@@ -6,7 +6,10 @@
  * Writes POINTS points of six pods (five numeric attributes each, one
  * instant every 20 ms per pod, as the testbed produces them) with a
  * udr_flush() every FLUSH_EVERY points (what harmonize does per consumed
- * batch), then prints "points=N seconds=S points_per_s=R".
+ * batch), then prints "points=N seconds=S points_per_s=R".  With
+ * BENCH_PIPELINE=1 the flushes are udr_flush_start() and the previous
+ * ticket is awaited only at the next one (the input behind it could be
+ * committed then), so encoding overlaps the request in flight.
  * bench/udr.sh runs it against SQLite and a live influxd, next to a plain
  * bulk writer (curl) on the same influxd.
  */
@@ -35,6 +38,8 @@ int main(int argc, char **argv)
     long total = atol(argv[2]), flush_every = atol(argv[3]), since_flush = 0;
     udr_options o = { .spool_dir = argc > 4 ? argv[4] : NULL,
                       .gzip_level = getenv("BENCH_GZIP") ? atoi(getenv("BENCH_GZIP")) : 0 };
+    int pipeline = getenv("BENCH_PIPELINE") && atoi(getenv("BENCH_PIPELINE"));
+    uint64_t ticket = 0, previous = 0;
     char err[NDT_ERRBUF_SIZE];
     udr *u;
     if (udr_open(&u, argv[1], &o, err, sizeof(err)) != NDT_OK) {
@@ -64,8 +69,18 @@ int main(int argc, char **argv)
         int flush = since_flush >= flush_every || i == total;
         if (flush)
             since_flush = 0;
-        if (udr_write_points(u, points, n, err, sizeof(err)) != NDT_OK ||
-            (flush && udr_flush(u, err, sizeof(err)) != NDT_OK)) {
+        int rc = udr_write_points(u, points, n, err, sizeof(err));
+        if (rc == NDT_OK && flush && pipeline) {
+            rc = udr_flush_done(u, previous, 1, err, sizeof(err));
+            if (rc == NDT_OK)
+                rc = udr_flush_start(u, &ticket, err, sizeof(err));
+            previous = ticket;
+            if (rc == NDT_OK && i == total)
+                rc = udr_flush(u, err, sizeof(err));
+        } else if (rc == NDT_OK && flush) {
+            rc = udr_flush(u, err, sizeof(err));
+        }
+        if (rc != NDT_OK) {
             fprintf(stderr, "bench_udr: %s\n", err);
             udr_close(u);
             return 1;

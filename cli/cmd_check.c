@@ -1,5 +1,5 @@
 /*
- * cmd_check.c: `ndtpipe check metrics [--openmetrics] [--dump] [FILE|-]`
+ * cmd_check.c: `ndtpipe check metrics [--openmetrics|--protobuf] [--dump] [FILE|-]`
  * and `ndtpipe check config FILE...`.
  *
  * Validates an exposition the way `promtool check metrics` does (exit 0
@@ -36,7 +36,7 @@
 #define CHECK_RELEASE_STEP ((size_t)8 << 20) /* give back parsed pages every 8 MiB */
 
 static const char cli_check_usage[] =
-    "usage: ndtpipe check metrics [--openmetrics] [--dump] [FILE|-]\n"
+    "usage: ndtpipe check metrics [--openmetrics|--protobuf] [--dump] [FILE|-]\n"
     "       ndtpipe check config FILE...\n"
     "\n"
     "check config validates scrape configurations (Prometheus's format) and the\n"
@@ -48,6 +48,9 @@ static const char cli_check_usage[] =
     "Reads FILE, or stdin when FILE is - or missing.\n"
     "\n"
     "  --openmetrics    the input is OpenMetrics 1.0 text (default: text 0.0.4)\n"
+    "  --protobuf       the input is the protobuf exposition (length-delimited\n"
+    "                   io.prometheus.client.MetricFamily messages); errors say\n"
+    "                   FILE:byte N: reason\n"
     "  --dump           print every parsed sample as one JSON line on stdout\n" CLI_COMMON_HELP;
 
 typedef struct cli_check_input {
@@ -196,6 +199,40 @@ static void json_labels(ndt_buf *b, const ingest_label *labels, size_t n)
     ndt_buf_append_char(b, '}');
 }
 
+static void dump_native_side(ndt_buf *b, const char *key, const ingest_native_buckets *nb)
+{
+    ndt_buf_append_str(b, key);
+    ndt_buf_append_char(b, '[');
+    for (size_t i = 0; i < nb->n; i++) {
+        if (i)
+            ndt_buf_append_char(b, ',');
+        ndt_buf_append_char(b, '[');
+        ndt_buf_append_int(b, nb->index[i]);
+        ndt_buf_append_char(b, ',');
+        json_value(b, nb->count[i]);
+        ndt_buf_append_char(b, ']');
+    }
+    ndt_buf_append_char(b, ']');
+}
+
+/* A native histogram: buckets as [index, count] pairs (docs/FORMATS.md). */
+static void dump_native(ndt_buf *b, const ingest_native_histogram *h)
+{
+    ndt_buf_append_str(b, ",\"native_histogram\":{\"schema\":");
+    ndt_buf_append_int(b, h->schema);
+    ndt_buf_append_str(b, ",\"zero_threshold\":");
+    json_value(b, h->zero_threshold);
+    ndt_buf_append_str(b, ",\"zero_count\":");
+    json_value(b, h->zero_count);
+    ndt_buf_append_str(b, ",\"count\":");
+    json_value(b, h->count);
+    ndt_buf_append_str(b, ",\"sum\":");
+    json_value(b, h->sum);
+    dump_native_side(b, ",\"positive\":", &h->positive);
+    dump_native_side(b, ",\"negative\":", &h->negative);
+    ndt_buf_append_char(b, '}');
+}
+
 static void cli_check_dump_sample(ndt_buf *b, const ingest_sample *s)
 {
     ndt_buf_append_str(b, "{\"name\":");
@@ -227,6 +264,8 @@ static void cli_check_dump_sample(ndt_buf *b, const ingest_sample *s)
         }
         ndt_buf_append_char(b, '}');
     }
+    if (s->native)
+        dump_native(b, s->native);
     ndt_buf_append_str(b, ",\"line\":");
     ndt_buf_append_int(b, s->line);
     ndt_buf_append_str(b, "}\n");
@@ -285,11 +324,15 @@ static int cli_check_metrics(const char *path, ingest_expo_format format, int du
     ndt_buf_init(&ctx.out, 0);
     ctx.arena = &arena;
     ctx.dump = dump;
-    ctx.map = in.map;
+    /* Only the text parsers hand out pointers into the input, which is
+     * what tells how far the parse has got. */
+    ctx.map = format == INGEST_EXPO_PROTOBUF ? NULL : in.map;
 
     if (ingest_expo_parse(in.data, in.len, format, &arena, cli_check_on_sample, &ctx, &perr) !=
         NDT_OK) {
-        fprintf(stderr, "%s:%u:%u: %s\n", shown, perr.line, perr.col, perr.reason);
+        char where[sizeof(perr.reason) + 64];
+        ingest_expo_error_format(&perr, where, sizeof(where));
+        fprintf(stderr, "%s:%s\n", shown, where);
         exit_code = NDT_EXIT_FAILURE;
     }
     if (fflush(stdout) != 0 && exit_code == NDT_EXIT_OK) {
@@ -322,9 +365,10 @@ static int cli_check_config(int nfiles, char **files)
 
 int cli_cmd_check(int argc, char **argv)
 {
-    enum { OPT_OPENMETRICS = 2000, OPT_DUMP };
+    enum { OPT_OPENMETRICS = 2000, OPT_PROTOBUF, OPT_DUMP };
     static const struct option options[] = {
         { "openmetrics", no_argument, NULL, OPT_OPENMETRICS },
+        { "protobuf", no_argument, NULL, OPT_PROTOBUF },
         { "dump", no_argument, NULL, OPT_DUMP },
         { "help", no_argument, NULL, 'h' },
         CLI_COMMON_LONG_OPTIONS,
@@ -341,6 +385,9 @@ int cli_cmd_check(int argc, char **argv)
             return NDT_EXIT_OK;
         case OPT_OPENMETRICS:
             format = INGEST_EXPO_OPENMETRICS;
+            break;
+        case OPT_PROTOBUF:
+            format = INGEST_EXPO_PROTOBUF;
             break;
         case OPT_DUMP:
             dump = 1;

@@ -1,12 +1,13 @@
 /*
  * cmd_features.c: `ndtpipe features`, batch mode (dataset CSV in,
- * features CSV out).
+ * features CSV out) or, with --brokers, streaming mode (ndt.sdm.entities
+ * in, ndt.features out: features/feat_stage.c).
  *
  * Flags and exit codes only; the features live in features/.  Bad flags
  * or a bad dataset exit 2 with the flag or FILE:LINE named and nothing
  * written; the output is written to FILE.tmp and renamed, so a failed run
- * never leaves a truncated file under the real name.  The streaming mode
- * (Kafka ndt.sdm.entities -> ndt.features) comes with the HDL.
+ * never leaves a truncated file under the real name.  Both modes compute
+ * a row's features with the same function (feat_compute).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,9 +20,16 @@
 #include "features/features.h"
 
 #define CLI_FEATURES_OPT_MAX_ROWS 2100
+#define CLI_FEATURES_OPT_IN_TOPIC 2101
+#define CLI_FEATURES_OPT_OUT_TOPIC 2102
+#define CLI_FEATURES_OPT_GROUP 2103
+#define CLI_FEATURES_OPT_WINDOW 2104
+#define CLI_FEATURES_OPT_LATENESS 2105
+#define CLI_FEATURES_OPT_WEB 2106
 
 static const char cli_features_help[] =
-    "usage: ndtpipe features --in DATASET.csv --out FEATURES.csv [--trim MODE]\n\n"
+    "usage: ndtpipe features --in DATASET.csv --out FEATURES.csv [--trim MODE]\n"
+    "       ndtpipe features --brokers B [--window D] [--lateness D] [options]\n\n"
     "Regime-aware features (docs/FEATURES.md), batch mode: reads the dataset CSV\n"
     "(the contract's raw telemetry), trims outliers of the latency per regime\n"
     "(users, pods) and writes one row of features and log-latency target per\n"
@@ -30,7 +38,19 @@ static const char cli_features_help[] =
     "  --in FILE        the dataset CSV, - for stdin (required)\n"
     "  --out FILE       the features CSV, - for stdout (required)\n"
     "  --trim MODE      p1p99 (default, paper V-B), iqr, or none\n"
-    "  --max-rows N     refuse datasets with more rows (default 5000000)\n" CLI_COMMON_HELP;
+    "  --max-rows N     refuse datasets with more rows (default 5000000)\n\n"
+    "Streaming mode (--brokers): reads the twin's entities (NGSI-LD fragments) from\n"
+    "Kafka, rebuilds the raw row of each service at each instant as `export` does,\n"
+    "and publishes one JSON object per service and window: the mean features, the\n"
+    "regime and the window's bounds (docs/FEATURES.md).  Runs until SIGINT/SIGTERM.\n"
+    "  --brokers LIST   Kafka bootstrap servers, or 'embedded'\n"
+    "  --in-topic T     input topic (default ndt.sdm.entities)\n"
+    "  --out-topic T    output topic (default ndt.features)\n"
+    "  --group G        consumer group (default ndtpipe-features)\n"
+    "  --window D       window length (default 1s); 0 publishes every row\n"
+    "  --lateness D     how long an instant waits for late fragments (default 200ms)\n"
+    "  --web.listen-address HOST:PORT   serve /metrics and /healthz\n"
+    "  -X key=value     librdkafka property, applied last (repeatable)\n" CLI_COMMON_HELP;
 
 static int cli_features_write(const feat_dataset *ds, const char *out_path)
 {
@@ -64,6 +84,18 @@ static int cli_features_write(const feat_dataset *ds, const char *out_path)
     return NDT_EXIT_OK;
 }
 
+static int cli_features_stream(const char *cmd, const feat_stage_options *o)
+{
+    char err[NDT_ERRBUF_SIZE];
+    cli_install_signal_handlers();
+    int rc = feat_stage_run(o, err, sizeof(err));
+    if (rc != NDT_OK) {
+        fprintf(stderr, "ndtpipe %s: %s\n", cmd, err);
+        return rc == NDT_EBADCONF ? NDT_EXIT_USAGE : NDT_EXIT_FAILURE;
+    }
+    return NDT_EXIT_OK;
+}
+
 int cli_cmd_features(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -71,6 +103,13 @@ int cli_cmd_features(int argc, char **argv)
         { "out", required_argument, NULL, 'o' },
         { "trim", required_argument, NULL, 't' },
         { "max-rows", required_argument, NULL, CLI_FEATURES_OPT_MAX_ROWS },
+        { "brokers", required_argument, NULL, CLI_OPT_BROKERS },
+        { "in-topic", required_argument, NULL, CLI_FEATURES_OPT_IN_TOPIC },
+        { "out-topic", required_argument, NULL, CLI_FEATURES_OPT_OUT_TOPIC },
+        { "group", required_argument, NULL, CLI_FEATURES_OPT_GROUP },
+        { "window", required_argument, NULL, CLI_FEATURES_OPT_WINDOW },
+        { "lateness", required_argument, NULL, CLI_FEATURES_OPT_LATENESS },
+        { "web.listen-address", required_argument, NULL, CLI_FEATURES_OPT_WEB },
         { "help", no_argument, NULL, 'h' },
         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
@@ -79,10 +118,33 @@ int cli_cmd_features(int argc, char **argv)
     feat_trim_mode trim = FEAT_TRIM_P1P99;
     size_t max_rows = FEAT_MAX_ROWS_DEFAULT;
     char err[NDT_ERRBUF_SIZE], *end;
-    int opt;
+    int opt, window_ms = 1000, lateness_ms = 200;
+    cli_kafka_flags kafka;
+    feat_stage_options so = { 0 };
+    cli_kafka_flags_init(&kafka);
+    kafka.brokers = NULL;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         switch (opt) {
+        case CLI_OPT_BROKERS:
+        case 'X':
+            if (cli_kafka_flag(cmd, opt, optarg, &kafka) != NDT_OK)
+                return NDT_EXIT_USAGE;
+            break;
+        case CLI_FEATURES_OPT_IN_TOPIC: so.in_topic = optarg; break;
+        case CLI_FEATURES_OPT_OUT_TOPIC: so.out_topic = optarg; break;
+        case CLI_FEATURES_OPT_GROUP: so.group = optarg; break;
+        case CLI_FEATURES_OPT_WEB: so.metrics_listen = optarg; break;
+        case CLI_FEATURES_OPT_WINDOW:
+            if (strcmp(optarg, "0") == 0)
+                window_ms = 0;
+            else if (cli_duration_ms(cmd, "--window", optarg, &window_ms) != NDT_OK)
+                return NDT_EXIT_USAGE;
+            break;
+        case CLI_FEATURES_OPT_LATENESS:
+            if (cli_duration_ms(cmd, "--lateness", optarg, &lateness_ms) != NDT_OK)
+                return NDT_EXIT_USAGE;
+            break;
         case 'i': in_path = optarg; break;
         case 'o': out_path = optarg; break;
         case 't':
@@ -104,6 +166,22 @@ int cli_cmd_features(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (kafka.brokers) {
+        if (in_path || out_path)
+            return cli_usage_error(cmd, "--in/--out (batch) and --brokers (streaming) exclude "
+                                        "each other");
+        so.brokers = cli_kafka_bootstrap(cmd, &kafka);
+        if (!so.brokers)
+            return NDT_EXIT_FAILURE;
+        so.xopts = &kafka.xopts;
+        so.window_ms = window_ms;
+        so.lateness_ms = lateness_ms;
+        so.stop = &cli_stop_flag;
+        int code = cli_features_stream(cmd, &so);
+        cli_kafka_flags_free(&kafka);
+        return code;
+    }
+    cli_kafka_flags_free(&kafka);
     if (!in_path)
         return cli_usage_error(cmd, "--in: the dataset CSV is required");
     if (!out_path)

@@ -10,6 +10,8 @@
  * be asked about in production.  Progress with an ETA goes to stderr only
  * when it is a terminal, so logs and pipes stay clean.  --json prints one
  * JSON object (metrics, tables, grade, model_id) and nothing else on stdout.
+ * --model xgboost and --model dnn share everything but the trainer, its
+ * flags and the bytes registered (model.ubj or model.dnn).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,10 +36,14 @@ enum {
     CLI_TRAIN_OPT_PREDICTIONS,
     CLI_TRAIN_OPT_MAX_ROWS,
     CLI_TRAIN_OPT_BASELINE,
+    CLI_TRAIN_OPT_EPOCHS,
+    CLI_TRAIN_OPT_BATCH,
+    CLI_TRAIN_OPT_LR,
+    CLI_TRAIN_OPT_DROPOUT,
 };
 
 static const char cli_train_help[] =
-    "usage: ndtpipe train --data FILE.csv --model xgboost --train SEL --test SEL\n"
+    "usage: ndtpipe train --data FILE.csv --model xgboost|dnn --train SEL --test SEL\n"
     "                     --registry DIR [options]\n\n"
     "Trains a functional model on the regime-aware features (docs/FEATURES.md)\n"
     "to predict ln(1 + latency ms), evaluates it on the test regimes in ms\n"
@@ -45,7 +51,7 @@ static const char cli_train_help[] =
     "grade: docs/MODELS.md) and registers it as DIR/<model-id>/.\n\n"
     "options:\n"
     "  --data FILE      the dataset CSV (contract header; required)\n"
-    "  --model M        xgboost (the DNN is not built yet)\n"
+    "  --model M        xgboost or dnn (docs/MODELS.md)\n"
     "  --train SEL      training regimes, e.g. users=200,400 (required)\n"
     "  --test SEL       test regimes, e.g. users=600 (required)\n"
     "  --registry DIR   where the model is registered (required)\n"
@@ -54,7 +60,12 @@ static const char cli_train_help[] =
     "  --depth D        maximum tree depth (default 8)\n"
     "  --eta X          learning rate (default 0.05)\n"
     "  --threads T      training threads, 0 = all cores (default 0)\n"
-    "  --seed S         XGBoost's seed (default 1)\n"
+    "dnn options (256-128-64, batch normalisation, Huber loss, Adam):\n"
+    "  --epochs N       passes over the training rows (default 60)\n"
+    "  --batch N        mini-batch rows (default 256)\n"
+    "  --lr X           Adam's learning rate (default 0.001)\n"
+    "  --dropout X      dropout after every hidden layer, 0 <= X < 1 (default 0.3)\n"
+    "  --seed S         the model's seed (default 1)\n"
     "  --trim MODE      outlier trimming per regime: p1p99 (default), iqr, none\n"
     "  --baseline B     none (default) or backlog: learn the log latency as a\n"
     "                   correction of ln(1 + backlog estimate in ms)\n"
@@ -69,10 +80,13 @@ typedef struct cli_train_opts {
     feat_baseline baseline;
     size_t max_rows;
     model_params params;
+    model_dnn_params dnn;
+    int is_dnn;
 } cli_train_opts;
 
 typedef struct cli_progress {
     int tty;
+    const char *unit; /* "round" or "epoch" */
     struct timespec start;
     double last_print;
 } cli_progress;
@@ -92,8 +106,8 @@ static int cli_train_progress(void *ctx, int round, int rounds)
         double t = cli_elapsed(&p->start);
         if (t - p->last_print >= 0.1 || round == rounds) {
             double eta = round > 0 ? t / round * (rounds - round) : 0;
-            fprintf(stderr, "\rtraining: round %d/%d (%3d%%), %.1fs elapsed, ETA %.1fs   ", round,
-                    rounds, (int)(100.0 * round / rounds), t, eta);
+            fprintf(stderr, "\rtraining: %s %d/%d (%3d%%), %.1fs elapsed, ETA %.1fs   ", p->unit,
+                    round, rounds, (int)(100.0 * round / rounds), t, eta);
             if (round == rounds)
                 fputc('\n', stderr);
             p->last_print = t;
@@ -133,6 +147,10 @@ static int cli_train_parse(int argc, char **argv, cli_train_opts *o)
         { "predictions", required_argument, NULL, CLI_TRAIN_OPT_PREDICTIONS },
         { "max-rows", required_argument, NULL, CLI_TRAIN_OPT_MAX_ROWS },
         { "baseline", required_argument, NULL, CLI_TRAIN_OPT_BASELINE },
+        { "epochs", required_argument, NULL, CLI_TRAIN_OPT_EPOCHS },
+        { "batch", required_argument, NULL, CLI_TRAIN_OPT_BATCH },
+        { "lr", required_argument, NULL, CLI_TRAIN_OPT_LR },
+        { "dropout", required_argument, NULL, CLI_TRAIN_OPT_DROPOUT },
         { "help", no_argument, NULL, 'h' },
         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
@@ -166,11 +184,31 @@ static int cli_train_parse(int argc, char **argv, cli_train_opts *o)
             break;
         case CLI_TRAIN_OPT_THREADS:
             if ((rc = cli_parse_int(cmd, "--threads", optarg, 0, 1024, &v)) == 0)
-                o->params.threads = (int)v;
+                o->params.threads = o->dnn.threads = (int)v;
             break;
         case CLI_TRAIN_OPT_SEED:
             if ((rc = cli_parse_int(cmd, "--seed", optarg, 0, 2147483647L, &v)) == 0)
-                o->params.seed = (uint64_t)v;
+                o->params.seed = o->dnn.seed = (uint64_t)v;
+            break;
+        case CLI_TRAIN_OPT_EPOCHS:
+            if ((rc = cli_parse_int(cmd, "--epochs", optarg, 1, MODEL_DNN_MAX_EPOCHS, &v)) == 0)
+                o->dnn.epochs = (int)v;
+            break;
+        case CLI_TRAIN_OPT_BATCH:
+            if ((rc = cli_parse_int(cmd, "--batch", optarg, 2, MODEL_DNN_MAX_BATCH, &v)) == 0)
+                o->dnn.batch = (int)v;
+            break;
+        case CLI_TRAIN_OPT_LR:
+            errno = 0;
+            o->dnn.lr = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(o->dnn.lr > 0 && o->dnn.lr <= 1))
+                return cli_usage_error(cmd, "--lr: expected a number in (0, 1], got '%s'", optarg);
+            break;
+        case CLI_TRAIN_OPT_DROPOUT:
+            errno = 0;
+            o->dnn.dropout = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(o->dnn.dropout >= 0 && o->dnn.dropout < 1))
+                return cli_usage_error(cmd, "--dropout: expected a number in [0, 1), got '%s'", optarg);
             break;
         case CLI_TRAIN_OPT_MAX_ROWS:
             if ((rc = cli_parse_int(cmd, "--max-rows", optarg, 1, 1000000000L, &v)) == 0)
@@ -204,10 +242,9 @@ static int cli_train_parse(int argc, char **argv, cli_train_opts *o)
     if (!o->data)
         return cli_usage_error(cmd, "--data: the dataset CSV is required");
     if (!o->model)
-        return cli_usage_error(cmd, "--model: required (xgboost)");
-    if (strcmp(o->model, "dnn") == 0)
-        return -2;
-    if (strcmp(o->model, "xgboost") != 0)
+        return cli_usage_error(cmd, "--model: required (xgboost or dnn)");
+    o->is_dnn = strcmp(o->model, "dnn") == 0;
+    if (!o->is_dnn && strcmp(o->model, "xgboost") != 0)
         return cli_usage_error(cmd, "--model: expected xgboost or dnn, got '%s'", o->model);
     if (!o->have_train)
         return cli_usage_error(cmd, "--train: required, e.g. users=200,400");
@@ -301,7 +338,7 @@ static int cli_train_write_predictions(const char *path, const cli_split *test, 
         /* %.9g: the floats the model saw, read back exactly. */
         for (int j = 0; j < FEAT_DIM; j++)
             fprintf(f, ",%.9g", test->x[i * FEAT_DIM + j]);
-        /* model_output is XGBoost's own number (a float), before the baseline. */
+        /* model_output is the model's own number (XGBoost's float, or the DNN's), before the baseline. */
         fprintf(f, ",%.17g,%.9g,%.17g,%.17g\n", test->rows[i].infer_ms, (float)out[i],
                 out[i] + test->base[i], feat_target_inverse(out[i] + test->base[i]));
     }
@@ -357,11 +394,12 @@ static int cli_train_run(const cli_train_opts *o)
     feat_dataset ds = { 0 };
     cli_split train = { 0 }, test = { 0 };
     model_xgb *model = NULL;
+    model_dnn *dnn = NULL;
     model_eval eval = { 0 };
-    model_info info = { .kind = "xgboost", .params = o->params, .trim = o->trim,
-                        .baseline = o->baseline };
+    model_info info = { .kind = o->is_dnn ? "dnn" : "xgboost", .params = o->params, .trim = o->trim,
+                        .baseline = o->baseline, .dnn = o->is_dnn ? &o->dnn : NULL };
     double *pred = NULL, *pred_ms = NULL, *obs_ms = NULL;
-    cli_progress progress = { .tty = isatty(STDERR_FILENO) };
+    cli_progress progress = { .tty = isatty(STDERR_FILENO), .unit = o->is_dnn ? "epoch" : "round" };
     int exit_code = NDT_EXIT_FAILURE, rc;
 
     /* The reader's messages carry FILE:LINE; the trimmer's need the file. */
@@ -391,14 +429,24 @@ static int cli_train_run(const cli_train_opts *o)
         exit_code = rc;
         goto done;
     }
-    ndt_log(NDT_LOG_INFO, "train", "training", NDT_KV_STR("model", "xgboost"),
-            NDT_KV_UINT("rows_train", train.n), NDT_KV_UINT("rows_test", test.n),
-            NDT_KV_UINT("rows_trimmed", dropped), NDT_KV_INT("rounds", o->params.rounds),
-            NDT_KV_INT("depth", o->params.depth), NDT_KV_INT("threads", o->params.threads));
+    if (o->is_dnn)
+        ndt_log(NDT_LOG_INFO, "train", "training", NDT_KV_STR("model", info.kind),
+                NDT_KV_UINT("rows_train", train.n), NDT_KV_UINT("rows_test", test.n),
+                NDT_KV_UINT("rows_trimmed", dropped), NDT_KV_INT("epochs", o->dnn.epochs),
+                NDT_KV_INT("batch", o->dnn.batch), NDT_KV_DOUBLE("lr", o->dnn.lr),
+                NDT_KV_DOUBLE("dropout", o->dnn.dropout), NDT_KV_INT("threads", o->dnn.threads));
+    else
+        ndt_log(NDT_LOG_INFO, "train", "training", NDT_KV_STR("model", info.kind),
+                NDT_KV_UINT("rows_train", train.n), NDT_KV_UINT("rows_test", test.n),
+                NDT_KV_UINT("rows_trimmed", dropped), NDT_KV_INT("rounds", o->params.rounds),
+                NDT_KV_INT("depth", o->params.depth), NDT_KV_INT("threads", o->params.threads));
 
     clock_gettime(CLOCK_MONOTONIC, &progress.start);
-    if (model_xgb_train(train.x, train.y, train.n, &o->params, cli_train_progress, &progress,
-                        &model, err, sizeof(err)) != NDT_OK) {
+    rc = o->is_dnn ? model_dnn_train(train.x, train.y, train.n, &o->dnn, cli_train_progress,
+                                     &progress, &dnn, err, sizeof(err))
+                   : model_xgb_train(train.x, train.y, train.n, &o->params, cli_train_progress,
+                                     &progress, &model, err, sizeof(err));
+    if (rc != NDT_OK) {
         ndt_log(NDT_LOG_ERROR, "train", "training failed", NDT_KV_STR("error", err));
         goto done;
     }
@@ -411,7 +459,9 @@ static int cli_train_run(const cli_train_opts *o)
         ndt_log(NDT_LOG_ERROR, "train", "out of memory");
         goto done;
     }
-    if (model_xgb_predict(model, test.x, test.n, pred, err, sizeof(err)) != NDT_OK) {
+    rc = o->is_dnn ? model_dnn_predict(dnn, test.x, test.n, pred, err, sizeof(err))
+                   : model_xgb_predict(model, test.x, test.n, pred, err, sizeof(err));
+    if (rc != NDT_OK) {
         ndt_log(NDT_LOG_ERROR, "train", "prediction failed", NDT_KV_STR("error", err));
         goto done;
     }
@@ -423,7 +473,9 @@ static int cli_train_run(const cli_train_opts *o)
         ndt_log(NDT_LOG_ERROR, "train", "evaluation failed", NDT_KV_STR("error", err));
         goto done;
     }
-    if (model_xgb_save_buffer(model, &ubj, &ubj_len, err, sizeof(err)) != NDT_OK) {
+    rc = o->is_dnn ? model_dnn_save_buffer(dnn, &ubj, &ubj_len, err, sizeof(err))
+                   : model_xgb_save_buffer(model, &ubj, &ubj_len, err, sizeof(err));
+    if (rc != NDT_OK) {
         ndt_log(NDT_LOG_ERROR, "train", "cannot save the model", NDT_KV_STR("error", err));
         goto done;
     }
@@ -444,7 +496,7 @@ static int cli_train_run(const cli_train_opts *o)
     info.test_rows = test.rows;
     info.test_predicted_ms = pred_ms;
     info.created_s = (int64_t)time(NULL);
-    model_make_id("xgb", info.created_s, ubj, ubj_len, info.id, sizeof(info.id));
+    model_make_id(o->is_dnn ? "dnn" : "xgb", info.created_s, ubj, ubj_len, info.id, sizeof(info.id));
     if ((rc = model_registry_save(o->registry, &info, ubj, ubj_len, err, sizeof(err))) != NDT_OK) {
         fprintf(stderr, "ndtpipe train: cannot register the model: %s\n", err);
         exit_code = rc == NDT_EBADCONF ? NDT_EXIT_USAGE : NDT_EXIT_FAILURE;
@@ -474,6 +526,7 @@ done:
     free(obs_ms);
     model_eval_free(&eval);
     model_xgb_free(model);
+    model_dnn_free(dnn);
     cli_split_free(&train);
     cli_split_free(&test);
     feat_dataset_free(&ds);
@@ -484,11 +537,10 @@ int cli_cmd_train(int argc, char **argv)
 {
     cli_train_opts o = { .trim = FEAT_TRIM_P1P99, .max_rows = FEAT_MAX_ROWS_DEFAULT };
     model_params_default(&o.params);
+    model_dnn_params_default(&o.dnn);
     int rc = cli_train_parse(argc, argv, &o);
     if (rc == -1)
         return NDT_EXIT_OK; /* --help */
-    if (rc == -2)
-        return cli_not_built("train", "--model dnn (the DNN model)");
     if (rc != NDT_EXIT_OK)
         return rc;
     cli_install_signal_handlers();

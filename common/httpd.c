@@ -6,6 +6,7 @@
  * routes, authentication and limits, is a different server.
  */
 #include "common/httpd.h"
+#include "common/metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -91,7 +92,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ndt_buf out;
         ndt_buf_init(&out, HTTPD_MAX_RESPONSE);
         enum MHD_Result ret;
-        if (h->render(h->ctx, &out) == NDT_OK)
+        int rendered = h->render ? h->render(h->ctx, &out) : ndt_metrics_render(&out);
+        if (rendered == NDT_OK)
             ret = respond(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
                           out.data ? out.data : "", out.len);
         else

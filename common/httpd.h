@@ -24,7 +24,8 @@ struct sockaddr_in;
  * NDT_EBADCONF with a message otherwise.  Shared by every listener. */
 int ndt_httpd_parse_listen(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen);
 
-/* listen is "HOST:PORT" (IPv4 or localhost; port 0 picks a free one). */
+/* listen is "HOST:PORT" (IPv4 or localhost; port 0 picks a free one).
+ * render NULL serves the process's registry (common/metrics.h). */
 int ndt_httpd_start(const char *listen, ndt_httpd_render_fn render, void *ctx, ndt_httpd **out,
                     char *err, size_t errlen);
 int ndt_httpd_port(const ndt_httpd *httpd);

@@ -154,4 +154,89 @@ int feat_udr_read(struct udr *u, const char *service_id, int64_t from_ms, int64_
 int feat_udr_latest(struct udr *u, const char *service_id, feat_raw *out, char *err,
                     size_t errlen);
 
+/* ---- streaming mode (feat_stream.c: the logic; feat_stage.c: Kafka) ---- */
+
+/* One window of one service: the mean feature vector of its rows. */
+typedef struct feat_window {
+    const char *service;        /* the Service entity id */
+    int64_t start_ms, end_ms;   /* [start, end), aligned to the window length */
+    int64_t first_ms, last_ms;  /* the first and last row's instants */
+    int users, pods;            /* the regime of every row in it */
+    size_t rows;
+    double features[FEAT_DIM];  /* means over the rows, feat_names order */
+    double log_latency;         /* mean target, ln(1 + ms) */
+    double latency_ms;          /* mean avg_total_infer_ms */
+} feat_window;
+
+typedef int (*feat_window_fn)(void *ctx, const feat_window *w);
+typedef int (*feat_row_fn)(void *ctx, const char *service, const feat_raw *row);
+
+typedef struct feat_stream_options {
+    int64_t window_ms;    /* window length; 0 = every row its own window */
+    int64_t lateness_ms;  /* how long an instant waits for late fragments; 0 = 200 */
+    size_t max_instants;  /* open instants at most; 0 = 4096 */
+    feat_window_fn on_window;
+    feat_row_fn on_row;   /* optional: every row rebuilt */
+    void *ctx;
+} feat_stream_options;
+
+typedef struct feat_stream_stats {
+    uint64_t fragments;      /* entity fragments read */
+    uint64_t rows;           /* rows rebuilt */
+    uint64_t windows;        /* windows emitted */
+    uint64_t incomplete;     /* (service, instant) pairs without a full row */
+    uint64_t late;           /* observations for instants already closed */
+    uint64_t forced_closes;  /* instants closed early at max_instants */
+    uint64_t dropped;        /* entities past the stage's bounds */
+    uint64_t open_instants;
+} feat_stream_stats;
+
+typedef struct feat_stream feat_stream;
+
+int feat_stream_new(const feat_stream_options *o, feat_stream **out);
+/* One normalized NGSI-LD fragment (JSON) from source src (the input
+ * partition, 0..255); NDT_EBADCONF with a reason for one that is not an
+ * entity; other types than Service and ServiceComponent are read and
+ * ignored.  A source delivering again is no longer idle. */
+int feat_stream_add(feat_stream *s, int src, const char *json, size_t len, char *err,
+                    size_t errlen);
+/* A source is caught up (idle 1: it does not hold the watermark back) or
+ * not.  Sources start idle until they deliver. */
+void feat_stream_source_idle(feat_stream *s, int src, int idle);
+/* Closes the instants the watermark allows; rows and windows go to the
+ * callbacks (their errors are returned). */
+int feat_stream_advance(feat_stream *s);
+/* Closes everything still open (at stop). */
+int feat_stream_finish(feat_stream *s);
+/* The oldest instant whose data is still open (in an open instant or an
+ * open window), INT64_MAX when none: input observed before it is done. */
+int64_t feat_stream_open_from(const feat_stream *s);
+/* The newest observation time in the fragment last added (INT64_MIN if
+ * it held none): with feat_stream_open_from, when its input is done. */
+int64_t feat_stream_fragment_ms(const feat_stream *s);
+void feat_stream_get_stats(const feat_stream *s, feat_stream_stats *out);
+
+/* The Kafka stage around it (feat_stage.c): consumes NGSI-LD fragments,
+ * publishes one JSON object per window on the output topic (key: the
+ * service id) and commits an input offset once every window its data
+ * fed has been delivered. */
+#define FEAT_DEFAULT_IN_TOPIC "ndt.sdm.entities"
+#define FEAT_DEFAULT_OUT_TOPIC "ndt.features"
+#define FEAT_DEFAULT_GROUP "ndtpipe-features"
+
+struct ndt_kafka_opts;
+typedef struct feat_stage_options {
+    const char *brokers;                 /* resolved bootstrap list */
+    const struct ndt_kafka_opts *xopts;  /* -X, may be NULL */
+    const char *in_topic, *out_topic, *group; /* NULL: the defaults */
+    int64_t window_ms;                   /* 0: one window per row */
+    int64_t lateness_ms;
+    const char *metrics_listen;          /* HOST:PORT or NULL */
+    const volatile int *stop;
+} feat_stage_options;
+
+/* Runs until *stop; NDT_EBADCONF for options the user must fix. */
+int feat_stage_run(const feat_stage_options *o, char *err, size_t errlen);
+void feat_stream_free(feat_stream *s);
+
 #endif

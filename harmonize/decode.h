@@ -53,6 +53,30 @@ typedef struct hdl_label {
     ndt_str value;
 } hdl_label;
 
+/* A native histogram bucket: index i covers (base^(i-1), base^i] with
+ * base = 2^(2^-schema); count is absolute (docs/KAFKA.md). */
+typedef struct hdl_native_bucket {
+    int32_t index;
+    double count;
+} hdl_native_bucket;
+
+/* A native histogram as the ingest stage carries it, on the histogram's
+ * _count sample (protobuf scrapes only).  At most
+ * HDL_DECODE_MAX_NATIVE_BUCKETS buckets per side. */
+typedef struct hdl_native_histogram {
+    int32_t schema;
+    double zero_threshold;
+    double zero_count;
+    double count;
+    double sum;
+    const hdl_native_bucket *positive;
+    size_t npositive;
+    const hdl_native_bucket *negative;
+    size_t nnegative;
+} hdl_native_histogram;
+
+#define HDL_DECODE_MAX_NATIVE_BUCKETS 4096
+
 typedef struct hdl_sample {
     ndt_str name;              /* metric name (__name__) */
     const hdl_label *labels;   /* every label except __name__, sorted by name */
@@ -60,6 +84,7 @@ typedef struct hdl_sample {
     double value;
     int64_t ts_ms;
     hdl_metric_type type;
+    const hdl_native_histogram *native; /* NULL unless the message carries one */
 } hdl_sample;
 
 /* Called once per sample; a non-NDT_OK return stops decoding and is

@@ -17,7 +17,11 @@
  * (count, items) ended by count 0, a negative count being followed by
  * the block's byte size (the writer may emit either); an enum index past
  * the last symbol known here is a newer writer's symbol and reads as
- * UNKNOWN (the schema's enum default).  Every length and count is checked
+ * UNKNOWN (the schema's enum default).  Schema version 2 added
+ * Sample.native_histogram (a union, null first); this reader reads
+ * version 2 records, which is what ndtpipe writes since native histograms
+ * were added (a version 1 record needs a version 1 reader: Avro's schema
+ * resolution, with the registry's schema id under Confluent framing).  Every length and count is checked
  * against the bytes left before it is used, and the record must end
  * exactly at the end of the message.
  *
@@ -27,13 +31,15 @@
  * tried, and if both fail the framed reading's error is reported.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harmonize/decode_internal.h"
 
 /* Smallest encoding of one Sample (empty name, no labels, value,
  * timestamp, type) and of one Label: bounds item counts by bytes left. */
-#define AVRO_MIN_SAMPLE_BYTES 12
+#define AVRO_MIN_SAMPLE_BYTES 13
+#define AVRO_MIN_BUCKET_BYTES 9
 #define AVRO_MIN_LABEL_BYTES 2
 #define AVRO_SYMBOLS 8 /* MetricType symbols known here = hdl_metric_type values */
 
@@ -43,6 +49,8 @@ typedef struct avro_reader {
     const unsigned char *end;
     char *err;
     size_t errlen;
+    hdl_native_bucket *buckets; /* a native histogram's, grown as needed */
+    size_t buckets_cap;
 } avro_reader;
 
 static int fail_at(avro_reader *r, const char *what)
@@ -159,19 +167,95 @@ static int read_labels(avro_reader *r, hdl_label *labels, size_t *nlabels)
     }
 }
 
+/* One side's NativeBucket array, appended to r->buckets from *n on. */
+static int read_native_buckets(avro_reader *r, const char *what, size_t *n)
+{
+    size_t first = *n;
+    for (;;) {
+        int64_t count;
+        int rc = read_block_count(r, AVRO_MIN_BUCKET_BYTES, what, &count);
+        if (rc != NDT_OK)
+            return rc;
+        if (count == 0)
+            return NDT_OK;
+        if ((uint64_t)count > HDL_DECODE_MAX_NATIVE_BUCKETS - (*n - first)) {
+            char why[80];
+            snprintf(why, sizeof(why), "%s: more than %d buckets", what,
+                     HDL_DECODE_MAX_NATIVE_BUCKETS);
+            return fail_at(r, why);
+        }
+        if (*n + (size_t)count > r->buckets_cap) {
+            size_t cap = r->buckets_cap ? r->buckets_cap : 64;
+            while (cap < *n + (size_t)count)
+                cap *= 2;
+            hdl_native_bucket *grown = realloc(r->buckets, cap * sizeof(*grown));
+            if (!grown) {
+                snprintf(r->err, r->errlen, "avro: out of memory for native buckets");
+                return NDT_ERROR;
+            }
+            r->buckets = grown;
+            r->buckets_cap = cap;
+        }
+        for (int64_t i = 0; i < count; i++) {
+            int64_t index;
+            if ((rc = read_long(r, &index)) != NDT_OK ||
+                (rc = read_double(r, &r->buckets[*n].count)) != NDT_OK)
+                return rc;
+            if (index < INT32_MIN || index > INT32_MAX)
+                return fail_at(r, "native bucket index out of the int range");
+            r->buckets[(*n)++].index = (int32_t)index;
+        }
+    }
+}
+
+/* Sample.native_histogram: ["null", NativeHistogram] (schema version 2). */
+static int read_native(avro_reader *r, hdl_native_histogram *h, int *present)
+{
+    int64_t branch, schema;
+    int rc = read_long(r, &branch);
+    if (rc != NDT_OK)
+        return rc;
+    *present = branch == 1;
+    if (branch == 0)
+        return NDT_OK;
+    if (branch != 1)
+        return fail_at(r, "native_histogram: union branch is neither null nor NativeHistogram");
+    size_t n = 0, npositive;
+    if ((rc = read_long(r, &schema)) != NDT_OK || (rc = read_double(r, &h->zero_threshold)) ||
+        (rc = read_double(r, &h->zero_count)) || (rc = read_double(r, &h->count)) ||
+        (rc = read_double(r, &h->sum)) ||
+        (rc = read_native_buckets(r, "positive buckets", &n)) != NDT_OK)
+        return rc;
+    npositive = n;
+    if ((rc = read_native_buckets(r, "negative buckets", &n)) != NDT_OK)
+        return rc;
+    if (schema < INT32_MIN || schema > INT32_MAX)
+        return fail_at(r, "native histogram schema out of the int range");
+    h->schema = (int32_t)schema;
+    h->positive = r->buckets;
+    h->npositive = npositive;
+    h->negative = r->buckets ? r->buckets + npositive : NULL; /* NULL + 0 is undefined */
+    h->nnegative = n - npositive;
+    return NDT_OK;
+}
+
 /* One Sample; fn NULL only checks it. */
 static int read_sample(avro_reader *r, hdl_sample_fn fn, void *ctx, size_t *delivered)
 {
     hdl_label labels[HDL_DECODE_MAX_LABELS];
     hdl_sample s = { .labels = labels };
+    hdl_native_histogram native;
+    int has_native = 0;
     const unsigned char *at = r->p;
     int64_t type;
     int rc;
     if ((rc = read_string(r, &s.name, "sample name")) != NDT_OK ||
         (rc = read_labels(r, labels, &s.nlabels)) != NDT_OK ||
         (rc = read_double(r, &s.value)) != NDT_OK || (rc = read_long(r, &s.ts_ms)) != NDT_OK ||
-        (rc = read_long(r, &type)) != NDT_OK)
+        (rc = read_long(r, &type)) != NDT_OK || (rc = read_native(r, &native, &has_native)) != NDT_OK)
         return rc;
+    if (has_native)
+        s.native = &native;
     if (type < 0)
         return fail_at(r, "negative MetricType index");
     s.type = type < AVRO_SYMBOLS ? (hdl_metric_type)type : HDL_TYPE_UNKNOWN;
@@ -227,8 +311,10 @@ static int decode_from(const char *msg, size_t len, size_t offset, hdl_sample_fn
                        size_t *delivered, char *err, size_t errlen)
 {
     avro_reader r = { (const unsigned char *)msg, (const unsigned char *)msg + offset,
-                      (const unsigned char *)msg + len, err, errlen };
-    return read_record(&r, fn, ctx, delivered);
+                      (const unsigned char *)msg + len, err, errlen, NULL, 0 };
+    int rc = read_record(&r, fn, ctx, delivered);
+    free(r.buckets);
+    return rc;
 }
 
 int hdl_avro_is_record(const char *msg, size_t len)

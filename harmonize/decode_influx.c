@@ -9,7 +9,9 @@
  * itself (ndtpipe's own lines), any other field f is the sample
  * `measurement_f` (Telegraf's prometheus_client naming); integers (`1i`,
  * `1u`) and floats are numbers, booleans are 1 and 0, string fields carry
- * no sample and are skipped.  Tags are the labels.  The timestamp is
+ * no sample and are skipped.  The nh_* fields of ndtpipe's native-
+ * histogram flattening (docs/KAFKA.md) are not samples: they become the
+ * native histogram of the line's value sample.  Tags are the labels.  The timestamp is
  * required and read as milliseconds (the topic's precision); a line
  * without one has no time the twin could use.  Blank lines and `#`
  * comments are skipped; a line may end in CRLF.
@@ -26,6 +28,7 @@
  * half for the line's names, one for `measurement_field` names), on the
  * stack for small messages, so nothing is allocated per line.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +53,11 @@ typedef struct influx_reader {
     char *name_area; /* measurement_field, one at a time */
     char *err;
     size_t errlen;
+    /* The line's native histogram (nh_* fields), buckets malloc'ed. */
+    unsigned nh_seen;
+    hdl_native_histogram nh;
+    hdl_native_bucket *pos, *neg;
+    size_t npos, nneg, pos_cap, neg_cap;
 } influx_reader;
 
 static int fail(influx_reader *r, const char *what)
@@ -163,9 +171,72 @@ static int read_field_value(influx_reader *r, double *value, int *skip)
     return NDT_OK;
 }
 
+static int push_bucket(influx_reader *r, hdl_native_bucket **b, size_t *n, size_t *cap,
+                       int32_t index, double count)
+{
+    if (*n == HDL_DECODE_MAX_NATIVE_BUCKETS)
+        return fail(r, "more native buckets than a side may hold");
+    if (*n == *cap) {
+        size_t want = *cap ? 2 * *cap : 32;
+        hdl_native_bucket *grown = realloc(*b, want * sizeof(*grown));
+        if (!grown) {
+            snprintf(r->err, r->errlen, "influx: out of memory for native buckets");
+            return NDT_ERROR;
+        }
+        *b = grown;
+        *cap = want;
+    }
+    (*b)[(*n)++] = (hdl_native_bucket){ index, count };
+    return NDT_OK;
+}
+
+/* A field of the native-histogram flattening (docs/KAFKA.md): nh_schema,
+ * nh_zero_threshold, nh_zero_count, nh_sum, nh_p<index>, nh_n<index>.
+ * NDT_AGAIN: not one of them (an ordinary field). */
+static int native_field(influx_reader *r, ndt_str key, double value)
+{
+    if (key.len < 4 || memcmp(key.ptr, "nh_", 3) != 0)
+        return NDT_AGAIN;
+    ndt_str k = { key.ptr + 3, key.len - 3 };
+    if (ndt_str_eq_cstr(k, "schema")) {
+        if (value != (double)(int32_t)value)
+            return fail(r, "nh_schema is not an integer");
+        r->nh.schema = (int32_t)value;
+        r->nh_seen |= 1;
+    } else if (ndt_str_eq_cstr(k, "zero_threshold")) {
+        r->nh.zero_threshold = value;
+        r->nh_seen |= 2;
+    } else if (ndt_str_eq_cstr(k, "zero_count")) {
+        r->nh.zero_count = value;
+        r->nh_seen |= 4;
+    } else if (ndt_str_eq_cstr(k, "sum")) {
+        r->nh.sum = value;
+        r->nh_seen |= 8;
+    } else if ((k.ptr[0] == 'p' || k.ptr[0] == 'n') && k.len > 1) {
+        int64_t index;
+        if (ingest_number_parse_int64(k.ptr + 1, k.len - 1, &index) != NDT_OK ||
+            index < INT32_MIN || index > INT32_MAX)
+            return fail(r, "native bucket field without an integer index");
+        return k.ptr[0] == 'p'
+                   ? push_bucket(r, &r->pos, &r->npos, &r->pos_cap, (int32_t)index, value)
+                   : push_bucket(r, &r->neg, &r->nneg, &r->neg_cap, (int32_t)index, value);
+    } else {
+        return NDT_AGAIN;
+    }
+    return NDT_OK;
+}
+
+static int cmp_bucket(const void *a, const void *b)
+{
+    const hdl_native_bucket *x = a, *y = b;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
 static int read_fields(influx_reader *r, influx_field *fields, size_t *nfields)
 {
     *nfields = 0;
+    r->nh_seen = 0;
+    r->npos = r->nneg = 0;
     for (;;) {
         ndt_str key = read_name(r, 1);
         if (r->p >= r->end || *r->p != '=')
@@ -178,7 +249,10 @@ static int read_fields(influx_reader *r, influx_field *fields, size_t *nfields)
         int rc = read_field_value(r, &value, &skip);
         if (rc != NDT_OK)
             return rc;
-        if (!skip) {
+        if (!skip && (rc = native_field(r, key, value)) != NDT_AGAIN) {
+            if (rc != NDT_OK)
+                return rc;
+        } else if (!skip) {
             if (*nfields == INFLUX_MAX_FIELDS) {
                 char why[48];
                 snprintf(why, sizeof(why), "more than %d fields", INFLUX_MAX_FIELDS);
@@ -214,7 +288,9 @@ static int read_timestamp(influx_reader *r, int64_t *ts_ms)
 static int emit(influx_reader *r, ndt_str measurement, const hdl_label *labels, size_t nlabels,
                 const influx_field *f, int64_t ts_ms, hdl_sample_fn fn, void *ctx)
 {
-    hdl_sample s = { measurement, labels, nlabels, f->value, ts_ms, HDL_TYPE_UNKNOWN };
+    hdl_sample s = { measurement, labels, nlabels, f->value, ts_ms, HDL_TYPE_UNKNOWN, NULL };
+    if (ndt_str_eq_cstr(f->key, "value") && r->nh_seen)
+        s.native = &r->nh;
     if (!ndt_str_eq_cstr(f->key, "value")) {
         memcpy(r->name_area, measurement.ptr, measurement.len);
         r->name_area[measurement.len] = '_';
@@ -249,6 +325,27 @@ static int read_line(influx_reader *r, hdl_sample_fn fn, void *ctx)
         snprintf(why, sizeof(why), "tag '%.*s' repeated",
                  labels[dup].name.len > 64 ? 64 : (int)labels[dup].name.len, labels[dup].name.ptr);
         return fail(r, why);
+    }
+    if (r->nh_seen || r->npos || r->nneg) {
+        /* The histogram's count is the line's own value field. */
+        if (r->nh_seen != 15)
+            return fail(r, "native histogram fields without nh_schema, nh_zero_threshold, "
+                           "nh_zero_count and nh_sum");
+        int has_value = 0;
+        for (size_t i = 0; i < nfields; i++) {
+            if (ndt_str_eq_cstr(fields[i].key, "value")) {
+                r->nh.count = fields[i].value;
+                has_value = 1;
+            }
+        }
+        if (!has_value)
+            return fail(r, "native histogram fields on a line without a value field");
+        qsort(r->pos, r->npos, sizeof(*r->pos), cmp_bucket);
+        qsort(r->neg, r->nneg, sizeof(*r->neg), cmp_bucket);
+        r->nh.positive = r->pos;
+        r->nh.npositive = r->npos;
+        r->nh.negative = r->neg;
+        r->nh.nnegative = r->nneg;
     }
     for (size_t i = 0; i < nfields; i++) {
         if ((rc = emit(r, measurement, labels, nlabels, &fields[i], ts_ms, fn, ctx)) != NDT_OK)
@@ -291,6 +388,8 @@ int hdl_decode_influx(const char *msg, size_t len, hdl_sample_fn fn, void *ctx, 
     }
     if (rc == NDT_OK && lines == 0)
         rc = fail(&r, "no line in the message");
+    free(r.pos);
+    free(r.neg);
     if (r.scratch != stack_scratch)
         free(r.scratch);
     return rc;

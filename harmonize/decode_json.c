@@ -13,7 +13,8 @@
  * value as a string or a bare number, the name from "name" or from
  * labels.__name__ (both present must agree), timestamps with any number
  * of fraction digits (truncated to ms, as Go's UnixMilli does) and a Z or
- * a numeric offset.  Values use the exposition grammar (Go's ParseFloat
+ * a numeric offset.  "native_histogram" (docs/KAFKA.md) is read into
+ * hdl_sample.native.  Values use the exposition grammar (Go's ParseFloat
  * without hex: NaN, +Inf, -Inf, decimals).
  *
  * Strings without escapes are views into the message; escaped ones are
@@ -362,6 +363,10 @@ typedef struct json_message {
     int has_name_label;
     double value;
     int64_t ts_ms;
+    int has_native;
+    hdl_native_histogram native;
+    hdl_native_bucket *buckets; /* positive then negative, malloc'ed */
+    size_t nbuckets, buckets_cap;
     size_t nlabels;
     hdl_label labels[HDL_DECODE_MAX_LABELS];
 } json_message;
@@ -414,6 +419,132 @@ static int read_value(json_reader *r, json_message *m)
     return NDT_OK;
 }
 
+/* A number that may come as a string ("0.25", "+Inf") or bare. */
+static int read_float(json_reader *r, double *out, const char *what)
+{
+    skip_ws(r);
+    const char *at = r->p;
+    ndt_str tok;
+    int rc = r->p < r->end && *r->p == '"' ? read_string(r, &tok) : read_number_token(r, &tok);
+    if (rc != NDT_OK)
+        return rc;
+    if (ingest_number_parse_float(tok.ptr, tok.len, out) != NDT_OK) {
+        char why[80];
+        snprintf(why, sizeof(why), "%s is not a number", what);
+        return fail_at(r, at, why);
+    }
+    return NDT_OK;
+}
+
+static int read_int32(json_reader *r, int32_t *out, const char *what)
+{
+    skip_ws(r);
+    const char *at = r->p;
+    ndt_str tok;
+    int rc = read_number_token(r, &tok);
+    int64_t v;
+    if (rc != NDT_OK)
+        return rc;
+    if (ingest_number_parse_int64(tok.ptr, tok.len, &v) != NDT_OK || v < INT32_MIN ||
+        v > INT32_MAX) {
+        char why[80];
+        snprintf(why, sizeof(why), "%s is not a 32-bit integer", what);
+        return fail_at(r, at, why);
+    }
+    *out = (int32_t)v;
+    return NDT_OK;
+}
+
+/* [[index, "count"], ...] appended to m->buckets; *n counts this side. */
+static int read_native_side(json_reader *r, json_message *m, size_t *n)
+{
+    int rc, more;
+    *n = 0;
+    if ((rc = expect(r, '[')) != NDT_OK)
+        return rc;
+    skip_ws(r);
+    if (r->p < r->end && *r->p == ']') {
+        r->p++;
+        return NDT_OK;
+    }
+    for (;;) {
+        if (*n == HDL_DECODE_MAX_NATIVE_BUCKETS)
+            return fail_at(r, r->p, "more native buckets than a side may hold");
+        if (m->nbuckets == m->buckets_cap) {
+            size_t cap = m->buckets_cap ? 2 * m->buckets_cap : 32;
+            hdl_native_bucket *grown = realloc(m->buckets, cap * sizeof(*grown));
+            if (!grown) {
+                snprintf(r->err, r->errlen, "json: out of memory for native buckets");
+                return NDT_ERROR;
+            }
+            m->buckets = grown;
+            m->buckets_cap = cap;
+        }
+        hdl_native_bucket *b = &m->buckets[m->nbuckets];
+        if ((rc = expect(r, '[')) != NDT_OK || (rc = read_int32(r, &b->index, "bucket index")) ||
+            (rc = expect(r, ',')) != NDT_OK || (rc = read_float(r, &b->count, "bucket count")) ||
+            (rc = expect(r, ']')) != NDT_OK)
+            return rc;
+        m->nbuckets++;
+        (*n)++;
+        if ((rc = comma_or_close(r, ']', &more)) != NDT_OK || !more)
+            return rc;
+    }
+}
+
+/* "native_histogram" (docs/KAFKA.md): every key required, others skipped. */
+static int read_native(json_reader *r, json_message *m)
+{
+    hdl_native_histogram *h = &m->native;
+    const char *at = r->p;
+    unsigned seen = 0;
+    size_t npos = 0, nneg = 0;
+    int rc, more;
+    if ((rc = expect(r, '{')) != NDT_OK)
+        return rc;
+    skip_ws(r);
+    if (r->p < r->end && *r->p == '}')
+        return fail_at(r, at, "native_histogram is empty");
+    for (;;) {
+        ndt_str key;
+        if ((rc = read_string(r, &key)) != NDT_OK || (rc = expect(r, ':')) != NDT_OK)
+            return rc;
+        if (ndt_str_eq_cstr(key, "schema"))
+            seen |= 1, rc = read_int32(r, &h->schema, "schema");
+        else if (ndt_str_eq_cstr(key, "zero_threshold"))
+            seen |= 2, rc = read_float(r, &h->zero_threshold, "zero_threshold");
+        else if (ndt_str_eq_cstr(key, "zero_count"))
+            seen |= 4, rc = read_float(r, &h->zero_count, "zero_count");
+        else if (ndt_str_eq_cstr(key, "count"))
+            seen |= 8, rc = read_float(r, &h->count, "count");
+        else if (ndt_str_eq_cstr(key, "sum"))
+            seen |= 16, rc = read_float(r, &h->sum, "sum");
+        else if (ndt_str_eq_cstr(key, "positive") && !(seen & 32))
+            seen |= 32, rc = read_native_side(r, m, &npos);
+        else if (ndt_str_eq_cstr(key, "negative") && !(seen & 64) && (seen & 32))
+            seen |= 64, rc = read_native_side(r, m, &nneg);
+        else if (ndt_str_eq_cstr(key, "positive") || ndt_str_eq_cstr(key, "negative"))
+            return fail_at(r, r->p, "native_histogram: positive must come once, before negative");
+        else
+            rc = skip_value(r, 2);
+        if (rc != NDT_OK)
+            return rc;
+        if ((rc = comma_or_close(r, '}', &more)) != NDT_OK)
+            return rc;
+        if (!more)
+            break;
+    }
+    if (seen != 127)
+        return fail_at(r, at, "native_histogram lacks one of schema, zero_threshold, zero_count, "
+                              "count, sum, positive, negative");
+    h->positive = m->buckets;
+    h->npositive = npos;
+    h->negative = m->buckets ? m->buckets + npos : NULL; /* NULL + 0 is undefined */
+    h->nnegative = nneg;
+    m->has_native = 1;
+    return NDT_OK;
+}
+
 static int read_member(json_reader *r, json_message *m)
 {
     const char *at = r->p;
@@ -430,6 +561,8 @@ static int read_member(json_reader *r, json_message *m)
         seen = &m->has_name;
     else if (ndt_str_eq_cstr(key, "labels"))
         seen = &m->has_labels;
+    else if (ndt_str_eq_cstr(key, "native_histogram"))
+        seen = &m->has_native;
     else
         return skip_value(r, 1);
     if (*seen)
@@ -439,6 +572,10 @@ static int read_member(json_reader *r, json_message *m)
         return read_value(r, m);
     if (seen == &m->has_labels)
         return read_labels(r, m);
+    if (seen == &m->has_native) {
+        *seen = 0; /* read_native sets it once the object is whole */
+        return read_native(r, m);
+    }
     skip_ws(r);
     at = r->p;
     if ((rc = read_string(r, &s)) != NDT_OK)
@@ -506,9 +643,11 @@ int hdl_decode_json(const char *msg, size_t len, hdl_sample_fn fn, void *ctx, ch
     }
     int rc = read_message(&r, &m);
     if (rc == NDT_OK) {
-        hdl_sample s = { m.name, m.labels, m.nlabels, m.value, m.ts_ms, HDL_TYPE_UNKNOWN };
+        hdl_sample s = { m.name, m.labels, m.nlabels, m.value, m.ts_ms, HDL_TYPE_UNKNOWN,
+                         m.has_native ? &m.native : NULL };
         rc = fn(ctx, &s);
     }
+    free(m.buckets);
     if (r.scratch != stack_scratch)
         free(r.scratch);
     return rc;

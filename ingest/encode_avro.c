@@ -56,7 +56,26 @@ static const char avro_schema_text[] =
     "        {\"name\": \"timestamp\", \"type\": {\"type\": \"long\", \"logicalType\": \"timestamp-millis\"}, \"doc\": \"The sample's own timestamp, or the scrape's.\"},\n"
     "        {\"name\": \"type\", \"type\": {\"type\": \"enum\", \"name\": \"MetricType\",\n"
     "          \"symbols\": [\"UNKNOWN\", \"COUNTER\", \"GAUGE\", \"HISTOGRAM\", \"GAUGE_HISTOGRAM\", \"SUMMARY\", \"INFO\", \"STATESET\"],\n"
-    "          \"default\": \"UNKNOWN\"}, \"doc\": \"The type of the metric family.\"}\n"
+    "          \"default\": \"UNKNOWN\"}, \"doc\": \"The type of the metric family.\"},\n"
+    "        {\"name\": \"native_histogram\", \"type\": [\"null\", {\n"
+    "          \"type\": \"record\",\n"
+    "          \"name\": \"NativeHistogram\",\n"
+    "          \"doc\": \"A native (exponential) histogram from a protobuf scrape, carried on the histogram's _count sample. Bucket i covers (base^(i-1), base^i] with base = 2^(2^-schema); negative buckets mirror it below zero.\",\n"
+    "          \"fields\": [\n"
+    "            {\"name\": \"schema\", \"type\": \"int\"},\n"
+    "            {\"name\": \"zero_threshold\", \"type\": \"double\"},\n"
+    "            {\"name\": \"zero_count\", \"type\": \"double\"},\n"
+    "            {\"name\": \"count\", \"type\": \"double\"},\n"
+    "            {\"name\": \"sum\", \"type\": \"double\"},\n"
+    "            {\"name\": \"positive\", \"type\": {\"type\": \"array\", \"items\": {\n"
+    "              \"type\": \"record\",\n"
+    "              \"name\": \"NativeBucket\",\n"
+    "              \"fields\": [\n"
+    "                {\"name\": \"index\", \"type\": \"int\"},\n"
+    "                {\"name\": \"count\", \"type\": \"double\", \"doc\": \"Absolute count of the bucket (spans and deltas expanded).\"}\n"
+    "              ]}}},\n"
+    "            {\"name\": \"negative\", \"type\": {\"type\": \"array\", \"items\": \"NativeBucket\"}}\n"
+    "          ]}], \"default\": null, \"doc\": \"Added in schema version 2; null on every other sample.\"}\n"
     "      ]}}}\n"
     "  ]\n"
     "}\n";
@@ -70,7 +89,11 @@ struct ingest_avro_encoder {
 /* ---- what the hand-written encoder assumes about the schema ---------- */
 
 static const char *const top_fields[] = { "job", "instance", "scrape_timestamp", "samples" };
-static const char *const sample_fields[] = { "name", "labels", "value", "timestamp", "type" };
+static const char *const sample_fields[] = { "name",      "labels", "value",
+                                             "timestamp", "type",   "native_histogram" };
+static const char *const native_fields[] = { "schema", "zero_threshold", "zero_count", "count",
+                                             "sum",    "positive",       "negative" };
+static const char *const bucket_fields[] = { "index", "count" };
 static const char *const label_fields[] = { "name", "value" };
 /* Enum index = ingest_metric_type value. */
 static const char *const type_symbols[] = { "UNKNOWN",         "COUNTER", "GAUGE", "HISTOGRAM",
@@ -109,6 +132,20 @@ static int check_schema(avro_schema_t schema, char *err, size_t errlen)
         return NDT_ERROR;
     avro_schema_t label = avro_schema_array_items(avro_schema_record_field_get(sample, "labels"));
     if (check_record(label, label_fields, NDT_ARRAY_LEN(label_fields), err, errlen) != NDT_OK)
+        return NDT_ERROR;
+    /* native_histogram: ["null", NativeHistogram]; the encoder writes
+     * branch 0 or 1 and the record's fields in this order. */
+    avro_schema_t nh = avro_schema_record_field_get(sample, "native_histogram");
+    if (!is_avro_union(nh) || avro_schema_union_size(nh) != 2 ||
+        !is_avro_null(avro_schema_union_branch(nh, 0))) {
+        snprintf(err, errlen, "avro schema: native_histogram must be [null, NativeHistogram]");
+        return NDT_ERROR;
+    }
+    avro_schema_t native = avro_schema_union_branch(nh, 1);
+    if (check_record(native, native_fields, NDT_ARRAY_LEN(native_fields), err, errlen) != NDT_OK)
+        return NDT_ERROR;
+    avro_schema_t bucket = avro_schema_array_items(avro_schema_record_field_get(native, "positive"));
+    if (check_record(bucket, bucket_fields, NDT_ARRAY_LEN(bucket_fields), err, errlen) != NDT_OK)
         return NDT_ERROR;
     avro_schema_t type = avro_schema_record_field_get(sample, "type");
     if (!is_avro_enum(type) ||
@@ -195,10 +232,40 @@ static inline char *put_string(char *p, ndt_str s)
  * each series costs one reserve call and the writes need no checks. */
 static size_t series_bound(const ingest_series *s)
 {
-    size_t n = 4 * AVRO_LONG_MAX_BYTES + 8 + 1; /* name len, label count, end, ts, type, value */
+    /* name len, label count, end, ts, type, value, union branch */
+    size_t n = 5 * AVRO_LONG_MAX_BYTES + 8 + 1;
     for (size_t i = 0; i < s->nlabels; i++)
         n += s->labels[i].name.len + s->labels[i].value.len + 2 * AVRO_LONG_MAX_BYTES;
+    if (s->native) /* schema, 4 doubles, 2 x (count, end), buckets */
+        n += 5 * AVRO_LONG_MAX_BYTES + 4 * 8 +
+             (s->native->positive.n + s->native->negative.n) * (AVRO_LONG_MAX_BYTES + 8);
     return n;
+}
+
+static char *put_native_buckets(char *p, const ingest_native_buckets *b)
+{
+    if (b->n) {
+        p = put_long(p, (int64_t)b->n);
+        for (size_t i = 0; i < b->n; i++) {
+            p = put_long(p, b->index[i]);
+            p = put_double(p, b->count[i]);
+        }
+    }
+    return put_long(p, 0);
+}
+
+static char *put_native(char *p, const ingest_native_histogram *h)
+{
+    if (!h)
+        return put_long(p, 0); /* the union's null branch */
+    p = put_long(p, 1);
+    p = put_long(p, h->schema);
+    p = put_double(p, h->zero_threshold);
+    p = put_double(p, h->zero_count);
+    p = put_double(p, h->count);
+    p = put_double(p, h->sum);
+    p = put_native_buckets(p, &h->positive);
+    return put_native_buckets(p, &h->negative);
 }
 
 static int encode_series(const ingest_series *s, ndt_buf *out)
@@ -225,6 +292,7 @@ static int encode_series(const ingest_series *s, ndt_buf *out)
     p = put_long(p, s->timestamp_ms);
     unsigned type = (unsigned)s->type < NDT_ARRAY_LEN(type_symbols) ? (unsigned)s->type : 0;
     p = put_long(p, (int64_t)type);
+    p = put_native(p, s->native);
     out->len = (size_t)(p - out->data);
     return NDT_OK;
 }

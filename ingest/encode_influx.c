@@ -28,6 +28,7 @@
  * would reject with the whole batch.
  */
 #include <math.h>
+#include <stdio.h>
 
 #include "ingest/sink.h"
 
@@ -66,6 +67,45 @@ static int append_escaped(ndt_buf *out, ndt_str s, enum influx_context ctx)
     return NDT_OK;
 }
 
+/* ",KEY=" then the value; non-finite values have no spelling and are
+ * left out (only the sum can be one). */
+static int append_float_field(ndt_buf *out, const char *key, double v)
+{
+    if (isnan(v) || isinf(v))
+        return NDT_OK;
+    int rc = ndt_buf_append_char(out, ',');
+    rc |= ndt_buf_append_str(out, key);
+    rc |= ndt_buf_append_char(out, '=');
+    return rc | ingest_append_go_float(out, v);
+}
+
+static int append_bucket_fields(ndt_buf *out, char side, const ingest_native_buckets *b)
+{
+    int rc = NDT_OK;
+    char key[24];
+    for (size_t i = 0; rc == NDT_OK && i < b->n; i++) {
+        snprintf(key, sizeof(key), "nh_%c%d", side, (int)b->index[i]);
+        rc |= append_float_field(out, key, b->count[i]);
+    }
+    return rc;
+}
+
+/* A native histogram flattened into more fields of its _count line
+ * (docs/FORMATS.md): nh_schema (integer), nh_zero_threshold,
+ * nh_zero_count, nh_sum, and one field per bucket, nh_p<index> and
+ * nh_n<index>, holding absolute counts. */
+static int append_native_fields(ndt_buf *out, const ingest_native_histogram *h)
+{
+    int rc = ndt_buf_append_str(out, ",nh_schema=");
+    rc |= ndt_buf_append_int(out, h->schema);
+    rc |= ndt_buf_append_char(out, 'i');
+    rc |= append_float_field(out, "nh_zero_threshold", h->zero_threshold);
+    rc |= append_float_field(out, "nh_zero_count", h->zero_count);
+    rc |= append_float_field(out, "nh_sum", h->sum);
+    rc |= append_bucket_fields(out, 'p', &h->positive);
+    return rc | append_bucket_fields(out, 'n', &h->negative);
+}
+
 int ingest_encode_influx(const ingest_series *series, ndt_buf *out)
 {
     if (isnan(series->value) || isinf(series->value))
@@ -89,6 +129,8 @@ int ingest_encode_influx(const ingest_series *series, ndt_buf *out)
     }
     rc |= ndt_buf_append(out, " value=", 7);
     rc |= ingest_append_go_float(out, series->value);
+    if (series->native)
+        rc |= append_native_fields(out, series->native);
     rc |= ndt_buf_append_char(out, ' ');
     rc |= ndt_buf_append_int(out, series->timestamp_ms);
     rc |= ndt_buf_append_char(out, '\n');

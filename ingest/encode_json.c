@@ -242,6 +242,39 @@ static ndt_str series_metric_name(const ingest_series *series)
     return (ndt_str){ "", 0 };
 }
 
+static int append_native_side(ndt_buf *out, const char *key, const ingest_native_buckets *b)
+{
+    int rc = ndt_buf_append_str(out, key);
+    for (size_t i = 0; rc == NDT_OK && i < b->n; i++) {
+        rc |= ndt_buf_append_str(out, i ? ",[" : "[");
+        rc |= ndt_buf_append_int(out, b->index[i]);
+        rc |= ndt_buf_append(out, ",\"", 2);
+        rc |= ingest_append_go_float(out, b->count[i]);
+        rc |= ndt_buf_append(out, "\"]", 2);
+    }
+    return rc | ndt_buf_append_char(out, ']');
+}
+
+/* "native_histogram": numbers that may be fractional are strings in Go's
+ * spelling, like "value"; buckets are [index, "count"] pairs. */
+static int append_native(ndt_buf *out, const ingest_native_histogram *h)
+{
+    int rc = ndt_buf_append_str(out, ",\"native_histogram\":{\"schema\":");
+    rc |= ndt_buf_append_int(out, h->schema);
+    rc |= ndt_buf_append_str(out, ",\"zero_threshold\":\"");
+    rc |= ingest_append_go_float(out, h->zero_threshold);
+    rc |= ndt_buf_append_str(out, "\",\"zero_count\":\"");
+    rc |= ingest_append_go_float(out, h->zero_count);
+    rc |= ndt_buf_append_str(out, "\",\"count\":\"");
+    rc |= ingest_append_go_float(out, h->count);
+    rc |= ndt_buf_append_str(out, "\",\"sum\":\"");
+    rc |= ingest_append_go_float(out, h->sum);
+    rc |= ndt_buf_append_char(out, '"');
+    rc |= append_native_side(out, ",\"positive\":[", &h->positive);
+    rc |= append_native_side(out, ",\"negative\":[", &h->negative);
+    return rc | ndt_buf_append_char(out, '}');
+}
+
 int ingest_encode_json(const ingest_series *series, ndt_buf *out)
 {
     size_t start = out->len;
@@ -259,7 +292,10 @@ int ingest_encode_json(const ingest_series *series, ndt_buf *out)
         rc |= ndt_buf_append_char(out, ':');
         rc |= ingest_append_json_string(out, series->labels[i].value);
     }
-    rc |= ndt_buf_append(out, "}}", 2);
+    rc |= ndt_buf_append_char(out, '}');
+    if (series->native)
+        rc |= append_native(out, series->native);
+    rc |= ndt_buf_append_char(out, '}');
     if (rc != NDT_OK) {
         out->len = start;
         return NDT_ERROR;

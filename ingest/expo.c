@@ -385,6 +385,11 @@ int ingest_expo_parse(const char *buf, size_t len, ingest_expo_format format, nd
     ingest_expo_parser p;
     ingest_expo_error unused;
 
+    if (format == INGEST_EXPO_PROTOBUF) {
+        ingest_expo_error *e = err ? err : &unused;
+        memset(e, 0, sizeof(*e));
+        return ingest_expo_proto_parse(buf, len, arena, fn, ctx, e);
+    }
     memset(&p, 0, offsetof(ingest_expo_parser, scratch));
     p.end = buf + len;
     p.openmetrics = format == INGEST_EXPO_OPENMETRICS;
@@ -406,6 +411,31 @@ int ingest_expo_parse(const char *buf, size_t len, ingest_expo_format format, nd
     return rc;
 }
 
+/* Whether the parameters after a media type (";k=v; k2=v2") hold key=want
+ * (keys case-insensitive, values exact, optional quotes). */
+static int content_type_param_is(const char *params, const char *key, const char *want)
+{
+    size_t klen = strlen(key), wlen = strlen(want);
+    const char *s = params;
+    while ((s = strchr(s, ';')) != NULL) {
+        s++;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (strncasecmp(s, key, klen) != 0 || s[klen] != '=')
+            continue;
+        const char *v = s + klen + 1;
+        int quoted = *v == '"';
+        v += quoted;
+        if (strncmp(v, want, wlen) != 0)
+            return 0;
+        char end = v[wlen];
+        if (quoted)
+            return end == '"';
+        return end == '\0' || end == ';' || end == ' ' || end == '\t';
+    }
+    return 0;
+}
+
 ingest_expo_format ingest_expo_format_from_content_type(const char *content_type)
 {
     if (!content_type)
@@ -417,5 +447,19 @@ ingest_expo_format ingest_expo_format_from_content_type(const char *content_type
     size_t n = sizeof(om) - 1;
     if (strncasecmp(s, om, n) == 0 && (s[n] == '\0' || s[n] == ';' || s[n] == ' '))
         return INGEST_EXPO_OPENMETRICS;
+    static const char pb[] = "application/vnd.google.protobuf";
+    n = sizeof(pb) - 1;
+    if (strncasecmp(s, pb, n) == 0 && (s[n] == ';' || s[n] == ' ') &&
+        content_type_param_is(s + n, "proto", "io.prometheus.client.MetricFamily") &&
+        content_type_param_is(s + n, "encoding", "delimited"))
+        return INGEST_EXPO_PROTOBUF;
     return INGEST_EXPO_TEXT;
+}
+
+void ingest_expo_error_format(const ingest_expo_error *err, char *buf, size_t size)
+{
+    if (err->binary)
+        snprintf(buf, size, "byte %zu: %s", err->offset, err->reason);
+    else
+        snprintf(buf, size, "%u:%u: %s", err->line, err->col, err->reason);
 }

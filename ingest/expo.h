@@ -31,13 +31,19 @@
 typedef enum ingest_expo_format {
     INGEST_EXPO_TEXT = 0,     /* text/plain; version=0.0.4 */
     INGEST_EXPO_OPENMETRICS,  /* application/openmetrics-text; version=1.0.0 */
+    INGEST_EXPO_PROTOBUF,     /* delimited io.prometheus.client.MetricFamily */
 } ingest_expo_format;
 
 typedef struct ingest_expo_error {
-    uint32_t line;            /* 1-based */
+    uint32_t line;            /* 1-based (protobuf: the metric family's number) */
     uint32_t col;             /* 1-based, in bytes */
+    int binary;               /* protobuf: no lines, offset says where */
+    size_t offset;            /* protobuf: byte offset of the family in the body */
     char reason[200];
 } ingest_expo_error;
+
+/* "line:col: reason", or "byte N: reason" for the protobuf format. */
+void ingest_expo_error_format(const ingest_expo_error *err, char *buf, size_t size);
 
 /* Called once per sample, in exposition order.  Return NDT_OK to go on,
  * anything else to stop the parse (ingest_expo_parse then returns it). */
@@ -52,8 +58,14 @@ int ingest_expo_parse(const char *buf, size_t len, ingest_expo_format format,
                       ingest_expo_error *err);
 
 /* The format a Content-Type header announces; text 0.0.4 for anything
- * unknown or missing, as Prometheus does. */
+ * unknown or missing, as Prometheus does.  Protobuf only when the header
+ * names the delimited MetricFamily encoding exactly. */
 ingest_expo_format ingest_expo_format_from_content_type(const char *content_type);
+
+/* The media type of the protobuf exposition, as Prometheus asks for it. */
+#define INGEST_EXPO_PROTOBUF_MEDIA_TYPE                                                    \
+    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"             \
+    "encoding=delimited"
 
 /* Accept header a scraper sends: OpenMetrics preferred, text fallback. */
 #define INGEST_EXPO_ACCEPT_HEADER                                                          \

@@ -94,6 +94,10 @@ typedef struct ingest_expo_parser {
     ingest_label scratch[INGEST_EXPO_MAX_LABELS];
 } ingest_expo_parser;
 
+/* The protobuf exposition (expo_proto.c); ingest_expo_parse dispatches. */
+int ingest_expo_proto_parse(const char *buf, size_t len, ndt_arena *arena, ingest_expo_sample_fn fn,
+                            void *ctx, ingest_expo_error *err);
+
 /* ---- shared functions (expo.c) -------------------------------------- */
 
 int ingest_expo_fail(ingest_expo_parser *p, const char *at, const char *fmt, ...)

@@ -224,6 +224,7 @@ static int read_timeseries(const pb_field *f, ndt_arena *arena, ingest_rw_reques
             if (read_sample(&g, &s->value, &s->timestamp_ms) != NDT_OK)
                 return NDT_ERROR;
             s->type = INGEST_TYPE_UNKNOWN;
+            s->native = NULL;
         }
     }
     if (!named) {

@@ -45,6 +45,27 @@ typedef struct ingest_exemplar {
     int64_t timestamp_ms; /* INGEST_NO_TIMESTAMP if absent */
 } ingest_exemplar;
 
+/* Native-histogram buckets of one side: absolute counts by bucket index
+ * (bucket i covers (base^(i-1), base^i], base = 2^(2^-schema)), only the
+ * buckets the target sent, in index order. */
+typedef struct ingest_native_buckets {
+    const int32_t *index;
+    const double *count;
+    size_t n;
+} ingest_native_buckets;
+
+/* A native (exponential) histogram as decoded from the protobuf
+ * exposition: spans and deltas already expanded. */
+typedef struct ingest_native_histogram {
+    int32_t schema;
+    double zero_threshold;
+    double zero_count;
+    double count;
+    double sum;
+    ingest_native_buckets positive;
+    ingest_native_buckets negative;
+} ingest_native_histogram;
+
 /* One sample as read from an exposition: name and labels as written
  * (label values unescaped), the family it belongs to and its metadata. */
 typedef struct ingest_sample {
@@ -58,7 +79,10 @@ typedef struct ingest_sample {
     double value;
     int64_t timestamp_ms;    /* INGEST_NO_TIMESTAMP if absent */
     const ingest_exemplar *exemplar; /* NULL if none */
-    uint32_t line;           /* 1-based line in the exposition */
+    uint32_t line;           /* 1-based line (protobuf: metric family number) */
+    /* Protobuf only: on a histogram's _count sample, the native histogram
+     * the target sent with it (NULL otherwise). */
+    const ingest_native_histogram *native;
 } ingest_sample;
 
 /* One series ready to publish: final labels including __name__ (first),
@@ -69,6 +93,7 @@ typedef struct ingest_series {
     double value;
     int64_t timestamp_ms;    /* always set: the sample's or the scrape's */
     ingest_metric_type type;
+    const ingest_native_histogram *native; /* on a histogram's _count, or NULL */
 } ingest_series;
 
 /* Everything one scrape (or one remote-write request) yields. */

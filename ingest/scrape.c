@@ -31,6 +31,7 @@
 #include "common/arena.h"
 #include "common/clock.h"
 #include "common/httpd.h"
+#include "common/metrics.h"
 #include "common/log.h"
 #include "ingest/scrape_config.h"
 #include "ingest/scrape_loop.h"
@@ -78,6 +79,7 @@ struct ingest_scraper {
      * into `rendering`, then swapped with `published` under the lock that
      * the HTTP thread takes to copy it.  The loop never waits on HTTP. */
     ndt_httpd *httpd;
+    int metrics_registered;
     pthread_mutex_t metrics_lock;
     ndt_buf rendering;
     ndt_buf published;
@@ -626,7 +628,7 @@ static void render_metrics(ingest_scraper *s, ndt_buf *b)
 static void refresh_metrics_if_due(ingest_scraper *s)
 {
     int64_t now = ndt_clock_mono_ns();
-    if (!s->httpd || now < s->next_metrics_ns)
+    if (now < s->next_metrics_ns)
         return;
     s->next_metrics_ns = now + METRICS_REFRESH_NS;
     render_metrics(s, &s->rendering);
@@ -710,8 +712,18 @@ int ingest_scraper_new(const ingest_scrape_options *options, ingest_scraper **ou
     rc = ingest_sink_new_for_output(&options->output, options->stop, 0, &s->sink, err, errlen);
     if (rc != NDT_OK)
         goto fail;
+    /* The scraper's families join the process's registry, which serves
+     * them here and, under `ndtpipe run`, on the one /metrics of the
+     * process. */
+    refresh_metrics_if_due(s);
+    if (ndt_metrics_register(serve_metrics, s) != NDT_OK) {
+        snprintf(err, errlen, "too many metrics sources in this process");
+        rc = NDT_ERROR;
+        goto fail;
+    }
+    s->metrics_registered = 1;
     if (options->metrics_listen) {
-        rc = ndt_httpd_start(options->metrics_listen, serve_metrics, s, &s->httpd, err, errlen);
+        rc = ndt_httpd_start(options->metrics_listen, NULL, NULL, &s->httpd, err, errlen);
         if (rc != NDT_OK)
             goto fail;
         refresh_metrics_if_due(s);
@@ -742,6 +754,8 @@ void ingest_scraper_destroy(ingest_scraper *s)
         return;
     /* The HTTP thread reads targets through the snapshot: stop it first. */
     ndt_httpd_stop(s->httpd);
+    if (s->metrics_registered)
+        ndt_metrics_unregister(s);
     for (size_t i = 0; i < s->ntargets; i++) {
         if (s->targets[i]->in_flight)
             ingest_loop_abort(s->loop, s->targets[i]->easy);

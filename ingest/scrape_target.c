@@ -71,6 +71,7 @@ static const char *protocol_media_type(const char *protocol)
         { "OpenMetricsText1.0.0", "application/openmetrics-text;version=1.0.0" },
         { "OpenMetricsText0.0.1", "application/openmetrics-text;version=0.0.1" },
         { "PrometheusText0.0.4", "text/plain;version=0.0.4" },
+        { "PrometheusProto", INGEST_EXPO_PROTOBUF_MEDIA_TYPE },
     };
     for (size_t i = 0; i < NDT_ARRAY_LEN(types); i++) {
         if (strcmp(protocol, types[i].name) == 0)
@@ -566,6 +567,7 @@ static int add_fast(batch_builder *b, const ingest_sample *sample, ingest_label 
         return NDT_ERROR;
     s.value = sample->value;
     s.type = sample->type;
+    s.native = sample->native;
     s.timestamp_ms = sample_timestamp(b, sample);
     if (push_series(b, &s) != NDT_OK) {
         snprintf(b->fail, sizeof(b->fail), "scrape too large: per-scrape memory limit reached");
@@ -626,6 +628,7 @@ static int on_sample(void *userp, const ingest_sample *sample)
         goto oom;
     s.value = sample->value;
     s.type = sample->type;
+    s.native = sample->native;
     s.timestamp_ms = sample_timestamp(b, sample);
     if (push_series(b, &s) != NDT_OK)
         goto oom;
@@ -717,7 +720,7 @@ static int collect_samples(ingest_target *t, CURLcode result, batch_builder *b, 
         snprintf(error, errsize, "%s", b->fail);
     } else {
         t->counters.parse_errors++;
-        snprintf(error, errsize, "%u:%u: %s", perr.line, perr.col, perr.reason);
+        ingest_expo_error_format(&perr, error, errsize);
     }
     return 0;
 }

@@ -1,14 +1,16 @@
 /*
  * model_registry.c: the model registry, one versioned directory per model.
  *
- *   DIR/<model-id>/model.ubj    XGBoost's own UBJSON save (loads in ms)
+ *   DIR/<model-id>/model.ubj    XGBoost's own UBJSON save (loads in ms), or
+ *   DIR/<model-id>/model.dnn    the DNN's checksummed binary (model_dnn.c)
  *   DIR/<model-id>/model.json   metadata: feature spec, training window and
  *                               regimes, parameters, metrics, grade, time
  *   DIR/<model-id>/predictions.csv  a sample (<= MODEL_SAMPLE_MAX rows) of
  *                               the test rows, observed and predicted ms,
  *                               for `ndtpipe report`'s plots
  *
- * The id is "xgb-YYYYmmddTHHMMSS-<8 hex>", the hex an FNV-1a hash of the
+ * model.json's "kind" says which ("xgboost" or "dnn").
+ * The id is "xgb-YYYYmmddTHHMMSS-<8 hex>" ("dnn-..." for a DNN), the hex an FNV-1a hash of the
  * model bytes, so two models trained in the same second still differ and a
  * reader can tell a model file from the id.  A model is written into a
  * temporary directory beside its final place and renamed, so a crash or a
@@ -90,6 +92,7 @@ char *model_info_json(const model_info *info, int with_params)
     strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
     cJSON_AddStringToObject(root, "model_id", info->id);
     cJSON_AddStringToObject(root, "model", info->kind);
+    cJSON_AddStringToObject(root, "kind", info->kind);
     cJSON_AddStringToObject(root, "created", created);
     cJSON_AddNumberToObject(root, "n_train", (double)info->n_train);
     cJSON_AddNumberToObject(root, "n_test", (double)info->n_test);
@@ -119,6 +122,22 @@ char *model_info_json(const model_info *info, int with_params)
             cJSON_AddItemToArray(regimes, r);
         }
         cJSON *p = cJSON_AddObjectToObject(root, "parameters");
+        if (info->dnn) {
+            cJSON *layers = cJSON_AddArrayToObject(p, "hidden_layers");
+            static const int hidden[] = { 256, 128, 64 };
+            for (size_t i = 0; i < NDT_ARRAY_LEN(hidden); i++)
+                cJSON_AddItemToArray(layers, cJSON_CreateNumber(hidden[i]));
+            cJSON_AddStringToObject(p, "loss", "huber");
+            cJSON_AddStringToObject(p, "optimizer", "adam");
+            cJSON_AddNumberToObject(p, "epochs", info->dnn->epochs);
+            cJSON_AddNumberToObject(p, "batch", info->dnn->batch);
+            cJSON_AddNumberToObject(p, "learning_rate", info->dnn->lr);
+            cJSON_AddNumberToObject(p, "dropout", info->dnn->dropout);
+            cJSON_AddNumberToObject(p, "huber_delta", info->dnn->huber_delta);
+            cJSON_AddNumberToObject(p, "threads", info->dnn->threads);
+            cJSON_AddNumberToObject(p, "seed", (double)info->dnn->seed);
+            goto params_done;
+        }
         cJSON_AddStringToObject(p, "objective", "reg:squarederror");
         cJSON_AddStringToObject(p, "tree_method", "hist");
         cJSON_AddNumberToObject(p, "rounds", info->params.rounds);
@@ -126,6 +145,7 @@ char *model_info_json(const model_info *info, int with_params)
         cJSON_AddNumberToObject(p, "eta", info->params.eta);
         cJSON_AddNumberToObject(p, "nthread", info->params.threads);
         cJSON_AddNumberToObject(p, "seed", (double)info->params.seed);
+    params_done:;
     }
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -172,6 +192,11 @@ static int model_write_file(const char *path, const char *data, size_t len, char
     return NDT_OK;
 }
 
+const char *model_file_name(const char *kind)
+{
+    return kind && strcmp(kind, "dnn") == 0 ? "model.dnn" : "model.ubj";
+}
+
 int model_registry_save(const char *dir, const model_info *info, const char *ubj, size_t ubj_len,
                         char *err, size_t errlen)
 {
@@ -202,7 +227,7 @@ int model_registry_save(const char *dir, const model_info *info, const char *ubj
         snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         goto fail;
     }
-    snprintf(file, sizeof(file), "%s/model.ubj", tmp);
+    snprintf(file, sizeof(file), "%s/%s", tmp, model_file_name(info->kind));
     if (model_write_file(file, ubj, ubj_len, err, errlen) != NDT_OK)
         goto fail;
     json = model_info_json(info, 1);
@@ -224,7 +249,7 @@ int model_registry_save(const char *dir, const model_info *info, const char *ubj
     return NDT_OK;
 fail:
     free(json);
-    snprintf(file, sizeof(file), "%s/model.ubj", tmp);
+    snprintf(file, sizeof(file), "%s/%s", tmp, model_file_name(info->kind));
     unlink(file);
     snprintf(file, sizeof(file), "%s/model.json", tmp);
     unlink(file);
@@ -255,7 +280,9 @@ static int model_read_small(const char *path, size_t max, char **out, char *err,
     return NDT_OK;
 }
 
-int model_registry_load(const char *dir, const char *id, int threads, model_xgb **out,
+/* Reads DIR/<id>/model.json: checks the feature spec, gives the kind
+ * ("xgboost" when absent: models registered before the DNN) and baseline. */
+int model_registry_meta(const char *dir, const char *id, char *kind, size_t kind_size,
                         feat_baseline *baseline, char *err, size_t errlen)
 {
     char path[PATH_MAX + 32], *text = NULL;
@@ -271,26 +298,42 @@ int model_registry_load(const char *dir, const char *id, int threads, model_xgb 
     root = cJSON_Parse(text);
     const cJSON *features = cJSON_GetObjectItemCaseSensitive(root, "features");
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(features, "spec");
+    const cJSON *base = cJSON_GetObjectItemCaseSensitive(features, "baseline");
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(root, "kind");
+    rc = NDT_EBADCONF;
     if (!root || !cJSON_IsString(spec)) {
         snprintf(err, errlen, "%s: not a model.json (no features.spec)", path);
-        rc = NDT_EBADCONF;
     } else if (strcmp(spec->valuestring, feat_spec) != 0) {
         snprintf(err, errlen, "%s: the model was trained on features '%s', this build computes '%s'",
                  path, spec->valuestring, feat_spec);
-        rc = NDT_EBADCONF;
-    } else if (cJSON_GetObjectItemCaseSensitive(features, "baseline") &&
-               (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(features, "baseline")) ||
-                feat_baseline_parse(cJSON_GetObjectItemCaseSensitive(features, "baseline")->valuestring,
-                                    baseline) != NDT_OK)) {
+    } else if (base && (!cJSON_IsString(base) || feat_baseline_parse(base->valuestring, baseline) != NDT_OK)) {
         snprintf(err, errlen, "%s: features.baseline: expected \"none\" or \"backlog\"", path);
-        rc = NDT_EBADCONF;
+    } else if (k && (!cJSON_IsString(k) || (strcmp(k->valuestring, "xgboost") != 0 &&
+                                            strcmp(k->valuestring, "dnn") != 0))) {
+        snprintf(err, errlen, "%s: kind: expected \"xgboost\" or \"dnn\"", path);
     } else {
-        if (!cJSON_GetObjectItemCaseSensitive(features, "baseline"))
+        if (!base)
             *baseline = FEAT_BASELINE_NONE;
-        snprintf(path, sizeof(path), "%s/%s/model.ubj", dir, id);
-        rc = model_xgb_load_file(path, threads, out, err, errlen);
+        snprintf(kind, kind_size, "%s", k ? k->valuestring : "xgboost");
+        rc = NDT_OK;
     }
     cJSON_Delete(root);
     free(text);
     return rc;
+}
+
+int model_registry_load(const char *dir, const char *id, int threads, model_xgb **out,
+                        feat_baseline *baseline, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 32], kind[16];
+    int rc = model_registry_meta(dir, id, kind, sizeof(kind), baseline, err, errlen);
+    if (rc != NDT_OK)
+        return rc;
+    if (strcmp(kind, "xgboost") != 0) {
+        snprintf(err, errlen, "%s/%s: a %s model, not XGBoost (model_predictor_load serves both)",
+                 dir, id, kind);
+        return NDT_EBADCONF;
+    }
+    snprintf(path, sizeof(path), "%s/%s/model.ubj", dir, id);
+    return model_xgb_load_file(path, threads, out, err, errlen);
 }

@@ -74,11 +74,18 @@ static void model_report_tables(FILE *f, const cJSON *root)
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "parameters");
     const cJSON *row;
     fprintf(f, "# Model %s\n\n", jstr(root, "model_id"));
+    char how[128];
+    if (cJSON_GetObjectItemCaseSensitive(params, "epochs")) /* the DNN */
+        snprintf(how, sizeof(how), "256-128-64, %.0f epochs, batch %.0f, lr %g, dropout %g",
+                 jnum(params, "epochs"), jnum(params, "batch"), jnum(params, "learning_rate"),
+                 jnum(params, "dropout"));
+    else
+        snprintf(how, sizeof(how), "%.0f rounds, depth %.0f, eta %g", jnum(params, "rounds"),
+                 jnum(params, "max_depth"), jnum(params, "eta"));
     fprintf(f, "%s, created %s; trained on `%s` (%.0f rows), tested on `%s` (%.0f rows); "
-               "%.0f rounds, depth %.0f, eta %g; trim `%s`; training took %.1f s.\n\n",
+               "%s; trim `%s`; training took %.1f s.\n\n",
             jstr(root, "model"), jstr(root, "created"), jstr(train, "train"), jnum(root, "n_train"),
-            jstr(train, "test"), jnum(root, "n_test"), jnum(params, "rounds"),
-            jnum(params, "max_depth"), jnum(params, "eta"),
+            jstr(train, "test"), jnum(root, "n_test"), how,
             jstr(cJSON_GetObjectItemCaseSensitive(root, "features"), "trim"),
             jnum(root, "train_seconds"));
     fprintf(f, "## Quality grade bounds (Table III)\n\n| grade | R^2 at least | MAE at most | "

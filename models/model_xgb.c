@@ -184,6 +184,18 @@ fail:
     return NDT_EBADCONF;
 }
 
+/* The flat predictor from XGBoost's own JSON of this booster: the JSON
+ * is the documented, stable description of the trees (UBJSON is the same
+ * document in binary). */
+int model_trees_from_xgb(model_xgb *m, unsigned flags, model_trees **out, char *err, size_t errlen)
+{
+    bst_ulong n;
+    const char *raw;
+    if (XGBoosterSaveModelToBuffer(m->booster, "{\"format\":\"json\"}", &n, &raw) != 0)
+        return model_xgb_fail("saving the model as JSON", err, errlen);
+    return model_trees_from_json(raw, (size_t)n, flags, out, err, errlen);
+}
+
 void model_xgb_free(model_xgb *m)
 {
     if (!m)

@@ -165,6 +165,21 @@ int udr_flush(udr *u, char *err, size_t errlen)
     return u->ops->flush(u, err, errlen);
 }
 
+int udr_flush_start(udr *u, uint64_t *ticket, char *err, size_t errlen)
+{
+    *ticket = 0;
+    if (!u->ops->flush_start)
+        return u->ops->flush(u, err, errlen);
+    return u->ops->flush_start(u, ticket, err, errlen);
+}
+
+int udr_flush_done(udr *u, uint64_t ticket, int wait, char *err, size_t errlen)
+{
+    if (!u->ops->flush_done)
+        return NDT_OK; /* flush_start was synchronous */
+    return u->ops->flush_done(u, ticket, wait, err, errlen);
+}
+
 static int udr_unsupported(const udr *u, const char *what, char *err, size_t errlen)
 {
     snprintf(err, errlen, "the %s backend cannot serve %s (use sqlite: or influx:)",

@@ -103,6 +103,18 @@ int udr_write_relation(udr *u, const udr_relation *r, char *err, size_t errlen);
 
 int udr_flush(udr *u, char *err, size_t errlen);
 
+/* The same in two steps, so that a caller can go on encoding while a
+ * flush is in flight (the harmonizer polls and encodes the next batch
+ * while InfluxDB stores the previous one).  udr_flush_start() hands over
+ * what was written so far and returns a ticket; udr_flush_done() says
+ * whether everything up to that ticket is durable: NDT_OK, NDT_AGAIN
+ * while in flight (wait = 0), or NDT_ERROR.  Only after NDT_OK may the
+ * caller commit the input behind the ticket.  A failure is sticky: every
+ * later start/done reports it until udr_flush() has returned it once.
+ * Backends without a sender thread (sqlite:) flush in udr_flush_start(). */
+int udr_flush_start(udr *u, uint64_t *ticket, char *err, size_t errlen);
+int udr_flush_done(udr *u, uint64_t ticket, int wait, char *err, size_t errlen);
+
 /* The latest value of every attribute of every entity of type, one point
  * per entity (its timestamp is the newest of its attributes'). */
 int udr_read_latest(udr *u, const char *type, udr_point_fn fn, void *ctx,

@@ -14,9 +14,15 @@
  * overwrites, so at-least-once delivery stores every point exactly once.
  *
  * Write path: points are encoded as line protocol into a batch bounded by
- * batch_max_bytes; a full batch, or udr_flush(), sends it gzipped, with up
- * to max_retries retries and exponential backoff on transient failures
- * (connection errors, 5xx, 429).  When they are exhausted the batch goes
+ * batch_max_bytes; a full batch, or udr_flush(), is handed to a sender
+ * thread that posts it gzipped, with up to max_retries retries and
+ * exponential backoff on transient failures (connection errors, 5xx, 429).
+ * One batch is in flight while the caller encodes the next, so encoding
+ * overlaps InfluxDB's parsing (run in series they added up: bench/udr.sh);
+ * two batches are the memory bound.  A batch's failure is reported by the
+ * next hand-over, udr_flush_done() or udr_flush() (which waits until the
+ * sender is idle and clears it): callers commit their input only after a
+ * successful flush, or a flush_done() of the ticket that covers it.  When they are exhausted the batch goes
  * to the on-disk spool instead of being lost, and so does every later batch
  * while the spool is not empty: order is kept because nothing overtakes the
  * spool.  The spool is replayed, oldest record first, whenever the server
@@ -41,6 +47,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +89,21 @@ typedef struct udr_influx {
     uint64_t spool_size, spool_offset; /* bytes in the file, bytes replayed */
     int64_t next_probe_ms;
     int probe_backoff_ms;
+    /* The sender thread: owns curl (writes), gz, response and the spool.
+     * Everything below mu is shared with it. */
+    CURL *curl_read;      /* reads, from the caller's thread */
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ndt_buf inflight;     /* the batch the sender works on */
+    size_t inflight_points;
+    int has_work, busy, force_probe, stop;
+    uint64_t handed, done; /* batches handed to the sender, and finished */
+    int failed;           /* sticky until udr_flush() reported it */
+    char failure[NDT_ERRBUF_SIZE];
+    udr_stats sent;       /* the sender's totals, copied out while it is idle */
+    uint64_t read_requests;
 } udr_influx;
 
 static int64_t udr_now_ms(void)
@@ -235,7 +257,7 @@ static udr_send_result udr_influx_post(udr *u, const char *body, size_t len,
     curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, send);
     curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)send_len);
     curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->headers);
-    u->stats.requests++;
+    x->sent.requests++;
     CURLcode cc = curl_easy_perform(x->curl);
     if (cc != CURLE_OK) {
         snprintf(err, errlen, "influx: %s", curl_easy_strerror(cc));
@@ -256,12 +278,13 @@ static udr_send_result udr_influx_post(udr *u, const char *body, size_t len,
 static udr_send_result udr_influx_post_retrying(udr *u, const char *body, size_t len, int retries,
                                                 char *err, size_t errlen)
 {
+    udr_influx *x = u->backend;
     int backoff = UDR_INFLUX_BACKOFF_MS;
     for (int attempt = 0;; attempt++) {
         udr_send_result r = udr_influx_post(u, body, len, err, errlen);
         if (r != UDR_SEND_TRANSIENT || attempt >= retries)
             return r;
-        u->stats.retries++;
+        x->sent.retries++;
         udr_sleep_ms(backoff);
         backoff = backoff * 2 > UDR_INFLUX_BACKOFF_MAX_MS ? UDR_INFLUX_BACKOFF_MAX_MS : backoff * 2;
     }
@@ -317,10 +340,10 @@ static int udr_spool_append(udr *u, const char *body, size_t len, size_t points)
     int hlen = snprintf(header, sizeof(header), "NDTS %zu %zu\n", len, points);
     uint64_t pending = x->spool_size - x->spool_offset;
     if (pending + (uint64_t)hlen + len > u->opts.spool_max_bytes) {
-        u->stats.points_dropped += points;
+        x->sent.points_dropped += points;
         ndt_log(NDT_LOG_ERROR, "udr", "spool full, batch dropped",
                 NDT_KV_UINT("points", points), NDT_KV_UINT("spool_bytes", pending),
-                NDT_KV_UINT("dropped_total", u->stats.points_dropped));
+                NDT_KV_UINT("dropped_total", x->sent.points_dropped));
         return NDT_ERROR;
     }
     int fd = open(x->spool_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -336,10 +359,10 @@ static int udr_spool_append(udr *u, const char *body, size_t len, size_t points)
         ndt_log(NDT_LOG_WARN, "udr", "InfluxDB unreachable, spooling to disk",
                 NDT_KV_STR("path", x->spool_path));
     x->spool_size += (uint64_t)hlen + len;
-    u->stats.points_spooled += points;
+    x->sent.points_spooled += points;
     return NDT_OK;
 fail:
-    u->stats.points_dropped += points;
+    x->sent.points_dropped += points;
     ndt_log(NDT_LOG_ERROR, "udr", "spool write failed, batch dropped",
             NDT_KV_STR("path", x->spool_path), NDT_KV_STR("error", strerror(errno)),
             NDT_KV_UINT("points", points));
@@ -389,10 +412,10 @@ static int udr_spool_replay(udr *u, char *err, size_t errlen)
             goto out;
         }
         if (r == UDR_SEND_OK) {
-            u->stats.points_replayed += points;
-            u->stats.points_sent += points;
+            x->sent.points_replayed += points;
+            x->sent.points_sent += points;
         } else {
-            u->stats.points_dropped += points;
+            x->sent.points_dropped += points;
             ndt_log(NDT_LOG_ERROR, "udr", "spooled batch rejected, dropped",
                     NDT_KV_STR("error", err), NDT_KV_UINT("points", points));
         }
@@ -400,7 +423,7 @@ static int udr_spool_replay(udr *u, char *err, size_t errlen)
         udr_spool_save_offset(x);
     }
     ndt_log(NDT_LOG_INFO, "udr", "spool replayed",
-            NDT_KV_UINT("points_replayed", u->stats.points_replayed));
+            NDT_KV_UINT("points_replayed", x->sent.points_replayed));
     udr_spool_clear(x);
 out:
     free(body);
@@ -452,28 +475,30 @@ static int udr_spool_drain(udr *u, int force, char *err, size_t errlen)
 
 /* ---- the batch ---- */
 
-static int udr_influx_send_batch(udr *u, int force_probe, char *err, size_t errlen)
+/* The sender thread's work on one batch: the spool first (order), then
+ * the batch, retried, spooled or dropped. */
+static int udr_influx_send_inflight(udr *u, int force_probe, char *err, size_t errlen)
 {
     udr_influx *x = u->backend;
     int drained = udr_spool_drain(u, force_probe, err, errlen);
-    if (x->batch.len == 0)
+    if (x->inflight.len == 0)
         return NDT_OK;
-    size_t points = x->batch_points;
+    size_t points = x->inflight_points;
     int rc = NDT_OK;
     if (drained != NDT_OK) {
         /* The spool is still there: the batch queues behind it. */
-        rc = udr_spool_append(u, x->batch.data, x->batch.len, points);
+        rc = udr_spool_append(u, x->inflight.data, x->inflight.len, points);
         goto done;
     }
-    udr_send_result r = udr_influx_post_retrying(u, x->batch.data, x->batch.len,
+    udr_send_result r = udr_influx_post_retrying(u, x->inflight.data, x->inflight.len,
                                                  u->opts.max_retries, err, errlen);
     if (r == UDR_SEND_OK) {
-        u->stats.points_sent += points;
+        x->sent.points_sent += points;
     } else if (r == UDR_SEND_TRANSIENT) {
         x->next_probe_ms = udr_now_ms() + x->probe_backoff_ms;
-        rc = udr_spool_append(u, x->batch.data, x->batch.len, points);
+        rc = udr_spool_append(u, x->inflight.data, x->inflight.len, points);
     } else {
-        u->stats.points_dropped += points;
+        x->sent.points_dropped += points;
         ndt_log(NDT_LOG_ERROR, "udr", "InfluxDB rejected a batch, dropped",
                 NDT_KV_STR("error", err), NDT_KV_UINT("points", points));
         rc = NDT_ERROR;
@@ -481,8 +506,94 @@ static int udr_influx_send_batch(udr *u, int force_probe, char *err, size_t errl
 done:
     if (rc != NDT_OK && !err[0])
         snprintf(err, errlen, "influx: %zu points could not be sent nor spooled", points);
+    ndt_buf_reset(&x->inflight);
+    x->inflight_points = 0;
+    return rc;
+}
+
+static void *udr_influx_sender(void *arg)
+{
+    udr *u = arg;
+    udr_influx *x = u->backend;
+    char err[NDT_ERRBUF_SIZE];
+    pthread_mutex_lock(&x->mu);
+    for (;;) {
+        while (!x->has_work && !x->stop)
+            pthread_cond_wait(&x->cv, &x->mu);
+        if (!x->has_work)
+            break;
+        x->has_work = 0;
+        x->busy = 1;
+        int force = x->force_probe;
+        pthread_mutex_unlock(&x->mu);
+        err[0] = '\0';
+        int rc = udr_influx_send_inflight(u, force, err, sizeof(err));
+        pthread_mutex_lock(&x->mu);
+        x->busy = 0;
+        x->done++;
+        if (rc != NDT_OK && !x->failed) {
+            x->failed = 1;
+            snprintf(x->failure, sizeof(x->failure), "%s", err);
+        }
+        pthread_cond_broadcast(&x->cv);
+    }
+    pthread_mutex_unlock(&x->mu);
+    return NULL;
+}
+
+/* With x->mu held: copies the sender's counters (it must be idle). */
+static void udr_influx_copy_stats_locked(udr *u)
+{
+    udr_influx *x = u->backend;
+    u->stats.points_sent = x->sent.points_sent;
+    u->stats.points_spooled = x->sent.points_spooled;
+    u->stats.points_replayed = x->sent.points_replayed;
+    u->stats.points_dropped = x->sent.points_dropped;
+    u->stats.retries = x->sent.retries;
+    u->stats.requests = x->sent.requests + x->read_requests;
+}
+
+/* With x->mu held: the sticky failure, if any (clear: udr_flush). */
+static int udr_influx_failure_locked(udr_influx *x, int clear, char *err, size_t errlen)
+{
+    if (!x->failed)
+        return NDT_OK;
+    snprintf(err, errlen, "%s", x->failure);
+    if (clear)
+        x->failed = 0;
+    return NDT_ERROR;
+}
+
+/* With x->mu held: waits until the sender is idle and copies its counters. */
+static void udr_influx_wait_idle_locked(udr *u)
+{
+    udr_influx *x = u->backend;
+    while (x->has_work || x->busy)
+        pthread_cond_wait(&x->cv, &x->mu);
+    udr_influx_copy_stats_locked(u);
+}
+
+/* Hands the batch being encoded to the sender, once it is done with the
+ * previous one, so that encoding the next batch overlaps the request in
+ * flight (the server parses on another core meanwhile).  A failure of
+ * an earlier batch is reported here, or at the next flush. */
+static int udr_influx_send_batch(udr *u, int force_probe, char *err, size_t errlen)
+{
+    udr_influx *x = u->backend;
+    pthread_mutex_lock(&x->mu);
+    udr_influx_wait_idle_locked(u);
+    ndt_buf tmp = x->inflight;
+    x->inflight = x->batch;
+    x->batch = tmp;
     ndt_buf_reset(&x->batch);
+    x->inflight_points = x->batch_points;
     x->batch_points = 0;
+    x->force_probe = force_probe;
+    x->has_work = 1;
+    x->handed++;
+    int rc = udr_influx_failure_locked(x, 0, err, errlen);
+    pthread_cond_broadcast(&x->cv);
+    pthread_mutex_unlock(&x->mu);
     return rc;
 }
 
@@ -526,10 +637,43 @@ static int udr_influx_write_relation(udr *u, const udr_relation *r, char *err, s
     return NDT_OK;
 }
 
+static int udr_influx_flush_start(udr *u, uint64_t *ticket, char *err, size_t errlen)
+{
+    udr_influx *x = u->backend;
+    err[0] = '\0';
+    int rc = udr_influx_send_batch(u, 1, err, errlen);
+    pthread_mutex_lock(&x->mu);
+    *ticket = x->handed;
+    pthread_mutex_unlock(&x->mu);
+    return rc;
+}
+
+static int udr_influx_flush_done(udr *u, uint64_t ticket, int wait, char *err, size_t errlen)
+{
+    udr_influx *x = u->backend;
+    err[0] = '\0';
+    pthread_mutex_lock(&x->mu);
+    while (wait && x->done < ticket)
+        pthread_cond_wait(&x->cv, &x->mu);
+    int rc = x->done < ticket ? NDT_AGAIN : NDT_OK;
+    if (rc == NDT_OK && !x->busy && !x->has_work)
+        udr_influx_copy_stats_locked(u);
+    if (udr_influx_failure_locked(x, 0, err, errlen) != NDT_OK)
+        rc = NDT_ERROR;
+    pthread_mutex_unlock(&x->mu);
+    return rc;
+}
+
 static int udr_influx_flush(udr *u, char *err, size_t errlen)
 {
+    udr_influx *x = u->backend;
     err[0] = '\0';
-    return udr_influx_send_batch(u, 1, err, errlen);
+    udr_influx_send_batch(u, 1, err, errlen);
+    pthread_mutex_lock(&x->mu);
+    udr_influx_wait_idle_locked(u);
+    int rc = udr_influx_failure_locked(x, 1, err, errlen);
+    pthread_mutex_unlock(&x->mu);
+    return rc;
 }
 
 /* ---- reads (1.x InfluxQL) ---- */
@@ -546,8 +690,8 @@ static int udr_influx_query(udr *u, const char *q, cJSON **out, char *err, size_
 {
     udr_influx *x = u->backend;
     *out = NULL;
-    char *eq = curl_easy_escape(x->curl, q, 0);
-    char *edb = curl_easy_escape(x->curl, x->db, 0);
+    char *eq = curl_easy_escape(x->curl_read, q, 0);
+    char *edb = curl_easy_escape(x->curl_read, x->db, 0);
     ndt_buf url, body;
     ndt_buf_init(&url, 0);
     ndt_buf_init(&body, UDR_INFLUX_QUERY_MAX);
@@ -557,15 +701,15 @@ static int udr_influx_query(udr *u, const char *q, cJSON **out, char *err, size_
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    curl_easy_setopt(x->curl, CURLOPT_URL, url.data);
-    curl_easy_setopt(x->curl, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, NULL);
-    curl_easy_setopt(x->curl, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(x->curl_read, CURLOPT_URL, url.data);
+    curl_easy_setopt(x->curl_read, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(x->curl_read, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(x->curl_read, CURLOPT_WRITEDATA, &body);
+    x->read_requests++;
     u->stats.requests++;
-    CURLcode cc = curl_easy_perform(x->curl);
-    curl_easy_setopt(x->curl, CURLOPT_WRITEDATA, &x->response);
+    CURLcode cc = curl_easy_perform(x->curl_read);
     long status = 0;
-    curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->curl_read, CURLINFO_RESPONSE_CODE, &status);
     if (cc != CURLE_OK || status != 200) {
         ndt_buf_terminate(&body);
         snprintf(err, errlen, "influx query: %s (HTTP %ld) %.200s",
@@ -734,23 +878,41 @@ static int udr_influx_read_relations(udr *u, int64_t at_ms, udr_relation_fn fn, 
 
 /* ---- lifecycle ---- */
 
+/* Frees what open allocated; the sender must not be running. */
+static void udr_influx_free(udr_influx *x)
+{
+    curl_slist_free_all(x->headers);
+    if (x->curl)
+        curl_easy_cleanup(x->curl);
+    if (x->curl_read)
+        curl_easy_cleanup(x->curl_read);
+    ndt_buf_free(&x->batch);
+    ndt_buf_free(&x->inflight);
+    ndt_buf_free(&x->gz);
+    ndt_buf_free(&x->response);
+    pthread_mutex_destroy(&x->mu);
+    pthread_cond_destroy(&x->cv);
+    free(x);
+}
+
 static void udr_influx_close(udr *u)
 {
     udr_influx *x = u->backend;
     char err[NDT_ERRBUF_SIZE];
-    if (x->curl && udr_influx_send_batch(u, 1, err, sizeof(err)) != NDT_OK)
-        ndt_log(NDT_LOG_ERROR, "udr", "final flush failed", NDT_KV_STR("error", err));
+    if (x->thread_started) {
+        if (udr_influx_flush(u, err, sizeof(err)) != NDT_OK)
+            ndt_log(NDT_LOG_ERROR, "udr", "final flush failed", NDT_KV_STR("error", err));
+        pthread_mutex_lock(&x->mu);
+        x->stop = 1;
+        pthread_cond_broadcast(&x->cv);
+        pthread_mutex_unlock(&x->mu);
+        pthread_join(x->thread, NULL);
+    }
     if (udr_spool_pending(x))
         ndt_log(NDT_LOG_WARN, "udr", "spool kept for the next run",
                 NDT_KV_STR("path", x->spool_path),
                 NDT_KV_UINT("bytes", x->spool_size - x->spool_offset));
-    curl_slist_free_all(x->headers);
-    if (x->curl)
-        curl_easy_cleanup(x->curl);
-    ndt_buf_free(&x->batch);
-    ndt_buf_free(&x->gz);
-    ndt_buf_free(&x->response);
-    free(x);
+    udr_influx_free(x);
 }
 
 static const udr_backend_ops udr_influx1_ops = {
@@ -758,6 +920,8 @@ static const udr_backend_ops udr_influx1_ops = {
     .write_points = udr_influx_write_points,
     .write_relation = udr_influx_write_relation,
     .flush = udr_influx_flush,
+    .flush_start = udr_influx_flush_start,
+    .flush_done = udr_influx_flush_done,
     .read_latest = udr_influx_read_latest,
     .read_range = udr_influx_read_range,
     .read_relations = udr_influx_read_relations,
@@ -772,6 +936,8 @@ static const udr_backend_ops udr_influx2_ops = {
     .write_points = udr_influx_write_points,
     .write_relation = udr_influx_write_relation,
     .flush = udr_influx_flush,
+    .flush_start = udr_influx_flush_start,
+    .flush_done = udr_influx_flush_done,
     .close = udr_influx_close,
 };
 
@@ -858,6 +1024,13 @@ static int udr_influx_setup_curl(udr *u, char *err, size_t errlen)
     curl_easy_setopt(x->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)u->opts.timeout_ms);
     curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, udr_influx_on_body);
     curl_easy_setopt(x->curl, CURLOPT_WRITEDATA, &x->response);
+    /* Reads run on the caller's thread while the sender writes: a handle
+     * of their own, with the same credentials and limits. */
+    x->curl_read = curl_easy_duphandle(x->curl);
+    if (!x->curl_read) {
+        snprintf(err, errlen, "influx: curl_easy_duphandle failed");
+        return NDT_ERROR;
+    }
     return NDT_OK;
 }
 
@@ -871,7 +1044,10 @@ int udr_influx_open(udr *u, int version, const char *url, char *err, size_t errl
     x->version = version;
     x->probe_backoff_ms = UDR_INFLUX_BACKOFF_MS;
     ndt_buf_init(&x->batch, u->opts.batch_max_bytes);
+    ndt_buf_init(&x->inflight, u->opts.batch_max_bytes);
     ndt_buf_init(&x->gz, 0);
+    pthread_mutex_init(&x->mu, NULL);
+    pthread_cond_init(&x->cv, NULL);
     ndt_buf_init(&x->response, UDR_INFLUX_RESPONSE_MAX);
     u->backend = x;
     u->ops = version == 1 ? &udr_influx1_ops : &udr_influx2_ops;
@@ -894,16 +1070,16 @@ int udr_influx_open(udr *u, int version, const char *url, char *err, size_t errl
     if (rc != NDT_OK)
         goto fail;
     udr_spool_load(u);
+    if (pthread_create(&x->thread, NULL, udr_influx_sender, u) != 0) {
+        snprintf(err, errlen, "influx: cannot start the sender thread");
+        rc = NDT_ERROR;
+        goto fail;
+    }
+    x->thread_started = 1;
     return NDT_OK;
 fail:
     /* Nothing was written yet: closing cannot send anything. */
-    curl_slist_free_all(x->headers);
-    if (x->curl)
-        curl_easy_cleanup(x->curl);
-    ndt_buf_free(&x->batch);
-    ndt_buf_free(&x->gz);
-    ndt_buf_free(&x->response);
-    free(x);
+    udr_influx_free(x);
     u->backend = NULL;
     return rc;
 }

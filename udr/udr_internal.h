@@ -17,6 +17,9 @@ typedef struct udr_backend_ops {
     int (*write_points)(udr *u, const udr_point *p, size_t n, char *err, size_t errlen);
     int (*write_relation)(udr *u, const udr_relation *r, char *err, size_t errlen);
     int (*flush)(udr *u, char *err, size_t errlen);
+    /* Optional: asynchronous flush (udr.h); NULL means flush() serves. */
+    int (*flush_start)(udr *u, uint64_t *ticket, char *err, size_t errlen);
+    int (*flush_done)(udr *u, uint64_t ticket, int wait, char *err, size_t errlen);
     int (*read_latest)(udr *u, const char *type, udr_point_fn fn, void *ctx,
                        char *err, size_t errlen);
     int (*read_range)(udr *u, const char *type, int64_t from_ms, int64_t to_ms,

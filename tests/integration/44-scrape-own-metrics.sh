@@ -51,6 +51,16 @@ down_failures=$(value ndtpipe_scrape_failures_total "instance=\"127.0.0.1:$DOWN_
 [ -n "$down_failures" ] && [ "$down_failures" -ge 50 ] || fail "failures of the dead target: '$down_failures'"
 grep -q 'job="quoted \\"job\\""' "$T/metrics.txt" || fail "label value not escaped"
 grep -q '^ndtpipe_scrape_start_delay_seconds_bucket{le="+Inf"}' "$T/metrics.txt" || fail "no start-delay histogram"
+# The process families of every Prometheus client, read from /proc: the
+# scraper has used some CPU, holds more than 1 MB, opened descriptors,
+# and started within the last minute.
+awk -v now="$(date +%s)" '
+    $1 == "process_cpu_seconds_total" { cpu = $2 }
+    $1 == "process_resident_memory_bytes" { rss = $2 }
+    $1 == "process_open_fds" { fds = $2 }
+    $1 == "process_start_time_seconds" { start = $2 }
+    END { exit !(cpu > 0 && rss > 1e6 && fds > 3 && start > now - 60 && start <= now + 1) }' \
+    "$T/metrics.txt" || fail "process metrics: $(grep '^process_' "$T/metrics.txt" | tr '\n' ' ')"
 
 # Prometheus scraped it and stored the scraper's counters (its first
 # scrape can take a few seconds after start-up).

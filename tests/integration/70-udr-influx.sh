@@ -68,6 +68,25 @@ echo "$out" | grep -q 'rc=0 written=310 sent=310 spooled=110 replayed=110 droppe
     fail "flush after the restart: $out"
 [ -s "$T/spool/spool.lp" ] && fail "spool not emptied after the replay"
 
+# A pipelined flush: the next batch is written while the first is in
+# flight; once its ticket is done the first 100 points are stored, and
+# a flush stores the rest.
+phase 4000000 p
+echo start >&3
+for _ in $(seq 1 200); do grep -q '^started' "$T/writer.log" && break; sleep 0.05; done
+ticket=$(sed -n 's/^started rc=0 ticket=\([0-9]*\)$/\1/p' "$T/writer.log" | tail -n 1)
+[ -n "$ticket" ] || fail "flush_start: $(grep '^started' "$T/writer.log")"
+phase 4000100 q
+echo "done $ticket" >&3
+for _ in $(seq 1 200); do grep -q '^done' "$T/writer.log" && break; sleep 0.05; done
+grep -q '^done rc=0 written=510 sent=410' "$T/writer.log" || fail "flush_done: $(grep '^done' "$T/writer.log")"
+n=$(influxql 'SELECT count("users") FROM ServiceComponent WHERE time >= 4000000ms' |
+    jq '.results[0].series[0].values[0][1]')
+[ "$n" = 100 ] || fail "after flush_done InfluxDB holds $n of the pipelined points, not 100"
+udr_flush
+echo "$out" | grep -q 'rc=0 written=510 sent=510' || fail "flush after the pipelined batch: $out"
+influxql 'DELETE FROM ServiceComponent WHERE time >= 4000000ms' >/dev/null
+
 # Every point exactly once: 300 distinct timestamps, each once.
 answer=$(influxql 'SELECT "users", phase FROM ServiceComponent ORDER BY time')
 total=$(echo "$answer" | jq '.results[0].series[0].values | length')

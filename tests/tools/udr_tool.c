@@ -11,6 +11,8 @@
  *   p TYPE ID TS NAME=VALUE...   write a point (VALUE a number, or s:TEXT)
  *   r SUBJECT PREDICATE OBJECT FROM [TO]   write a relationship change
  *   flush                        udr_flush, then "flushed rc=N <stats>"
+ *   start                        udr_flush_start, then "started rc=N ticket=T"
+ *   done T                       udr_flush_done(T, wait), then "done rc=N <stats>"
  *   range TYPE FROM TO           "point ID TS NAME=VALUE..." lines, then "end rc=N"
  *   latest TYPE                  the same for the latest state
  *   relations AT                 "rel S P O FROM TO" lines, then "end rc=N"
@@ -121,6 +123,18 @@ static int tool_command(udr *u, char *line, char *err, size_t errlen)
     if (strcmp(cmd, "flush") == 0) {
         int rc = udr_flush(u, err, errlen);
         tool_print_stats("flushed", rc, u);
+        return rc;
+    }
+    if (strcmp(cmd, "start") == 0) {
+        uint64_t ticket = 0;
+        int rc = udr_flush_start(u, &ticket, err, errlen);
+        printf("started rc=%d ticket=%" PRIu64 "\n", rc, ticket);
+        return rc;
+    }
+    if (strcmp(cmd, "done") == 0) {
+        char *t = strtok_r(NULL, " ", &save);
+        int rc = udr_flush_done(u, t ? strtoull(t, NULL, 10) : 0, 1, err, errlen);
+        tool_print_stats("done", rc, u);
         return rc;
     }
     if (strcmp(cmd, "range") == 0 || strcmp(cmd, "latest") == 0) {

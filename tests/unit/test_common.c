@@ -14,6 +14,7 @@
 #include "common/arena.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 static void arena_reuses_blocks_after_reset(void **state)
 {
@@ -159,6 +160,53 @@ static void log_redacts_credentials(void **state)
     assert_string_equal(buf, "http://host/a@b");
 }
 
+static int source_a(void *ctx, ndt_buf *out)
+{
+    (void)ctx;
+    return ndt_buf_append_str(out, "a_total 1\n");
+}
+
+static int source_b(void *ctx, ndt_buf *out)
+{
+    return ndt_buf_append_str(out, (const char *)ctx);
+}
+
+/* The process families come first, then the sources in registration
+ * order; an unregistered source is gone; the bound is enforced. */
+static void metrics_registry(void **state)
+{
+    (void)state;
+    static int key_a;
+    static char b_text[] = "b_total 2\n";
+    assert_int_equal(ndt_metrics_register(source_a, &key_a), NDT_OK);
+    assert_int_equal(ndt_metrics_register(source_b, b_text), NDT_OK);
+    ndt_buf out;
+    ndt_buf_init(&out, 0);
+    assert_int_equal(ndt_metrics_render(&out), NDT_OK);
+    assert_int_equal(ndt_buf_terminate(&out), NDT_OK);
+    const char *cpu = strstr(out.data, "\nprocess_cpu_seconds_total ");
+    const char *a = strstr(out.data, "a_total 1\n"), *b = strstr(out.data, "b_total 2\n");
+    assert_non_null(cpu);
+    assert_non_null(strstr(out.data, "\nprocess_open_fds "));
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(cpu < a && a < b);
+    ndt_metrics_unregister(&key_a);
+    ndt_buf_reset(&out);
+    assert_int_equal(ndt_metrics_render(&out), NDT_OK);
+    assert_int_equal(ndt_buf_terminate(&out), NDT_OK);
+    assert_null(strstr(out.data, "a_total"));
+    assert_non_null(strstr(out.data, "b_total 2"));
+    ndt_metrics_unregister(b_text);
+    int keys[NDT_METRICS_MAX_SOURCES + 1];
+    for (int i = 0; i < NDT_METRICS_MAX_SOURCES; i++)
+        assert_int_equal(ndt_metrics_register(source_a, &keys[i]), NDT_OK);
+    assert_int_equal(ndt_metrics_register(source_a, &keys[NDT_METRICS_MAX_SOURCES]), NDT_ERROR);
+    for (int i = 0; i < NDT_METRICS_MAX_SOURCES; i++)
+        ndt_metrics_unregister(&keys[i]);
+    ndt_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -169,6 +217,7 @@ int main(void)
         cmocka_unit_test(buf_doubles_round_trip),
         cmocka_unit_test(log_formats),
         cmocka_unit_test(log_redacts_credentials),
+        cmocka_unit_test(metrics_registry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,6 +39,9 @@ typedef struct got_sample {
     double value;
     int64_t ts_ms;
     hdl_metric_type type;
+    int has_native;
+    hdl_native_histogram native; /* bucket pointers point into pos/neg */
+    hdl_native_bucket pos[8], neg[8];
 } got_sample;
 
 typedef struct collector {
@@ -76,6 +79,15 @@ static int collect(void *ctx, const hdl_sample *s)
     g->value = s->value;
     g->ts_ms = s->ts_ms;
     g->type = s->type;
+    g->has_native = s->native != NULL;
+    if (s->native) {
+        assert_true(s->native->npositive <= 8 && s->native->nnegative <= 8);
+        g->native = *s->native;
+        memcpy(g->pos, s->native->positive, s->native->npositive * sizeof(g->pos[0]));
+        memcpy(g->neg, s->native->negative, s->native->nnegative * sizeof(g->neg[0]));
+        g->native.positive = g->pos;
+        g->native.negative = g->neg;
+    }
     return NDT_OK;
 }
 
@@ -403,6 +415,40 @@ static void avro_reads_what_avro_c_writes(void **state)
         avro_value_set_long(&v, want->timestamp_ms);
         avro_value_get_by_name(&s, "type", &v, NULL);
         avro_value_set_enum(&v, (int)want->type);
+        /* The first sample without a native histogram, the second with one
+         * (two positive buckets, one negative). */
+        avro_value_t u, nh, buckets, bk;
+        avro_value_get_by_name(&s, "native_histogram", &u, NULL);
+        if (i == 0) {
+            assert_int_equal(avro_value_set_branch(&u, 0, &nh), 0);
+            avro_value_set_null(&nh);
+            continue;
+        }
+        assert_int_equal(avro_value_set_branch(&u, 1, &nh), 0);
+        avro_value_get_by_name(&nh, "schema", &v, NULL);
+        avro_value_set_int(&v, -2);
+        avro_value_get_by_name(&nh, "zero_threshold", &v, NULL);
+        avro_value_set_double(&v, 0.5);
+        avro_value_get_by_name(&nh, "zero_count", &v, NULL);
+        avro_value_set_double(&v, 1);
+        avro_value_get_by_name(&nh, "count", &v, NULL);
+        avro_value_set_double(&v, 9);
+        avro_value_get_by_name(&nh, "sum", &v, NULL);
+        avro_value_set_double(&v, 77.5);
+        avro_value_get_by_name(&nh, "positive", &buckets, NULL);
+        for (int k = 0; k < 2; k++) {
+            avro_value_append(&buckets, &bk, NULL);
+            avro_value_get_by_name(&bk, "index", &v, NULL);
+            avro_value_set_int(&v, 3 + 4 * k);
+            avro_value_get_by_name(&bk, "count", &v, NULL);
+            avro_value_set_double(&v, 2.5 + k);
+        }
+        avro_value_get_by_name(&nh, "negative", &buckets, NULL);
+        avro_value_append(&buckets, &bk, NULL);
+        avro_value_get_by_name(&bk, "index", &v, NULL);
+        avro_value_set_int(&v, -70000);
+        avro_value_get_by_name(&bk, "count", &v, NULL);
+        avro_value_set_double(&v, 1);
     }
     char out[4096];
     avro_writer_t w = avro_writer_memory(out, sizeof(out));
@@ -416,6 +462,16 @@ static void avro_reads_what_avro_c_writes(void **state)
     assert_int_equal(c.n, 2);
     assert_same(&c.s[0], &series_set[0], 1);
     assert_same(&c.s[1], &series_set[1], 1);
+    assert_false(c.s[0].has_native);
+    assert_true(c.s[1].has_native);
+    const hdl_native_histogram *h = &c.s[1].native;
+    assert_int_equal(h->schema, -2);
+    assert_true(h->zero_threshold == 0.5 && h->zero_count == 1 && h->count == 9 && h->sum == 77.5);
+    assert_int_equal(h->npositive, 2);
+    assert_int_equal(h->positive[1].index, 7);
+    assert_true(h->positive[1].count == 3.5);
+    assert_int_equal(h->nnegative, 1);
+    assert_int_equal(h->negative[0].index, -70000);
     collector_free(&c);
     avro_writer_free(w);
     avro_value_decref(&rec);
@@ -429,12 +485,13 @@ static void avro_negative_block_counts_unsorted_labels_new_symbols(void **state)
     (void)state;
     const unsigned char msg[] = {
         2, 'j', 0, 0,           /* job "j", instance "", scrape_timestamp 0 */
-        1, 26,                  /* samples: block of -(-1) = 1 item, 13 bytes */
+        1, 28,                  /* samples: block of -(-1) = 1 item, 14 bytes */
         2, 'm',                 /* name "m" */
         4, 2, 'b', 2, '2', 2, 'a', 2, '1', 0, /* labels b=2, a=1 (unsorted) */
         0, 0, 0, 0, 0, 0, 0xf0, 0x3f, /* 1.0 */
         4,                      /* timestamp 2 */
         20,                     /* MetricType 10: a newer writer's symbol */
+        0,                      /* native_histogram: null */
         0,                      /* end of samples */
     };
     collector c = { 0 };
@@ -492,8 +549,10 @@ static void avro_malformed_is_badconf_never_a_crash(void **state)
         { "\x02j\x00\x00\x02\x02m\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00", 19,
           "negative MetricType" },
         { "\x02j\x00\x00\x02\x02m\x04\x02" "a\x02x\x02" "a\x02y\x00"
-          "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
-          27, "byte 5: label 'a' repeated" },
+          "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+          28, "byte 5: label 'a' repeated" },
+        { "\x02j\x00\x00\x02\x02m\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00", 20,
+          "union branch is neither null nor NativeHistogram" },
     };
     for (size_t i = 0; i < NDT_ARRAY_LEN(cases); i++)
         assert_bad(HDL_FORMAT_AVRO, cases[i].msg, cases[i].len, cases[i].want);
@@ -640,6 +699,63 @@ static void callback_error_stops_decoding(void **state)
     ndt_buf_free(&b);
 }
 
+/* A native histogram written by each of ingest's encoders reads back
+ * whole: schema, zero bucket, count, sum and every bucket. */
+static void native_histograms_round_trip_in_every_format(void **state)
+{
+    (void)state;
+    static const int32_t pos_index[] = { 0, 1, 4 };
+    static const double pos_count[] = { 3, 2, 6.5 };
+    static const int32_t neg_index[] = { -2 };
+    static const double neg_count[] = { 1 };
+    static const ingest_native_histogram nh = {
+        3, 0.001, 2, 14.5, 30.25, { pos_index, pos_count, 3 }, { neg_index, neg_count, 1 },
+    };
+    static const ingest_label labels[] = { { S("__name__"), S("rpc_seconds_count") },
+                                           { S("job"), S("j") } };
+    const ingest_series series = { labels, 2, 14.5, TS_EXAMPLE, INGEST_TYPE_HISTOGRAM, &nh };
+    ingest_batch batch = { S("j"), S("i"), TS_EXAMPLE, &series, 1 };
+    for (int f = 0; f < 3; f++) {
+        ndt_buf b;
+        ndt_buf_init(&b, 0);
+        if (f == 0)
+            assert_int_equal(ingest_encode_json(&series, &b), NDT_OK);
+        else if (f == 1)
+            assert_int_equal(ingest_encode_influx(&series, &b), NDT_OK);
+        else
+            encode_avro(&batch, -1, &b);
+        collector c = { 0 };
+        char err[NDT_ERRBUF_SIZE];
+        if (decode(HDL_FORMAT_AUTO, b.data, b.len, &c, err) != NDT_OK)
+            fail_msg("format %d: %s", f, err);
+        assert_int_equal(c.n, 1);
+        assert_true(c.s[0].has_native);
+        const hdl_native_histogram *h = &c.s[0].native;
+        assert_int_equal(h->schema, 3);
+        assert_true(h->zero_threshold == 0.001 && h->zero_count == 2);
+        assert_true(h->count == 14.5 && h->sum == 30.25);
+        assert_int_equal(h->npositive, 3);
+        for (int k = 0; k < 3; k++) {
+            assert_int_equal(h->positive[k].index, pos_index[k]);
+            assert_true(h->positive[k].count == pos_count[k]);
+        }
+        assert_int_equal(h->nnegative, 1);
+        assert_int_equal(h->negative[0].index, -2);
+        assert_true(h->negative[0].count == 1);
+        collector_free(&c);
+        ndt_buf_free(&b);
+    }
+    /* Broken flattenings are refused with a reason. */
+    const char *l1 = "h_count value=1,nh_p0=1 1\n";
+    assert_bad(HDL_FORMAT_INFLUX, l1, strlen(l1), "without nh_schema");
+    const char *l2 = "h_count value=1,nh_schema=1i,nh_zero_threshold=0,nh_zero_count=0,nh_sum=0,"
+                     "nh_px=1 1\n";
+    assert_bad(HDL_FORMAT_INFLUX, l2, strlen(l2), "integer index");
+    const char *j = "{\"timestamp\":\"2026-01-02T03:04:05.678Z\",\"value\":\"1\",\"name\":\"h\","
+                    "\"native_histogram\":{\"schema\":1}}";
+    assert_bad(HDL_FORMAT_JSON, j, strlen(j), "native_histogram lacks");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -658,6 +774,7 @@ int main(void)
         cmocka_unit_test(influx_malformed_is_badconf_with_line),
         cmocka_unit_test(detection_and_names),
         cmocka_unit_test(callback_error_stops_decoding),
+        cmocka_unit_test(native_histograms_round_trip_in_every_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
