@@ -13,7 +13,7 @@ CC          ?= cc
 PKGS        := rdkafka libcurl yaml-0.1 libcjson avro-c libmicrohttpd sqlite3 zlib \
                libprotobuf-c snappy \
                libpcre2-8 liblz4 libzstd libcrypto xgboost openblas
-MODULES     := common ingest harmonize testbed udr features models cli
+MODULES     := common ingest harmonize testbed udr features models api cli
 OPT         ?= -O2 -g
 SAN         ?=
 WARN        := -Wall -Wextra -Werror -Wno-missing-field-initializers

@@ -167,3 +167,27 @@ int cli_kafka_output(const char *cmd, const cli_kafka_flags *f, ingest_output *o
     out->flush_timeout_ms = f->flush_timeout_ms;
     return NDT_OK;
 }
+
+char *cli_read_token(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "--token-file %s: cannot read it", path);
+        return NULL;
+    }
+    char buf[CLI_TOKEN_FILE_MAX];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *start = buf;
+    while (*start == ' ' || *start == '\t')
+        start++;
+    size_t len = strcspn(start, "\r\n");
+    while (len && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+        len--;
+    char *token = len ? strndup(start, len) : NULL;
+    explicit_bzero(buf, sizeof(buf)); /* a secret does not linger on the stack */
+    if (!len)
+        snprintf(err, errlen, "--token-file %s: the file holds no token", path);
+    return token;
+}

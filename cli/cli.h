@@ -115,6 +115,11 @@ int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_bench(int argc, char **argv);
 int cli_cmd_run(int argc, char **argv);
 
+/* A bearer token from a file (--token-file): its first line without
+ * surrounding blanks, malloc'ed; NULL with the reason in err. */
+#define CLI_TOKEN_FILE_MAX 4096
+char *cli_read_token(const char *path, char *err, size_t errlen);
+
 /* For commands not built yet: a clear message and exit 1. */
 int cli_not_built(const char *cmd, const char *what);
 

@@ -13,7 +13,6 @@
 #include "ingest/ingest.h"
 
 #define RECEIVE_DEFAULT_LISTEN "127.0.0.1:9201"
-#define TOKEN_FILE_MAX 4096
 
 static void usage(FILE *out)
 {
@@ -29,31 +28,6 @@ static void usage(FILE *out)
             "                    answer 503 (sender retries) after Kafka's queue is full this\n"
             "                    long (default 1s)\n"
             "  --stats-file F    write a JSON summary at exit\n" CLI_COMMON_HELP);
-}
-
-/* Reads a token file: first line, surrounding whitespace removed. */
-static char *read_token(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "--token-file %s: cannot read it", path);
-        return NULL;
-    }
-    char buf[TOKEN_FILE_MAX];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *start = buf;
-    while (*start == ' ' || *start == '\t')
-        start++;
-    size_t len = strcspn(start, "\r\n");
-    while (len && (start[len - 1] == ' ' || start[len - 1] == '\t'))
-        len--;
-    if (!len) {
-        snprintf(err, errlen, "--token-file %s: the file holds no token", path);
-        return NULL;
-    }
-    return strndup(start, len);
 }
 
 int cli_cmd_receive(int argc, char **argv)
@@ -92,7 +66,7 @@ int cli_cmd_receive(int argc, char **argv)
         case OPT_STATS: opts.stats_path = optarg; break;
         case OPT_TOKEN:
             free(token);
-            token = read_token(optarg, err, sizeof(err));
+            token = cli_read_token(optarg, err, sizeof(err));
             if (!token) {
                 rc = cli_usage_error("receive", "%s", err);
                 goto out;
