@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/metrics.h"
 #include "api/api_internal.h"
 #include "common/clock.h"
 #include "common/httpd.h"
@@ -195,7 +196,10 @@ static enum MHD_Result handle(api_server *s, struct MHD_Connection *conn, const 
         break;
     case API_EP_METRICS:
         type = "text/plain; version=0.0.4; charset=utf-8";
-        if (api_metrics_render(s->metrics, &out) != NDT_OK || api_engine_render_metrics(s->engine, &out) != NDT_OK)
+        /* The process's registry first (process_* and, under `ndtpipe run`,
+         * every other stage's families), then the API's own. */
+        if (ndt_metrics_render(&out) != NDT_OK || api_metrics_render(s->metrics, &out) != NDT_OK ||
+            api_engine_render_metrics(s->engine, &out) != NDT_OK)
             api_fail(&a, 500, "internal", "the metrics do not fit the response limit");
         break;
     case API_EP_ENTITIES: {
