@@ -25,7 +25,7 @@
  * updates gets the computed answer again, bit for bit, from a small
  * direct-mapped table (API_MEMO_SLOTS; a collision just recomputes).
  * A miss (the counterfactual's MVA fit and two predictions of the
- * 2000-tree model) costs ~0.4 ms on this machine; a hit costs a hash and
+ * 2000-tree model) costs ~0.17 ms on this machine; a hit costs a hash and
  * a compare.
  *
  * The served model is the registry's newest gated one (or --model),

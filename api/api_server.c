@@ -33,6 +33,7 @@
 #include "common/clock.h"
 #include "common/httpd.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 #define API_MAX_CONNECTIONS 1024
 #define API_MAX_URL 2048
@@ -49,6 +50,7 @@ struct api_server {
     size_t max_body;
     size_t token_len;
     int port;
+    int registered; /* in the process's metrics registry */
 };
 
 typedef enum api_method { API_GET, API_POST } api_method;
@@ -170,6 +172,15 @@ static void check_headers(api_server *s, struct MHD_Connection *conn, const char
         api_fail(&req->early, 413, "too-large", "the body is over the limit of %zu bytes", s->max_body);
 }
 
+/* The API's families in the process's metrics registry (common/metrics.h). */
+static int source_render(void *ctx, ndt_buf *out)
+{
+    api_server *s = ctx;
+    if (api_metrics_render(s->metrics, out) != NDT_OK)
+        return NDT_ERROR;
+    return api_engine_render_metrics(s->engine, out);
+}
+
 static const char *query(struct MHD_Connection *conn, const char *name)
 {
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
@@ -195,11 +206,10 @@ static enum MHD_Result handle(api_server *s, struct MHD_Connection *conn, const 
         api_engine_ready(s->engine, &a);
         break;
     case API_EP_METRICS:
+        /* The process's registry: the process families, the API's own
+         * (source_render below) and those of any stage in the process. */
         type = "text/plain; version=0.0.4; charset=utf-8";
-        /* The process's registry first (process_* and, under `ndtpipe run`,
-         * every other stage's families), then the API's own. */
-        if (ndt_metrics_render(&out) != NDT_OK || api_metrics_render(s->metrics, &out) != NDT_OK ||
-            api_engine_render_metrics(s->engine, &out) != NDT_OK)
+        if (ndt_metrics_render(&out) != NDT_OK)
             api_fail(&a, 500, "internal", "the metrics do not fit the response limit");
         break;
     case API_EP_ENTITIES: {
@@ -340,6 +350,12 @@ int api_server_new(const api_options *opts, api_server **out, char *err, size_t 
     rc = api_engine_new(&s->opts, &s->engine, err, errlen);
     if (rc != NDT_OK)
         goto fail;
+    if (ndt_metrics_register(source_render, s) != NDT_OK) {
+        snprintf(err, errlen, "too many metrics sources in this process");
+        rc = NDT_ERROR;
+        goto fail;
+    }
+    s->registered = 1;
     s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL, on_request, s,
                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                  MHD_OPTION_THREAD_POOL_SIZE, threads,
@@ -384,6 +400,8 @@ void api_server_destroy(api_server *s)
         return;
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
+    if (s->registered)
+        ndt_metrics_unregister(s);
     api_engine_free(s->engine);
     api_metrics_free(s->metrics);
     free(s);

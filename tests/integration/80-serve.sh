@@ -207,6 +207,7 @@ promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1 || fail "promto
 grep -q '^ndtpipe_api_requests_total{code="200",endpoint="whatif"} 4$' "$T/metrics.txt" || fail "whatif count: $(grep requests_total "$T/metrics.txt")"
 grep -q '^ndtpipe_api_requests_total{code="413",endpoint="whatif"} 2$' "$T/metrics.txt" || fail "413 count"
 grep -q '^ndtpipe_api_request_duration_seconds_count{endpoint="whatif"} ' "$T/metrics.txt" || fail "histogram"
+grep -q '^process_cpu_seconds_total ' "$T/metrics.txt" || fail "no process families (common/metrics.h registry)"
 grep -q "^ndtpipe_api_model_info{deployment_grade=\"$grade\",model=\"$id\"} 1$" "$T/metrics.txt" || fail "model_info"
 # Four what-ifs answered, three distinct questions: +1 and pods 4 are one.
 grep -q '^ndtpipe_api_whatif_memo_misses_total 3$' "$T/metrics.txt" && grep -q '^ndtpipe_api_whatif_memo_hits_total 1$' "$T/metrics.txt" \
