@@ -28,7 +28,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "common/metrics.h"
 #include "api/api_internal.h"
 #include "common/clock.h"
 #include "common/httpd.h"
