@@ -1,38 +1,97 @@
 #!/bin/bash
-# `ndtpipe run --demo` (what `make run` starts): the banner gives a Kafka
-# bootstrap address that an independent client (kcat) can read the testbed's
-# telemetry from while it runs, the testbed's /control changes the cluster and
-# the change shows up on the topic, and SIGINT stops everything with exit 0.
+# `ndtpipe run --demo` (what `make run` starts), the whole pipeline in one
+# process, checked from outside with independent clients:
+#  - with an empty data directory it bootstraps a model (campaign, train,
+#    validate) and /readyz turns 200 within a minute;
+#  - the banner's Kafka bootstrap works for kcat: telemetry on
+#    ndt.telemetry.raw, NGSI-LD entities on ndt.sdm.entities (the Service
+#    with the testbed's users), windows on ndt.features;
+#  - the banner's API answers a what-if: pods +1 gives a delta at or below
+#    zero and pods -1 a larger one; /metrics holds every stage's families
+#    and passes promtool;
+#  - the testbed's /control changes the cluster and the twin follows (the
+#    entities' desiredReplicas, the what-if's starting state);
+#  - SIGINT stops everything with exit 0; a second start reuses the
+#    registered model (no bootstrap).
 . "$(dirname "$0")/lib.sh"
-need kcat jq curl
+need kcat jq curl promtool
 
-bg run "$NDTPIPE" run --demo --format json --users 200 --pods 2
-RUN_PID=$BG_PID
-for _ in $(seq 1 100); do grep -q "Ctrl-C" "$T/run.log" && break; sleep 0.1; done
-grep -q "Ctrl-C" "$T/run.log" || { cat "$T/run.log" >&2; fail "no banner"; }
+API_PORT=$(free_port)
+start_run() { # name
+    bg "$1" "$NDTPIPE" run --demo --users 600 --pods 4 --data-dir "$T/data" \
+        --listen "127.0.0.1:$API_PORT"
+    RUN_PID=$BG_PID
+    for _ in $(seq 1 600); do
+        curl -sf "http://127.0.0.1:$API_PORT/readyz" >/dev/null && return 0
+        kill -0 "$RUN_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$T/$1.log" >&2
+    fail "/readyz did not turn 200 within 60 s"
+}
+stop_run() { # name
+    kill -INT "$RUN_PID"
+    wait "$RUN_PID"
+    local rc=$?
+    [ $rc -eq 0 ] || { tail -20 "$T/$1.log" >&2; fail "run exited $rc on SIGINT"; }
+    grep -q 'stage=run msg=stopped' "$T/$1.log" || fail "no clean stop in the log"
+}
+
+start_run run
+grep -q 'bootstrap 3/3' "$T/run.log" || fail "an empty registry did not bootstrap a model"
+API=http://127.0.0.1:$API_PORT
+grep -q "what-if API      $API" "$T/run.log" || fail "the banner lacks the API address"
 BOOTSTRAP=$(awk '$1 == "kafka" && $2 == "bootstrap" {print $3}' "$T/run.log")
 TESTBED=$(grep -o 'http://127.0.0.1:[0-9]*/metrics' "$T/run.log" | head -1)
 [ -n "$BOOTSTRAP" ] && [ -n "$TESTBED" ] || fail "banner lacks the addresses: $(cat "$T/run.log")"
 
-sleep 1
-curl -sf -X POST -d '{"pods":4}' "${TESTBED%/metrics}/control" >/dev/null || fail "POST /control failed"
-sleep 1
-kcat -b "$BOOTSTRAP" -C -t ndt.telemetry.raw -o beginning -e -q >"$T/msgs.json" || fail "kcat could not read the topic"
-n=$(wc -l <"$T/msgs.json")
-[ "$n" -gt 1000 ] || fail "only $n messages on the topic"
-jq -e -s 'map(select(.name == "up" and .labels.job == "testbed" and .value == "1")) | length >= 50' \
-    "$T/msgs.json" >/dev/null || fail "fewer than 50 successful scrapes of the testbed in 2 s"
-# The scale-up is visible in kube-state-metrics' desired replicas.
-jq -r 'select(.name == "kube_deployment_spec_replicas") | .value' "$T/msgs.json" | sort -u >"$T/replicas.txt"
-grep -qx 2 "$T/replicas.txt" && grep -qx 4 "$T/replicas.txt" \
-    || fail "desired replicas on the topic: $(tr '\n' ' ' <"$T/replicas.txt"), want 2 then 4"
+# What-ifs: adding a pod cannot make latency worse; removing one costs more.
+sleep 2
+plus=$(curl -sf -d '{"change":{"pods":"+1"}}' "$API/v1/whatif") || fail "what-if pods +1 failed"
+minus=$(curl -sf -d '{"change":{"pods":"-1"}}' "$API/v1/whatif") || fail "what-if pods -1 failed"
+note "pods +1: $(echo "$plus" | jq -c '{baseline_ms, delta_ms, deployment_grade}')"
+note "pods -1: $(echo "$minus" | jq -c '{baseline_ms, delta_ms}')"
+jq -n --argjson p "$plus" --argjson m "$minus" -e \
+    '$p.delta_ms <= 0 and $m.delta_ms > $p.delta_ms and $p.state.pods == 4 and
+     ($p.deployment_grade == "Excellent" or $p.deployment_grade == "Reliable")' >/dev/null \
+    || fail "what-ifs: $plus / $minus"
 
-METRICS=$(awk '$1 == "own" && $2 == "metrics" {print $3}' "$T/run.log")
-curl -sf "$METRICS" | grep -q '^ndtpipe_scrapes_total{job="testbed"' || fail "own metrics not served at '$METRICS'"
+# Every stage's families on one /metrics, clean for promtool.
+curl -sf "$API/metrics" >"$T/metrics.txt" || fail "GET /metrics failed"
+promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1 \
+    || { cat "$T/promtool.out" >&2; fail "promtool check metrics failed"; }
+for family in process_cpu_seconds_total ndtpipe_scrapes_total ndtpipe_harmonize_samples_total \
+    ndtpipe_features_windows_published_total ndtpipe_api_requests_total; do
+    grep -q "^$family" "$T/metrics.txt" || fail "/metrics lacks $family"
+done
 
-kill -INT "$RUN_PID"
-wait "$RUN_PID"
-rc=$?
-[ $rc -eq 0 ] || fail "run exited $rc on SIGINT"
-grep -q 'msg=stopped' "$T/run.log" || fail "no clean stop in the log"
+# Scale the testbed; the twin follows.
+curl -sf -X POST -d '{"pods":5}' "${TESTBED%/metrics}/control" >/dev/null || fail "POST /control failed"
+for _ in $(seq 1 100); do
+    [ "$(curl -sf -d '{"change":{"pods":"+1"}}' "$API/v1/whatif" | jq .state.pods)" = 5 ] && break
+    sleep 0.2
+done
+[ "$(curl -sf -d '{"change":{"pods":"+1"}}' "$API/v1/whatif" | jq .state.pods)" = 5 ] \
+    || fail "the what-if's state did not follow the scale-up"
+
+kcat -b "$BOOTSTRAP" -C -t ndt.telemetry.raw -o beginning -e -q -c 200 >"$T/raw.bin" \
+    || fail "kcat could not read ndt.telemetry.raw"
+[ -s "$T/raw.bin" ] || fail "nothing on ndt.telemetry.raw"
+kcat -b "$BOOTSTRAP" -C -t ndt.sdm.entities -o beginning -e -q >"$T/entities.json" \
+    || fail "kcat could not read ndt.sdm.entities"
+# (A Service's first fragment may carry only its relationships.)
+jq -e -s 'map(select(.type == "Service" and .currentUsers)) | length > 0 and
+          (map(.currentUsers.value) | unique == [600]) and
+          (map(.desiredReplicas.value) | unique | index(5) != null)' \
+    "$T/entities.json" >/dev/null || fail "the Service entities do not carry the testbed's users and the scale-up"
+kcat -b "$BOOTSTRAP" -C -t ndt.features -o beginning -e -q >"$T/features.json" \
+    || fail "kcat could not read ndt.features"
+jq -e -s 'length > 0 and all(.regime.users == 600) and (map(.regime.pods) | index(4) != null)' \
+    "$T/features.json" >/dev/null || fail "ndt.features: $(head -c 300 "$T/features.json")"
+stop_run run
+
+# A second start serves the registered model without training again.
+start_run again
+grep -q 'serving the newest gated model' "$T/again.log" || fail "the second start bootstrapped again"
+stop_run again
 echo ok
