@@ -7,7 +7,9 @@
 # and its relationships point to published entities; the relationships
 # are stored with their validity; the stage's /metrics passes promtool;
 # when the testbed goes away its entities go out of sync (twin state,
-# counted); SIGTERM exits 0.
+# counted); SIGTERM exits 0; `ndtpipe export` reads the dataset back from
+# InfluxDB with one row per successful scrape, carrying the testbed's users
+# and pods before and after the change.
 . "$(dirname "$0")/lib.sh"
 need influxd curl jq kcat python3 promtool
 python3 -c 'import jsonschema' 2>/dev/null || skip "python3-jsonschema missing (make deps)"
@@ -39,7 +41,8 @@ TESTBED_PID=$BG_PID
 wait_port "$TB" 10 || fail "testbed did not listen"
 printf 'global:\n  scrape_interval: 100ms\nscrape_configs:\n  - job_name: testbed\n    static_configs: [{targets: ["127.0.0.1:%s"]}]\n' \
     "$TB" >"$T/scrape.yml"
-bg scrape "$NDTPIPE" scrape --config "$T/scrape.yml" --brokers "$BROKERS"
+bg scrape "$NDTPIPE" scrape --config "$T/scrape.yml" --brokers "$BROKERS" --stats-file "$T/scrape-stats.json"
+SCRAPE_PID=$BG_PID
 WEB=$(free_port)
 bg harmonize "$NDTPIPE" harmonize --brokers "$BROKERS" --udr "influx:http://127.0.0.1:$INFLUX_HTTP/ndt" \
     --mapping "$root/sdm-schemas/mapping/testbed.yaml" -o spool_dir="$T/spool" \
@@ -96,9 +99,31 @@ curl -sf "http://127.0.0.1:$WEB/metrics" >"$T/metrics2.txt" || fail "GET /metric
 grep -q '^ndtpipe_harmonize_twin_transitions_total{from="synchronized",to="outOfSync"} [1-9]' "$T/metrics2.txt" ||
     fail "synchronized -> outOfSync not counted"
 
+# The dataset read back: stop the scraper, let harmonize drain and commit,
+# then export everything from InfluxDB.
+kill -TERM "$SCRAPE_PID"
+wait "$SCRAPE_PID" || fail "scrape exited $? on SIGTERM"
+sleep 1
 kill -TERM "$HARMONIZE_PID"
 wait "$HARMONIZE_PID"
 rc=$?
 [ "$rc" = 0 ] || fail "harmonize exited $rc on SIGTERM"
 grep -q 'msg=stopped' "$T/harmonize.log" || fail "no clean stop logged"
-echo "ok: $(wc -l <"$T/entities.jsonl") fragments validated"
+"$NDTPIPE" export --udr "influx:http://127.0.0.1:$INFLUX_HTTP/ndt" --from 0 --to now \
+    --out "$T/dataset.csv" || fail "export failed"
+ok_scrapes=$(jq '.scrapes - .scrape_failures' "$T/scrape-stats.json")
+rows=$(($(wc -l <"$T/dataset.csv") - 1))
+note "export: $rows rows for $ok_scrapes successful scrapes"
+# One row per successful scrape; the very first scrape has no rate yet
+# (CPU from counters), so it may yield no complete row.
+[ "$rows" -ge $((ok_scrapes - 1)) ] && [ "$rows" -le "$ok_scrapes" ] ||
+    fail "export has $rows rows for $ok_scrapes successful scrapes"
+cut -d, -f1 "$T/dataset.csv" | tail -n +2 | sort | uniq -d | grep -q . && fail "duplicate timestamps in the export"
+# users,pods in order: 200,3 then 300,4 (the scale-up's transient may show
+# 300 users on 3 pods while the Deployment rolls out), nothing else.
+cut -d, -f2,3 "$T/dataset.csv" | tail -n +2 | uniq >"$T/regimes.txt"
+head -n 1 "$T/regimes.txt" | grep -qx '200,3' || fail "export starts at $(head -n 1 "$T/regimes.txt"), not 200,3"
+tail -n 1 "$T/regimes.txt" | grep -qx '300,4' || fail "export ends at $(tail -n 1 "$T/regimes.txt"), not 300,4"
+grep -vqx -e '200,3' -e '300,3' -e '200,4' -e '300,4' "$T/regimes.txt" &&
+    fail "export holds regimes the testbed never had: $(tr '\n' ' ' <"$T/regimes.txt")"
+echo "ok: $(wc -l <"$T/entities.jsonl") fragments validated, $rows rows exported"
