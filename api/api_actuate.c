@@ -1,0 +1,542 @@
+/*
+ * api_actuate.c: actuation, what-if answers turned into recommendations
+ * (docs/API.md, "Actuation").
+ *
+ * Given a mean latency objective and a replica range [min, max], the
+ * recommender asks the served model, for each service of the twin, what
+ * the latency would be at every pod count of the range, through exactly
+ * the what-if path (api_engine_sweep: model_counterfactual from the
+ * twin's current row, then the served predictor), and recommends the
+ * smallest count that meets the objective (api_actuate_decide).  Only a
+ * gated model recommends: without one, the endpoints answer 503 like the
+ * what-ifs and nothing is published.
+ *
+ * Why a search upward from min and not a formula: the model is a black
+ * box (trees or a DNN over regime-aware features), not monotone by
+ * construction; the first count that meets the objective is the cheapest
+ * answer whatever its shape, and a range of at most API_MAX_REPLICAS_SPAN
+ * counts costs that many counterfactuals (~0.17 ms each) once a second.
+ *
+ * Hysteresis.  A state that hovers at the objective would make "the
+ * smallest count that meets it" flap between two values at every read.
+ * So a recommendation goes up at once (a missed objective is the costly
+ * error) but comes down only to a count that meets the objective with a
+ * margin to spare (objective x (1 - margin)), and only when that count is
+ * below the previous recommendation; in between it holds.  Once down, the
+ * same state cannot push it up again (the count met the objective with
+ * room), so it cannot oscillate on an unchanged state.
+ *
+ * Threads.  One evaluation thread (every API_ACTUATE_EVAL_MS) owns the
+ * hysteresis memory and the Kafka producer; it builds the next table of
+ * recommendations privately and swaps it in under act->lock, which the
+ * HTTP threads take only to copy one entry.  Publishing on ndt.actions
+ * (key: the service's entity id) happens when a service's recommendation
+ * changes and every actions_interval_ms otherwise, so a consumer that
+ * joins late learns the current answer.  The producer's queue is bounded:
+ * a message it refuses is counted, not waited for, since the next
+ * evaluation publishes a fresher one anyway.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "api/api_internal.h"
+#include "common/clock.h"
+#include "common/kafka.h"
+#include "common/log.h"
+
+#define API_ACTUATE_EVAL_MS 1000
+#define API_ACTUATE_MAX_SERVICES 64
+#define API_ACTUATE_FLUSH_MS 5000
+
+/* ---- the rule ------------------------------------------------------------ */
+
+const char *api_decision_name(api_decision_kind k)
+{
+    switch (k) {
+    case API_DECIDE_FIRST: return "initial";
+    case API_DECIDE_UP: return "scale-up";
+    case API_DECIDE_DOWN: return "scale-down";
+    case API_DECIDE_HOLD: return "hold";
+    case API_DECIDE_UNREACHABLE: return "objective-unreachable";
+    }
+    return "unknown";
+}
+
+/* The smallest k in [lo, hi] with ms[k - lo] <= limit; hi + 1 if none.  A
+ * NaN prediction never meets anything. */
+static int first_meeting(const double *ms, int lo, int hi, double limit)
+{
+    for (int k = lo; k <= hi; k++)
+        if (ms[k - lo] <= limit)
+            return k;
+    return hi + 1;
+}
+
+int api_actuate_decide(const double *ms, int lo, int hi, double objective_ms, double margin,
+                       int prev, api_decision *out)
+{
+    if (!ms || !out || lo < 1 || hi < lo || hi - lo >= API_MAX_REPLICAS_SPAN || !(objective_ms > 0) ||
+        !(margin >= 0 && margin < 1))
+        return NDT_EBADCONF;
+    int needed = first_meeting(ms, lo, hi, objective_ms);
+    int comfortable = first_meeting(ms, lo, hi, objective_ms * (1.0 - margin));
+    out->needed = needed > hi ? hi : needed;
+    out->comfortable = comfortable > hi ? hi : comfortable;
+    if (needed > hi) {
+        out->kind = API_DECIDE_UNREACHABLE;
+        out->replicas = hi;
+        return NDT_OK;
+    }
+    if (prev <= 0) {
+        out->kind = API_DECIDE_FIRST;
+        out->replicas = needed;
+        return NDT_OK;
+    }
+    /* A range changed under a running recommender: prev is taken within it. */
+    if (prev < lo)
+        prev = lo;
+    if (prev > hi)
+        prev = hi;
+    if (needed > prev) {
+        out->kind = API_DECIDE_UP;
+        out->replicas = needed;
+    } else if (out->comfortable < prev) {
+        out->kind = API_DECIDE_DOWN;
+        out->replicas = out->comfortable;
+    } else {
+        out->kind = API_DECIDE_HOLD;
+        out->replicas = prev;
+    }
+    return NDT_OK;
+}
+
+/* ---- state --------------------------------------------------------------- */
+
+/* One service's last evaluation: an answer (status 200) or why not. */
+typedef struct rec_entry {
+    char service[API_ID_MAX];
+    unsigned status;
+    char code[32];
+    char detail[384];
+    api_sweep sweep;
+    api_decision decision;
+    int prev;                 /* the hysteresis memory: last recommendation */
+    int64_t decided_ms;
+    int published_replicas;   /* 0: never published */
+    int64_t published_ns;
+} rec_entry;
+
+typedef struct rec_table {
+    size_t n;
+    rec_entry e[API_ACTUATE_MAX_SERVICES];
+    /* No service to evaluate: why (the engine's readiness answer). */
+    unsigned status;
+    char code[32];
+    char detail[384];
+} rec_table;
+
+struct api_actuator {
+    api_engine *engine;
+    double objective_ms;
+    int lo, hi;
+    double margin;
+    int64_t interval_ns;
+    char topic_name[128];
+
+    pthread_mutex_t lock;     /* guards cur and stopping */
+    pthread_cond_t wake;
+    int stopping;
+    pthread_t thread;
+    int started;
+    rec_table *cur, *next;    /* readers see cur; the thread fills next */
+
+    rd_kafka_t *producer;     /* NULL: HTTP only */
+    rd_kafka_topic_t *topic;
+    atomic_ullong delivered, failed, dropped;
+    char ids[API_ACTUATE_MAX_SERVICES][API_ID_MAX]; /* the evaluation's scratch */
+};
+
+static const rec_entry *find_entry(const rec_table *t, const char *id)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->e[i].service, id) == 0)
+            return &t->e[i];
+    return NULL;
+}
+
+/* ---- rendering ----------------------------------------------------------- */
+
+static int render_reason(const api_actuator *act, const rec_entry *r, ndt_buf *b)
+{
+    const api_sweep *sw = &r->sweep;
+    const api_decision *d = &r->decision;
+    double at_rec = sw->ms[d->replicas - sw->lo];
+    int ok = ndt_buf_printf(b, "%d users on %d pods are predicted %.1f ms against a %.1f ms objective; ",
+                            sw->users, sw->pods, sw->current_ms, act->objective_ms) == NDT_OK;
+    switch (d->kind) {
+    case API_DECIDE_FIRST:
+        return ok && ndt_buf_printf(b, "%d pods are the fewest in [%d, %d] predicted to meet it (%.1f ms)",
+                                    d->replicas, sw->lo, sw->hi, at_rec) == NDT_OK ? NDT_OK : NDT_ERROR;
+    case API_DECIDE_UP:
+        return ok && ndt_buf_printf(b, "the previous %d pods would miss it (%.1f ms); %d pods are the fewest "
+                                    "predicted to meet it (%.1f ms)", r->prev,
+                                    sw->ms[r->prev - sw->lo], d->replicas, at_rec) == NDT_OK ? NDT_OK : NDT_ERROR;
+    case API_DECIDE_DOWN:
+        return ok && ndt_buf_printf(b, "%d pods meet it with the %.0f%% margin (%.1f ms), fewer than the "
+                                    "previous %d", d->replicas, act->margin * 100, at_rec,
+                                    r->prev) == NDT_OK ? NDT_OK : NDT_ERROR;
+    case API_DECIDE_HOLD:
+        return ok && ndt_buf_printf(b, "keeping %d pods (%.1f ms): %d would meet it (%.1f ms) but fewer than "
+                                    "%d do not meet it with the %.0f%% margin", d->replicas, at_rec, d->needed,
+                                    sw->ms[d->needed - sw->lo], d->replicas, act->margin * 100) == NDT_OK
+                   ? NDT_OK : NDT_ERROR;
+    case API_DECIDE_UNREACHABLE:
+        return ok && ndt_buf_printf(b, "no count in [%d, %d] is predicted to meet it; %d pods, the maximum, "
+                                    "are predicted %.1f ms", sw->lo, sw->hi, d->replicas, at_rec) == NDT_OK
+                   ? NDT_OK : NDT_ERROR;
+    }
+    return NDT_ERROR;
+}
+
+/* The recommendation as published on ndt.actions and answered by GET
+ * /v1/recommendation; scale_only: KEDA's {"replicas":N,...}. */
+static int render(const api_actuator *act, const rec_entry *r, int scale_only, ndt_buf *b)
+{
+    const api_sweep *sw = &r->sweep;
+    char at[40], decided[40];
+    api_format_rfc3339(sw->state_ms, at, sizeof(at));
+    api_format_rfc3339(r->decided_ms, decided, sizeof(decided));
+    if (scale_only)
+        return ndt_buf_printf(b, "{\"replicas\":%d,\"service\":", r->decision.replicas) == NDT_OK &&
+               api_json_string(b, sw->service) == NDT_OK &&
+               ndt_buf_append_str(b, ",\"objective_ms\":") == NDT_OK &&
+               api_json_number(b, act->objective_ms) == NDT_OK &&
+               ndt_buf_append_str(b, ",\"model\":") == NDT_OK && api_json_string(b, sw->model) == NDT_OK &&
+               ndt_buf_printf(b, ",\"state_at\":\"%s\"}\n", at) == NDT_OK ? NDT_OK : NDT_ERROR;
+    int ok = ndt_buf_append_str(b, "{\"service\":") == NDT_OK && api_json_string(b, sw->service) == NDT_OK &&
+             ndt_buf_printf(b, ",\"current_pods\":%d,\"current_users\":%d,\"recommended_replicas\":%d",
+                            sw->pods, sw->users, r->decision.replicas) == NDT_OK &&
+             ndt_buf_append_str(b, ",\"predicted_ms_current\":") == NDT_OK &&
+             api_json_number(b, sw->current_ms) == NDT_OK &&
+             ndt_buf_append_str(b, ",\"predicted_ms_recommended\":") == NDT_OK &&
+             api_json_number(b, sw->ms[r->decision.replicas - sw->lo]) == NDT_OK &&
+             ndt_buf_append_str(b, ",\"objective_ms\":") == NDT_OK && api_json_number(b, act->objective_ms) == NDT_OK &&
+             ndt_buf_printf(b, ",\"min_replicas\":%d,\"max_replicas\":%d,\"decision\":\"%s\",\"reason\":\"",
+                            sw->lo, sw->hi, api_decision_name(r->decision.kind)) == NDT_OK &&
+             render_reason(act, r, b) == NDT_OK && /* plain ASCII: no escaping needed */
+             ndt_buf_append_str(b, "\",\"model\":") == NDT_OK && api_json_string(b, sw->model) == NDT_OK &&
+             ndt_buf_append_str(b, ",\"deployment_grade\":") == NDT_OK && api_json_string(b, sw->grade) == NDT_OK &&
+             ndt_buf_printf(b, ",\"state_at\":\"%s\",\"decided_at\":\"%s\"}\n", at, decided) == NDT_OK;
+    return ok ? NDT_OK : NDT_ERROR;
+}
+
+/* ---- evaluation and publishing -------------------------------------------- */
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    NDT_UNUSED(rk);
+    api_actuator *act = opaque;
+    if (m->err) {
+        atomic_fetch_add(&act->failed, 1);
+        ndt_log(NDT_LOG_WARN, "api", "recommendation not delivered", NDT_KV_STR("topic", act->topic_name),
+                NDT_KV_STR("error", rd_kafka_err2str(m->err)));
+    } else {
+        atomic_fetch_add(&act->delivered, 1);
+    }
+}
+
+static void publish(api_actuator *act, rec_entry *r, int64_t now_ns)
+{
+    char text[4096];
+    ndt_buf b = { .data = text, .len = 0, .cap = sizeof(text), .limit = sizeof(text) - 1 };
+    if (render(act, r, 0, &b) != NDT_OK) {
+        atomic_fetch_add(&act->dropped, 1);
+        return;
+    }
+    if (b.len && text[b.len - 1] == '\n')
+        b.len--; /* one JSON object per message, no trailing newline */
+    if (rd_kafka_produce(act->topic, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, text, b.len, r->service,
+                         strlen(r->service), NULL) != 0) {
+        atomic_fetch_add(&act->dropped, 1);
+        ndt_log(NDT_LOG_WARN, "api", "recommendation dropped", NDT_KV_STR("service", r->service),
+                NDT_KV_STR("error", rd_kafka_err2str(rd_kafka_last_error())));
+        return;
+    }
+    r->published_replicas = r->decision.replicas;
+    r->published_ns = now_ns;
+}
+
+/* One round: every service's sweep and decision into act->next, published
+ * when due, then swapped in for the readers. */
+static void evaluate(api_actuator *act)
+{
+    char (*ids)[API_ID_MAX] = act->ids;
+    rec_table *prev = act->cur, *t = act->next;
+    size_t n = api_engine_service_ids(act->engine, ids, API_ACTUATE_MAX_SERVICES);
+    int64_t now_ns = ndt_clock_mono_ns();
+    memset(t, 0, sizeof(*t));
+    t->status = 200;
+    if (n == 0) {
+        ndt_buf tmp;
+        ndt_buf_init(&tmp, 4096);
+        api_answer a = { .status = 200, .body = &tmp };
+        if (api_engine_ready(act->engine, &a) != 200 || !a.code)
+            api_fail(&a, 503, "no-state", "the twin has no Service entity yet");
+        ndt_buf_free(&tmp);
+        t->status = a.status;
+        snprintf(t->code, sizeof(t->code), "%s", a.code);
+        snprintf(t->detail, sizeof(t->detail), "%s", a.detail);
+    }
+    for (size_t i = 0; i < n; i++) {
+        rec_entry *r = &t->e[t->n++];
+        const rec_entry *old = find_entry(prev, ids[i]);
+        snprintf(r->service, sizeof(r->service), "%s", ids[i]);
+        if (old) { /* the memory survives a failed round */
+            r->prev = old->prev;
+            r->published_replicas = old->published_replicas;
+            r->published_ns = old->published_ns;
+        }
+        api_answer a = { .status = 200 };
+        r->status = api_engine_sweep(act->engine, r->service, act->lo, act->hi, &r->sweep, &a);
+        if (r->status == 200 && api_actuate_decide(r->sweep.ms, act->lo, act->hi, act->objective_ms, act->margin,
+                                                   r->prev, &r->decision) != NDT_OK)
+            r->status = api_fail(&a, 500, "internal", "the replica search refused its arguments");
+        if (r->status != 200) {
+            snprintf(r->code, sizeof(r->code), "%s", a.code ? a.code : "internal");
+            snprintf(r->detail, sizeof(r->detail), "%s", a.detail);
+            continue;
+        }
+        r->decided_ms = ndt_clock_real_ms();
+        if (r->decision.replicas != r->prev)
+            ndt_log(NDT_LOG_INFO, "api", "recommendation", NDT_KV_STR("service", r->service),
+                    NDT_KV_INT("current_pods", r->sweep.pods), NDT_KV_INT("replicas", r->decision.replicas),
+                    NDT_KV_STR("decision", api_decision_name(r->decision.kind)),
+                    NDT_KV_STR("model", r->sweep.model));
+        if (act->producer && (r->published_replicas != r->decision.replicas ||
+                              now_ns - r->published_ns >= act->interval_ns))
+            publish(act, r, now_ns);
+        /* The reason names the previous count; prev moves on only after. */
+        r->prev = r->decision.replicas;
+    }
+    pthread_mutex_lock(&act->lock);
+    act->cur = t;
+    act->next = prev;
+    pthread_mutex_unlock(&act->lock);
+    if (act->producer)
+        rd_kafka_poll(act->producer, 0);
+}
+
+static void *actuator_thread(void *arg)
+{
+    api_actuator *act = arg;
+    for (;;) {
+        pthread_mutex_lock(&act->lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + (int64_t)API_ACTUATE_EVAL_MS * 1000000;
+        until.tv_sec += ns / 1000000000;
+        until.tv_nsec = ns % 1000000000;
+        while (!act->stopping && pthread_cond_timedwait(&act->wake, &act->lock, &until) == 0)
+            ;
+        int stopping = act->stopping;
+        pthread_mutex_unlock(&act->lock);
+        if (stopping)
+            return NULL;
+        evaluate(act);
+    }
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static int start_producer(api_actuator *act, const api_options *o, char *err, size_t errlen)
+{
+    const char *defaults[] = {
+        "client.id", "ndtpipe-actuate",
+        "enable.idempotence", "true",
+        "acks", "all",
+        "linger.ms", "5",
+        /* A recommendation older than this is worth less than the next one. */
+        "message.timeout.ms", "30000",
+        "queue.buffering.max.messages", "10000",
+        NULL,
+    };
+    char why[512];
+    rd_kafka_conf_t *conf = ndt_kafka_conf_new(o->actions_brokers, defaults, o->actions_xopts, err, errlen);
+    if (!conf)
+        return NDT_EBADCONF;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, act);
+    if (!(act->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why)))) {
+        snprintf(err, errlen, "kafka producer for %s: %s", act->topic_name, why);
+        rd_kafka_conf_destroy(conf);
+        return NDT_ERROR;
+    }
+    if (!(act->topic = rd_kafka_topic_new(act->producer, act->topic_name, NULL))) {
+        snprintf(err, errlen, "kafka: cannot create the topic handle of %s", act->topic_name);
+        return NDT_ERROR;
+    }
+    return NDT_OK;
+}
+
+int api_actuator_new(const api_options *o, api_engine *e, api_actuator **out, char *err, size_t errlen)
+{
+    int lo = o->min_replicas > 0 ? o->min_replicas : 1;
+    int hi = o->max_replicas > 0 ? o->max_replicas : API_DEFAULT_MAX_REPLICAS;
+    double margin = o->scale_down_margin > 0 ? o->scale_down_margin
+                    : o->scale_down_margin < 0 ? 0 : API_DEFAULT_SCALE_DOWN_MARGIN;
+    if (!(o->objective_ms > 0) || o->objective_ms > 1e9) {
+        snprintf(err, errlen, "--objective-ms: expected a positive latency in ms");
+        return NDT_EBADCONF;
+    }
+    if (hi < lo || hi > API_MAX_PODS || hi - lo >= API_MAX_REPLICAS_SPAN) {
+        snprintf(err, errlen, "--min-replicas %d / --max-replicas %d: expected min <= max, at most %d apart",
+                 lo, hi, API_MAX_REPLICAS_SPAN - 1);
+        return NDT_EBADCONF;
+    }
+    if (!(margin < 1)) {
+        snprintf(err, errlen, "--scale-down-margin: expected a fraction below 1");
+        return NDT_EBADCONF;
+    }
+    api_actuator *act = calloc(1, sizeof(*act));
+    if (!act || !(act->cur = calloc(1, sizeof(rec_table))) || !(act->next = calloc(1, sizeof(rec_table)))) {
+        api_actuator_free(act);
+        snprintf(err, errlen, "out of memory");
+        return NDT_ERROR;
+    }
+    pthread_mutex_init(&act->lock, NULL);
+    pthread_cond_init(&act->wake, NULL);
+    act->engine = e;
+    act->objective_ms = o->objective_ms;
+    act->lo = lo;
+    act->hi = hi;
+    act->margin = margin;
+    act->interval_ns = (int64_t)(o->actions_interval_ms > 0 ? o->actions_interval_ms
+                                                            : API_DEFAULT_ACTIONS_INTERVAL_MS) * 1000000;
+    snprintf(act->topic_name, sizeof(act->topic_name), "%s",
+             o->actions_topic ? o->actions_topic : API_DEFAULT_ACTIONS_TOPIC);
+    int rc = o->actions_brokers ? start_producer(act, o, err, errlen) : NDT_OK;
+    if (rc != NDT_OK) {
+        api_actuator_free(act);
+        return rc;
+    }
+    evaluate(act); /* the first answers are there when the server starts */
+    if (pthread_create(&act->thread, NULL, actuator_thread, act) != 0) {
+        snprintf(err, errlen, "cannot start the actuation thread");
+        api_actuator_free(act);
+        return NDT_ERROR;
+    }
+    act->started = 1;
+    ndt_log(NDT_LOG_INFO, "api", "actuation on", NDT_KV_INT("min_replicas", lo), NDT_KV_INT("max_replicas", hi),
+            NDT_KV_STR("topic", act->producer ? act->topic_name : "(none: HTTP only)"));
+    *out = act;
+    return NDT_OK;
+}
+
+void api_actuator_free(api_actuator *act)
+{
+    if (!act)
+        return;
+    if (act->started) {
+        pthread_mutex_lock(&act->lock);
+        act->stopping = 1;
+        pthread_cond_signal(&act->wake);
+        pthread_mutex_unlock(&act->lock);
+        pthread_join(act->thread, NULL);
+    }
+    if (act->producer) {
+        if (rd_kafka_flush(act->producer, API_ACTUATE_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            ndt_log(NDT_LOG_WARN, "api", "recommendations still in flight at exit",
+                    NDT_KV_INT("messages", rd_kafka_outq_len(act->producer)));
+        if (act->topic)
+            rd_kafka_topic_destroy(act->topic);
+        rd_kafka_destroy(act->producer);
+    }
+    if (act->cur || act->next) {
+        pthread_cond_destroy(&act->wake);
+        pthread_mutex_destroy(&act->lock);
+    }
+    free(act->cur);
+    free(act->next);
+    free(act);
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+unsigned api_actuator_recommendation(api_actuator *act, const char *service, int scale_only, api_answer *a)
+{
+    if (!act)
+        return api_fail(a, 404, "no-objective",
+                        "actuation is off: start serve (or run) with --objective-ms to get recommendations");
+    char full[API_ID_MAX + 32] = "";
+    if (service && service[0])
+        snprintf(full, sizeof(full), "%s%s", strncmp(service, "urn:ngsi-ld:", 12) == 0 ? "" : "urn:ngsi-ld:Service:",
+                 service);
+    rec_entry r;
+    unsigned st = 200;
+    pthread_mutex_lock(&act->lock);
+    const rec_table *t = act->cur;
+    const rec_entry *found = NULL;
+    if (t->n == 0)
+        st = api_fail(a, t->status == 200 ? 503 : t->status, t->code[0] ? t->code : "no-state", "%s",
+                      t->detail[0] ? t->detail : "the twin has no Service entity yet");
+    else if (full[0] && !(found = find_entry(t, full)))
+        st = api_fail(a, 404, "unknown-service", "no service '%.200s' in the twin", service);
+    else if (!full[0] && t->n > 1)
+        st = api_fail(a, 400, "service-required",
+                      "the twin has %zu services; name one (?service=ID, or /v1/scale/ID)", t->n);
+    else if (!found)
+        found = &t->e[0];
+    if (found)
+        r = *found;
+    pthread_mutex_unlock(&act->lock);
+    if (st != 200)
+        return st;
+    if (r.status != 200)
+        return api_fail(a, r.status, r.code, "%s", r.detail);
+    if (render(act, &r, scale_only, a->body) != NDT_OK)
+        return api_fail(a, 500, "internal", "the answer does not fit the response buffer");
+    return 200;
+}
+
+int api_actuator_render_metrics(api_actuator *act, ndt_buf *out)
+{
+    if (!act)
+        return NDT_OK;
+    int ok = ndt_buf_printf(out,
+                            "# HELP ndtpipe_api_actions_delivered_total Recommendations Kafka acknowledged on the actions topic.\n"
+                            "# TYPE ndtpipe_api_actions_delivered_total counter\n"
+                            "ndtpipe_api_actions_delivered_total %llu\n"
+                            "# HELP ndtpipe_api_actions_failed_total Recommendations Kafka failed to deliver.\n"
+                            "# TYPE ndtpipe_api_actions_failed_total counter\n"
+                            "ndtpipe_api_actions_failed_total %llu\n"
+                            "# HELP ndtpipe_api_actions_dropped_total Recommendations refused by the full producer queue.\n"
+                            "# TYPE ndtpipe_api_actions_dropped_total counter\n"
+                            "ndtpipe_api_actions_dropped_total %llu\n"
+                            "# HELP ndtpipe_api_latency_objective_seconds The mean latency objective of actuation.\n"
+                            "# TYPE ndtpipe_api_latency_objective_seconds gauge\n"
+                            "ndtpipe_api_latency_objective_seconds %g\n",
+                            (unsigned long long)atomic_load(&act->delivered),
+                            (unsigned long long)atomic_load(&act->failed),
+                            (unsigned long long)atomic_load(&act->dropped), act->objective_ms / 1000.0) == NDT_OK;
+    pthread_mutex_lock(&act->lock);
+    int header = 0;
+    for (size_t i = 0; ok && i < act->cur->n; i++) {
+        const rec_entry *r = &act->cur->e[i];
+        if (r->status != 200 || strchr(r->service, '"') || strchr(r->service, '\\') || strchr(r->service, '\n'))
+            continue;
+        if (!header++)
+            ok = ndt_buf_append_str(out,
+                                    "# HELP ndtpipe_api_recommended_replicas The replicas recommended to meet the objective.\n"
+                                    "# TYPE ndtpipe_api_recommended_replicas gauge\n") == NDT_OK;
+        ok = ok && ndt_buf_printf(out, "ndtpipe_api_recommended_replicas{service=\"%s\"} %d\n", r->service,
+                                  r->decision.replicas) == NDT_OK;
+    }
+    pthread_mutex_unlock(&act->lock);
+    return ok ? NDT_OK : NDT_ERROR;
+}
