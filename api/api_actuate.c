@@ -122,7 +122,7 @@ int api_actuate_decide(const double *ms, int lo, int hi, double objective_ms, do
 typedef struct rec_entry {
     char service[API_ID_MAX];
     unsigned status;
-    char code[32];
+    const char *code;         /* a string literal of api_fail's callers */
     char detail[384];
     api_sweep sweep;
     api_decision decision;
@@ -137,7 +137,7 @@ typedef struct rec_table {
     rec_entry e[API_ACTUATE_MAX_SERVICES];
     /* No service to evaluate: why (the engine's readiness answer). */
     unsigned status;
-    char code[32];
+    const char *code;         /* a string literal, as above */
     char detail[384];
 } rec_table;
 
@@ -192,10 +192,12 @@ static int render_reason(const api_actuator *act, const rec_entry *r, ndt_buf *b
                                     "previous %d", d->replicas, act->margin * 100, at_rec,
                                     r->prev) == NDT_OK ? NDT_OK : NDT_ERROR;
     case API_DECIDE_HOLD:
-        return ok && ndt_buf_printf(b, "keeping %d pods (%.1f ms): %d would meet it (%.1f ms) but fewer than "
-                                    "%d do not meet it with the %.0f%% margin", d->replicas, at_rec, d->needed,
-                                    sw->ms[d->needed - sw->lo], d->replicas, act->margin * 100) == NDT_OK
-                   ? NDT_OK : NDT_ERROR;
+        if (d->needed == d->replicas)
+            return ok && ndt_buf_printf(b, "keeping %d pods, still the fewest predicted to meet it (%.1f ms)",
+                                        d->replicas, at_rec) == NDT_OK ? NDT_OK : NDT_ERROR;
+        return ok && ndt_buf_printf(b, "keeping %d pods (%.1f ms): %d would meet it (%.1f ms), but not with the "
+                                    "%.0f%% margin a scale-down needs", d->replicas, at_rec, d->needed,
+                                    sw->ms[d->needed - sw->lo], act->margin * 100) == NDT_OK ? NDT_OK : NDT_ERROR;
     case API_DECIDE_UNREACHABLE:
         return ok && ndt_buf_printf(b, "no count in [%d, %d] is predicted to meet it; %d pods, the maximum, "
                                     "are predicted %.1f ms", sw->lo, sw->hi, d->replicas, at_rec) == NDT_OK
@@ -286,11 +288,11 @@ static void evaluate(api_actuator *act)
         ndt_buf tmp;
         ndt_buf_init(&tmp, 4096);
         api_answer a = { .status = 200, .body = &tmp };
-        if (api_engine_ready(act->engine, &a) != 200 || !a.code)
+        if (api_engine_ready(act->engine, &a) == 200 || !a.code) /* services appeared since */
             api_fail(&a, 503, "no-state", "the twin has no Service entity yet");
         ndt_buf_free(&tmp);
         t->status = a.status;
-        snprintf(t->code, sizeof(t->code), "%s", a.code);
+        t->code = a.code;
         snprintf(t->detail, sizeof(t->detail), "%s", a.detail);
     }
     for (size_t i = 0; i < n; i++) {
@@ -308,7 +310,7 @@ static void evaluate(api_actuator *act)
                                                    r->prev, &r->decision) != NDT_OK)
             r->status = api_fail(&a, 500, "internal", "the replica search refused its arguments");
         if (r->status != 200) {
-            snprintf(r->code, sizeof(r->code), "%s", a.code ? a.code : "internal");
+            r->code = a.code ? a.code : "internal";
             snprintf(r->detail, sizeof(r->detail), "%s", a.detail);
             continue;
         }
@@ -483,7 +485,7 @@ unsigned api_actuator_recommendation(api_actuator *act, const char *service, int
     const rec_table *t = act->cur;
     const rec_entry *found = NULL;
     if (t->n == 0)
-        st = api_fail(a, t->status == 200 ? 503 : t->status, t->code[0] ? t->code : "no-state", "%s",
+        st = api_fail(a, t->status == 200 ? 503 : t->status, t->code ? t->code : "no-state", "%s",
                       t->detail[0] ? t->detail : "the twin has no Service entity yet");
     else if (full[0] && !(found = find_entry(t, full)))
         st = api_fail(a, 404, "unknown-service", "no service '%.200s' in the twin", service);
