@@ -44,6 +44,8 @@
 #define API_MAX_REPLICAS_SPAN 64
 #define API_DEFAULT_SCALE_DOWN_MARGIN 0.10
 #define API_DEFAULT_ACTIONS_INTERVAL_MS 10000
+#define API_DEFAULT_SCALE_DOWN_WINDOW_MS 60000
+#define API_MAX_SCALE_DOWN_WINDOW_MS 300000
 #define API_DEFAULT_ACTIONS_TOPIC "ndt.actions"
 
 struct ndt_kafka_opts;
@@ -65,6 +67,7 @@ typedef struct api_options {
     int min_replicas;          /* 0: 1 */
     int max_replicas;          /* 0: API_DEFAULT_MAX_REPLICAS */
     double scale_down_margin;  /* 0: API_DEFAULT_SCALE_DOWN_MARGIN; <0: none */
+    int scale_down_window_ms;  /* 0: API_DEFAULT_SCALE_DOWN_WINDOW_MS; <0: none */
     int actions_interval_ms;   /* 0: API_DEFAULT_ACTIONS_INTERVAL_MS */
     const char *actions_brokers; /* NULL: recommendations over HTTP only */
     const char *actions_topic;   /* NULL: API_DEFAULT_ACTIONS_TOPIC */

@@ -168,6 +168,21 @@ const char *api_decision_name(api_decision_kind k);
 int api_actuate_decide(const double *ms, int lo, int hi, double objective_ms, double margin,
                        int prev, api_decision *out);
 
+/* Scale-down stabilization: the candidates of the last window_ms, so
+ * that a recommendation comes down only once no read in the window
+ * asked for more (HPA's downscale stabilization window, same reason: a
+ * noisy state must not walk the count down and up again). */
+#define API_WINDOW_SLOTS 512
+typedef struct api_window {
+    int64_t t_ms[API_WINDOW_SLOTS];
+    int replicas[API_WINDOW_SLOTS];
+    size_t head, n;
+} api_window;
+/* Records candidate at now_ms; returns the largest candidate recorded in
+ * (now_ms - window_ms, now_ms], candidate included.  Past
+ * API_WINDOW_SLOTS records the oldest are forgotten. */
+int api_window_push_max(api_window *w, int64_t now_ms, int64_t window_ms, int candidate);
+
 typedef struct api_actuator api_actuator;
 /* Starts the evaluation thread (and the Kafka producer when
  * o->actions_brokers is set); the first evaluation happens before it

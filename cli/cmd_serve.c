@@ -82,6 +82,17 @@ int cli_actuation_flag(const char *cmd, int opt, const char *arg, struct api_opt
             return NDT_ERROR;
         }
         return NDT_OK;
+    case CLI_OPT_SCALE_DOWN_WINDOW: {
+        int ms;
+        if (cli_duration_ms(cmd, "--scale-down-window", arg, &ms) != NDT_OK)
+            return NDT_ERROR;
+        if (ms > API_MAX_SCALE_DOWN_WINDOW_MS) {
+            cli_usage_error(cmd, "--scale-down-window: at most 5m, got '%s'", arg);
+            return NDT_ERROR;
+        }
+        o->scale_down_window_ms = ms > 0 ? ms : -1; /* 0 in the options means the default */
+        return NDT_OK;
+    }
     case CLI_OPT_ACTIONS_TOPIC:
         if (!arg[0]) {
             cli_usage_error(cmd, "--actions-topic: expected a topic name");

@@ -190,4 +190,6 @@ kill -TERM "$BG_PID"; wait "$BG_PID"
 [ $? -eq 2 ] && grep -q -- --objective-ms "$T/err" || fail "negative objective: $(cat "$T/err")"
 "$NDTPIPE" serve --registry "$T/reg" --udr "sqlite:$T/udr.db" --objective-ms 50 --scale-down-margin 1 2>"$T/err"
 [ $? -eq 2 ] || fail "margin 1: $(cat "$T/err")"
+"$NDTPIPE" serve --registry "$T/reg" --udr "sqlite:$T/udr.db" --objective-ms 50 --scale-down-window 6m 2>"$T/err"
+[ $? -eq 2 ] && grep -q -- --scale-down-window "$T/err" || fail "window 6m: $(cat "$T/err")"
 exit 0

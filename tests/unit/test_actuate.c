@@ -4,7 +4,9 @@
  * whatever the shape of the predictions; the maximum when none meets it;
  * scale up at once, down only with the margin; and no flapping on a
  * state that hovers at the objective (while the same sequence without a
- * margin does flap, so the test would see a broken band).
+ * margin does flap, so the test would see a broken band); the
+ * scale-down stabilization window (the largest candidate of the window,
+ * up at once, down only once the window has passed).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,6 +121,39 @@ static void test_no_flapping(void **state)
     assert_int_equal(changes_over_hovering(0.1), 1); /* 3, then 4 and stays */
 }
 
+static void test_window(void **state)
+{
+    (void)state;
+    static api_window w; /* 8 kB: off the stack */
+    memset(&w, 0, sizeof(w));
+    /* Reads every second, window 5 s. */
+    assert_int_equal(api_window_push_max(&w, 1000, 5000, 3), 3);
+    assert_int_equal(api_window_push_max(&w, 2000, 5000, 1), 3); /* down waits */
+    assert_int_equal(api_window_push_max(&w, 3000, 5000, 5), 5); /* up at once */
+    assert_int_equal(api_window_push_max(&w, 4000, 5000, 2), 5);
+    assert_int_equal(api_window_push_max(&w, 7000, 5000, 2), 5); /* 3000 is within (2000, 7000] */
+    assert_int_equal(api_window_push_max(&w, 8000, 5000, 2), 2); /* 5 left the window */
+    /* A noisy candidate sequence: the output never goes down inside the
+     * window and changes far less often than the input. */
+    memset(&w, 0, sizeof(w));
+    int in_changes = 0, out_changes = 0, last_in = 0, last_out = 0;
+    for (int i = 0; i < 100; i++) {
+        int cand = 1 + (i * 7 + i / 3) % 3; /* 1..3, jumping around */
+        int out = api_window_push_max(&w, (int64_t)i * 1000, 10000, cand);
+        assert_true(out >= cand);
+        in_changes += i && cand != last_in;
+        out_changes += i && out != last_out;
+        last_in = cand;
+        last_out = out;
+    }
+    assert_true(in_changes > 50);
+    assert_true(out_changes <= 2);
+    /* More records than slots: the oldest are forgotten, no overflow. */
+    memset(&w, 0, sizeof(w));
+    for (int i = 0; i < 3 * API_WINDOW_SLOTS; i++)
+        assert_int_equal(api_window_push_max(&w, i, 1000000, i == 0 ? 9 : 1), i < API_WINDOW_SLOTS ? 9 : 1);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -153,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_search_not_monotone),
         cmocka_unit_test(test_hysteresis_rules),
         cmocka_unit_test(test_no_flapping),
+        cmocka_unit_test(test_window),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_decision_names),
     };
