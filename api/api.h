@@ -38,6 +38,17 @@
  * seen anything alike, and a typo ("pods":4000) should not look valid. */
 #define API_MAX_PODS 10000
 #define API_MAX_USERS 100000
+/* Actuation (api_actuate.c): replicas searched, the scale-down band, how
+ * often an unchanged recommendation is published again. */
+#define API_DEFAULT_MAX_REPLICAS 10
+#define API_MAX_REPLICAS_SPAN 64
+#define API_DEFAULT_SCALE_DOWN_MARGIN 0.10
+#define API_DEFAULT_ACTIONS_INTERVAL_MS 10000
+#define API_DEFAULT_SCALE_DOWN_WINDOW_MS 60000
+#define API_MAX_SCALE_DOWN_WINDOW_MS 300000
+#define API_DEFAULT_ACTIONS_TOPIC "ndt.actions"
+
+struct ndt_kafka_opts;
 
 typedef struct api_options {
     const char *listen;        /* HOST:PORT; NULL: API_DEFAULT_LISTEN */
@@ -51,6 +62,16 @@ typedef struct api_options {
     int max_state_age_ms;      /* older twin state is stale; 0: default */
     int state_refresh_ms;      /* how often the state is read again; 0: default */
     const volatile int *stop;  /* api_server_run returns once *stop */
+    /* Actuation: off unless objective_ms > 0 (docs/API.md, "Actuation"). */
+    double objective_ms;       /* mean latency objective */
+    int min_replicas;          /* 0: 1 */
+    int max_replicas;          /* 0: API_DEFAULT_MAX_REPLICAS */
+    double scale_down_margin;  /* 0: API_DEFAULT_SCALE_DOWN_MARGIN; <0: none */
+    int scale_down_window_ms;  /* 0: API_DEFAULT_SCALE_DOWN_WINDOW_MS; <0: none */
+    int actions_interval_ms;   /* 0: API_DEFAULT_ACTIONS_INTERVAL_MS */
+    const char *actions_brokers; /* NULL: recommendations over HTTP only */
+    const char *actions_topic;   /* NULL: API_DEFAULT_ACTIONS_TOPIC */
+    const struct ndt_kafka_opts *actions_xopts; /* -X, may be NULL */
 } api_options;
 
 typedef struct api_server api_server;

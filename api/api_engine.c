@@ -463,6 +463,69 @@ unsigned api_engine_predict(api_engine *e, api_predict_request *req, api_answer 
     return st;
 }
 
+size_t api_engine_service_ids(api_engine *e, char ids[][API_ID_MAX], size_t max)
+{
+    pthread_mutex_lock(&e->lock);
+    size_t n = e->snap.rc == NDT_OK ? e->snap.n : 0;
+    if (n > max)
+        n = max;
+    for (size_t i = 0; i < n; i++)
+        snprintf(ids[i], API_ID_MAX, "%s", e->snap.services[i].id);
+    pthread_mutex_unlock(&e->lock);
+    return n;
+}
+
+/* Each count goes through exactly what POST /v1/whatif {"pods":k} runs
+ * (the counterfactual, then the served predictor) but past the memo: a
+ * sweep would evict the answers controllers ask for.  The current count
+ * is the baseline prediction itself, as in a what-if's baseline_ms. */
+static unsigned engine_sweep_locked(api_engine *e, const char *service, int lo, int hi, api_sweep *out,
+                                    api_answer *a)
+{
+    char err[NDT_ERRBUF_SIZE];
+    const service_state *s = NULL;
+    unsigned st = engine_check_model(e, "", a);
+    if (st == 200)
+        st = engine_state(e, service, &s, a);
+    if (st != 200)
+        return st;
+    if (lo < 1 || hi < lo || hi - lo >= API_MAX_REPLICAS_SPAN)
+        return api_fail(a, 500, "internal", "bad replica range [%d, %d]", lo, hi);
+    memset(out, 0, sizeof(*out));
+    snprintf(out->service, sizeof(out->service), "%s", s->id);
+    snprintf(out->model, sizeof(out->model), "%s", e->model.id);
+    snprintf(out->grade, sizeof(out->grade), "%s", e->model.grade);
+    out->state_ms = s->row.timestamp_ms;
+    out->users = s->row.users;
+    out->pods = s->row.pods;
+    out->lo = lo;
+    out->hi = hi;
+    if (engine_predict_ms(e, &s->row, 1, &out->current_ms, err, sizeof(err)) != NDT_OK)
+        return api_fail(a, 500, "predict-failed", "%s", err);
+    for (int k = lo; k <= hi; k++) {
+        if (k == s->row.pods) {
+            out->ms[k - lo] = out->current_ms;
+            continue;
+        }
+        model_change change = { .has_pods = 1, .pods = k };
+        feat_raw after;
+        if (model_counterfactual(&s->row, &change, &after, err, sizeof(err)) != NDT_OK)
+            return api_fail(a, 500, "counterfactual-failed", "%s", err);
+        if (engine_predict_ms(e, &after, 1, &out->ms[k - lo], err, sizeof(err)) != NDT_OK)
+            return api_fail(a, 500, "predict-failed", "%s", err);
+    }
+    return 200;
+}
+
+unsigned api_engine_sweep(api_engine *e, const char *service, int lo, int hi, api_sweep *out,
+                          api_answer *a)
+{
+    pthread_mutex_lock(&e->lock);
+    unsigned st = engine_sweep_locked(e, service, lo, hi, out, a);
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
 static unsigned engine_ready_locked(api_engine *e, api_answer *a)
 {
     if (engine_model(e) != NDT_OK)

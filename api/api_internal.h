@@ -6,6 +6,7 @@
  *   api_engine.c    the served model, the twin's state (refresher thread), the memo
  *   api_registry.c  the registry's model.json files: listing, the gate
  *   api_twin.c      NGSI-LD entities and the graph, read from the UDR
+ *   api_actuate.c   recommendations: the replica search, ndt.actions, KEDA
  *
  * An answer is a status plus either a JSON body or an error code and a
  * sentence; api_server.c turns the latter into {"error","detail"}.
@@ -51,6 +52,8 @@ typedef enum api_endpoint {
     API_EP_MODEL,
     API_EP_PREDICT,
     API_EP_WHATIF,
+    API_EP_RECOMMENDATION,
+    API_EP_SCALE,
     API_EP_OTHER,
     API_EP_COUNT
 } api_endpoint;
@@ -111,7 +114,85 @@ unsigned api_engine_entities(api_engine *e, const char *type, const char *id, in
                              api_answer *a);
 unsigned api_engine_graph(api_engine *e, const char *at, api_answer *a);
 unsigned api_engine_models(api_engine *e, const char *id, api_answer *a);
+/* The ids of the twin's services at the last read (at most max). */
+size_t api_engine_service_ids(api_engine *e, char ids[][API_ID_MAX], size_t max);
+
+/* What the served model predicts for one service at every pod count of
+ * [lo, hi], each through the what-if path (model_counterfactual from the
+ * twin's current row, then the served predictor). */
+typedef struct api_sweep {
+    char service[API_ID_MAX];
+    char model[64];
+    char grade[16];
+    int64_t state_ms;  /* the state row's timestamp */
+    int users;
+    int pods;          /* current */
+    double current_ms; /* predicted at the current state */
+    int lo, hi;
+    double ms[API_MAX_REPLICAS_SPAN]; /* ms[k - lo] at k pods */
+} api_sweep;
+
+/* 200, or an error answer (no gated model, stale or missing state, ...). */
+unsigned api_engine_sweep(api_engine *e, const char *service, int lo, int hi, api_sweep *out,
+                          api_answer *a);
+
 /* The engine's gauges (model loaded, its grade, state age) for /metrics. */
 int api_engine_render_metrics(api_engine *e, ndt_buf *out);
+
+/* ---- actuation (api_actuate.c) ----------------------------------------- */
+
+typedef enum api_decision_kind {
+    API_DECIDE_FIRST = 0,  /* no previous recommendation: the needed count */
+    API_DECIDE_UP,         /* the previous count misses the objective */
+    API_DECIDE_DOWN,       /* fewer pods meet it with the margin to spare */
+    API_DECIDE_HOLD,       /* within the band: keep the previous count */
+    API_DECIDE_UNREACHABLE /* not even hi pods meet it: hi */
+} api_decision_kind;
+
+typedef struct api_decision {
+    int replicas;          /* recommended */
+    int needed;            /* smallest count meeting the objective (hi if none) */
+    int comfortable;       /* smallest meeting objective x (1 - margin) (hi if none) */
+    api_decision_kind kind;
+} api_decision;
+
+const char *api_decision_name(api_decision_kind k);
+
+/* The rule (docs/API.md, "Actuation"): search upward from lo for the
+ * smallest count whose predicted latency ms[k - lo] meets the objective
+ * (needed), and the smallest that meets it with the margin to spare
+ * (comfortable).  Scale up at once to needed when prev misses it; scale
+ * down only to comfortable, and only when that is below prev; otherwise
+ * hold prev.  prev <= 0: no previous recommendation.  NDT_EBADCONF on
+ * bad arguments (empty range, span over API_MAX_REPLICAS_SPAN). */
+int api_actuate_decide(const double *ms, int lo, int hi, double objective_ms, double margin,
+                       int prev, api_decision *out);
+
+/* Scale-down stabilization: the candidates of the last window_ms, so
+ * that a recommendation comes down only once no read in the window
+ * asked for more (HPA's downscale stabilization window, same reason: a
+ * noisy state must not walk the count down and up again). */
+#define API_WINDOW_SLOTS 512
+typedef struct api_window {
+    int64_t t_ms[API_WINDOW_SLOTS];
+    int replicas[API_WINDOW_SLOTS];
+    size_t head, n;
+} api_window;
+/* Records candidate at now_ms; returns the largest candidate recorded in
+ * (now_ms - window_ms, now_ms], candidate included.  Past
+ * API_WINDOW_SLOTS records the oldest are forgotten. */
+int api_window_push_max(api_window *w, int64_t now_ms, int64_t window_ms, int candidate);
+
+typedef struct api_actuator api_actuator;
+/* Starts the evaluation thread (and the Kafka producer when
+ * o->actions_brokers is set); the first evaluation happens before it
+ * returns.  NDT_EBADCONF on a bad objective or replica range. */
+int api_actuator_new(const api_options *o, api_engine *e, api_actuator **out, char *err,
+                     size_t errlen);
+void api_actuator_free(api_actuator *act);
+/* GET /v1/recommendation[?service=] and GET /v1/scale/{service}. */
+unsigned api_actuator_recommendation(api_actuator *act, const char *service, int scale_only,
+                                     api_answer *a);
+int api_actuator_render_metrics(api_actuator *act, ndt_buf *out);
 
 #endif

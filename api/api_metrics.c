@@ -19,7 +19,8 @@ static const char *const endpoint_names[API_EP_COUNT] = {
     [API_EP_HEALTHZ] = "healthz", [API_EP_READYZ] = "readyz",   [API_EP_METRICS] = "metrics",
     [API_EP_ENTITIES] = "entities", [API_EP_ENTITY] = "entity", [API_EP_GRAPH] = "graph",
     [API_EP_MODELS] = "models",   [API_EP_MODEL] = "model",     [API_EP_PREDICT] = "predict",
-    [API_EP_WHATIF] = "whatif",   [API_EP_OTHER] = "other",
+    [API_EP_WHATIF] = "whatif",   [API_EP_RECOMMENDATION] = "recommendation",
+    [API_EP_SCALE] = "scale",     [API_EP_OTHER] = "other",
 };
 
 static const unsigned codes[] = { 200, 400, 401, 404, 405, 413, 414, 500, 503 };

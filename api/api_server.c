@@ -45,6 +45,7 @@ struct api_server {
     api_options opts;
     struct MHD_Daemon *daemon;
     api_engine *engine;
+    api_actuator *actuator; /* NULL: no objective, actuation off */
     api_metrics *metrics;
     size_t max_body;
     size_t token_len;
@@ -122,6 +123,8 @@ static const struct {
     { "/v1/models/", 1, API_EP_MODEL, API_GET },
     { "/v1/predict", 0, API_EP_PREDICT, API_POST },
     { "/v1/whatif", 0, API_EP_WHATIF, API_POST },
+    { "/v1/recommendation", 0, API_EP_RECOMMENDATION, API_GET },
+    { "/v1/scale/", 1, API_EP_SCALE, API_GET },
 };
 
 /* The route of url (API_EP_OTHER if none) and, for "/<id>" routes, the id. */
@@ -175,7 +178,7 @@ static void check_headers(api_server *s, struct MHD_Connection *conn, const char
 static int source_render(void *ctx, ndt_buf *out)
 {
     api_server *s = ctx;
-    if (api_metrics_render(s->metrics, out) != NDT_OK)
+    if (api_metrics_render(s->metrics, out) != NDT_OK || api_actuator_render_metrics(s->actuator, out) != NDT_OK)
         return NDT_ERROR;
     return api_engine_render_metrics(s->engine, out);
 }
@@ -252,6 +255,12 @@ static enum MHD_Result handle(api_server *s, struct MHD_Connection *conn, const 
             api_engine_whatif(s->engine, &wr, &a);
         break;
     }
+    case API_EP_RECOMMENDATION:
+        api_actuator_recommendation(s->actuator, query(conn, "service"), 0, &a);
+        break;
+    case API_EP_SCALE:
+        api_actuator_recommendation(s->actuator, id, 1, &a);
+        break;
     default:
         api_fail(&a, 404, "not-found", "no such endpoint");
     }
@@ -349,6 +358,11 @@ int api_server_new(const api_options *opts, api_server **out, char *err, size_t 
     rc = api_engine_new(&s->opts, &s->engine, err, errlen);
     if (rc != NDT_OK)
         goto fail;
+    if (opts->objective_ms > 0) {
+        rc = api_actuator_new(&s->opts, s->engine, &s->actuator, err, errlen);
+        if (rc != NDT_OK)
+            goto fail;
+    }
     if (ndt_metrics_register(source_render, s) != NDT_OK) {
         snprintf(err, errlen, "too many metrics sources in this process");
         rc = NDT_ERROR;
@@ -401,6 +415,7 @@ void api_server_destroy(api_server *s)
         MHD_stop_daemon(s->daemon);
     if (s->registered)
         ndt_metrics_unregister(s);
+    api_actuator_free(s->actuator); /* before the engine it asks */
     api_engine_free(s->engine);
     api_metrics_free(s->metrics);
     free(s);

@@ -82,6 +82,39 @@ const char *cli_kafka_bootstrap(const char *cmd, const cli_kafka_flags *flags);
 struct ingest_output;
 int cli_kafka_output(const char *cmd, const cli_kafka_flags *flags, struct ingest_output *out);
 
+/* Actuation flags of serve and run (api.h, docs/API.md "Actuation"). */
+#define CLI_OPT_OBJECTIVE 1200
+#define CLI_OPT_MIN_REPLICAS 1201
+#define CLI_OPT_MAX_REPLICAS 1202
+#define CLI_OPT_SCALE_DOWN_MARGIN 1203
+#define CLI_OPT_ACTIONS_INTERVAL 1204
+#define CLI_OPT_ACTIONS_TOPIC 1205
+#define CLI_OPT_SCALE_DOWN_WINDOW 1206
+#define CLI_ACTUATION_LONG_OPTIONS                                                   \
+    { "objective-ms", required_argument, NULL, CLI_OPT_OBJECTIVE },                  \
+    { "min-replicas", required_argument, NULL, CLI_OPT_MIN_REPLICAS },               \
+    { "max-replicas", required_argument, NULL, CLI_OPT_MAX_REPLICAS },               \
+    { "scale-down-margin", required_argument, NULL, CLI_OPT_SCALE_DOWN_MARGIN },     \
+    { "actions-interval", required_argument, NULL, CLI_OPT_ACTIONS_INTERVAL },       \
+    { "actions-topic", required_argument, NULL, CLI_OPT_ACTIONS_TOPIC },             \
+    { "scale-down-window", required_argument, NULL, CLI_OPT_SCALE_DOWN_WINDOW }
+#define CLI_ACTUATION_HELP                                                                   \
+    "actuation (off without --objective-ms):\n"                                              \
+    "  --objective-ms MS    mean latency objective: recommend the fewest replicas\n"         \
+    "                       predicted to meet it (GET /v1/recommendation, /v1/scale/ID)\n"    \
+    "  --min-replicas N     smallest count recommended (default 1)\n"                        \
+    "  --max-replicas N     largest count recommended (default 10, at most min + 63)\n"      \
+    "  --scale-down-margin F  scale down only to a count predicted under objective x (1-F)\n" \
+    "                       (default 0.1; 0: no band)\n"                                     \
+    "  --scale-down-window D  scale down only when no read of the last D asked for more\n"   \
+    "                       (default 60s, at most 5m; 0: none)\n"                             \
+    "  --actions-interval D publish an unchanged recommendation again after D (default 10s)\n" \
+    "  --actions-topic T    Kafka topic of recommendations (default ndt.actions)\n"
+struct api_options;
+/* Handles opt if it is one of the actuation flags: NDT_OK, NDT_ERROR (bad
+ * value, message printed) or NDT_AGAIN (not one of them). */
+int cli_actuation_flag(const char *cmd, int opt, const char *arg, struct api_options *o);
+
 /* "--flag: expected a duration" parsing to milliseconds (at least 1 for a
  * non-zero duration); NDT_ERROR with the message printed. */
 int cli_duration_ms(const char *cmd, const char *flag, const char *arg, int *out_ms);

@@ -65,6 +65,7 @@ static void usage(FILE *out)
             "  --bootstrap-rounds N boosting rounds of the bootstrap model (default 300)\n"
             "  --no-bootstrap    never train a model here (the API answers 503 until one\n"
             "                    is registered and validated)\n"
+            CLI_ACTUATION_HELP
             "Kafka (here --brokers defaults to 'embedded'):\n" CLI_KAFKA_HELP
             "  --web.listen-address HOST:PORT\n"
             "                    also serve every stage's /metrics there (the API's /metrics\n"
@@ -264,6 +265,7 @@ int cli_cmd_run(int argc, char **argv)
         { "bootstrap-dwell", required_argument, NULL, OPT_DWELL },
         { "bootstrap-rounds", required_argument, NULL, OPT_ROUNDS },
         { "no-bootstrap", no_argument, NULL, OPT_NO_BOOTSTRAP },
+        CLI_ACTUATION_LONG_OPTIONS,
         { "help", no_argument, NULL, 'h' },
         CLI_KAFKA_LONG_OPTIONS,
         CLI_COMMON_LONG_OPTIONS,
@@ -281,15 +283,22 @@ int cli_cmd_run(int argc, char **argv)
     testbed_server *testbed = NULL;
     ingest_scraper *scraper = NULL;
     api_server *api = NULL;
+    api_options ao;
     hdl_options ho;
     int have_ho = 0;
     run_stage harmonize = { 0 }, features = { 0 };
 
     cli_kafka_flags_init(&kafka);
     kafka.brokers = "embedded";
+    memset(&ao, 0, sizeof(ao));
     optind = 1;
     while ((c = getopt_long(argc, argv, "hX:", longopts, NULL)) != -1) {
-        int k = cli_kafka_flag("run", c, optarg, &kafka);
+        int k = cli_actuation_flag("run", c, optarg, &ao);
+        if (k == NDT_ERROR)
+            goto out;
+        if (k == NDT_OK)
+            continue;
+        k = cli_kafka_flag("run", c, optarg, &kafka);
         if (k == NDT_ERROR)
             goto out;
         if (k == NDT_OK)
@@ -439,8 +448,13 @@ int cli_cmd_run(int argc, char **argv)
     if (start_stage(&features, "features", features_thread) != NDT_OK)
         goto out;
 
-    api_options ao = { .listen = o.listen, .registry = o.registry, .udr_url = o.udr,
-                       .model_id = model[0] ? model : NULL, .stop = &cli_stop_flag };
+    ao.listen = o.listen;
+    ao.registry = o.registry;
+    ao.udr_url = o.udr;
+    ao.model_id = model[0] ? model : NULL;
+    ao.stop = &cli_stop_flag;
+    ao.actions_brokers = bootstrap; /* recommendations go to the pipeline's broker */
+    ao.actions_xopts = &kafka.xopts;
     status = api_server_new(&ao, &api, err, sizeof(err));
     if (status != NDT_OK) {
         fprintf(stderr, "ndtpipe run: the what-if API: %s\n", err);

@@ -3,6 +3,8 @@
  * Flags and exit codes only: a bad flag, an unreadable registry or a bad
  * UDR URL exits 2; a port already taken exits 1.  No gated model is not
  * an error: the server runs and answers 503 until one is graded.
+ * Actuation (--objective-ms) publishes on Kafka only when --brokers is
+ * given; without it the recommendations are served over HTTP alone.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "common/config.h"
+#include "common/kafka.h"
 #include "common/log.h"
 
 static void usage(FILE *out)
@@ -32,7 +35,73 @@ static void usage(FILE *out)
             "  --threads N           HTTP threads (default 2)\n"
             "  --max-state-age D     older twin state is stale: 503, not ready (default 60s)\n"
             "  --state-refresh D     read the twin's state again this often (default 100ms)\n"
+            CLI_ACTUATION_HELP
+            "  --brokers LIST       Kafka bootstrap servers for the actions topic, or 'embedded'\n"
+            "                       (default: none, recommendations over HTTP only)\n"
+            "  -X key=value         librdkafka property of the actions producer (repeatable)\n"
             CLI_COMMON_HELP);
+}
+
+/* Shared with `run` (cli.h). */
+int cli_actuation_flag(const char *cmd, int opt, const char *arg, struct api_options *o)
+{
+    char *end;
+    switch (opt) {
+    case CLI_OPT_OBJECTIVE:
+        o->objective_ms = strtod(arg, &end);
+        if (!arg[0] || *end || !(o->objective_ms > 0) || o->objective_ms > 1e9) {
+            cli_usage_error(cmd, "--objective-ms: expected a positive latency in ms, got '%s'", arg);
+            return NDT_ERROR;
+        }
+        return NDT_OK;
+    case CLI_OPT_MIN_REPLICAS:
+    case CLI_OPT_MAX_REPLICAS: {
+        long n = strtol(arg, &end, 10);
+        const char *flag = opt == CLI_OPT_MIN_REPLICAS ? "--min-replicas" : "--max-replicas";
+        if (!arg[0] || *end || n < 1 || n > API_MAX_PODS) {
+            cli_usage_error(cmd, "%s: expected 1 to %d, got '%s'", flag, API_MAX_PODS, arg);
+            return NDT_ERROR;
+        }
+        *(opt == CLI_OPT_MIN_REPLICAS ? &o->min_replicas : &o->max_replicas) = (int)n;
+        return NDT_OK;
+    }
+    case CLI_OPT_SCALE_DOWN_MARGIN: {
+        double f = strtod(arg, &end);
+        if (!arg[0] || *end || !(f >= 0 && f < 1)) {
+            cli_usage_error(cmd, "--scale-down-margin: expected a fraction in [0, 1), got '%s'", arg);
+            return NDT_ERROR;
+        }
+        o->scale_down_margin = f > 0 ? f : -1; /* 0 in the options means the default */
+        return NDT_OK;
+    }
+    case CLI_OPT_ACTIONS_INTERVAL:
+        if (cli_duration_ms(cmd, "--actions-interval", arg, &o->actions_interval_ms) != NDT_OK)
+            return NDT_ERROR;
+        if (o->actions_interval_ms <= 0) {
+            cli_usage_error(cmd, "--actions-interval: expected a positive duration");
+            return NDT_ERROR;
+        }
+        return NDT_OK;
+    case CLI_OPT_SCALE_DOWN_WINDOW: {
+        int ms;
+        if (cli_duration_ms(cmd, "--scale-down-window", arg, &ms) != NDT_OK)
+            return NDT_ERROR;
+        if (ms > API_MAX_SCALE_DOWN_WINDOW_MS) {
+            cli_usage_error(cmd, "--scale-down-window: at most 5m, got '%s'", arg);
+            return NDT_ERROR;
+        }
+        o->scale_down_window_ms = ms > 0 ? ms : -1; /* 0 in the options means the default */
+        return NDT_OK;
+    }
+    case CLI_OPT_ACTIONS_TOPIC:
+        if (!arg[0]) {
+            cli_usage_error(cmd, "--actions-topic: expected a topic name");
+            return NDT_ERROR;
+        }
+        o->actions_topic = arg;
+        return NDT_OK;
+    }
+    return NDT_AGAIN;
 }
 
 static int positive_ms(const char *flag, const char *arg, int *out)
@@ -49,7 +118,7 @@ static int positive_ms(const char *flag, const char *arg, int *out)
 int cli_cmd_serve(int argc, char **argv)
 {
     enum { OPT_REGISTRY = 1, OPT_UDR, OPT_LISTEN, OPT_TOKEN, OPT_MODEL, OPT_MAX_BODY, OPT_TIMEOUT,
-           OPT_THREADS, OPT_MAX_AGE, OPT_REFRESH };
+           OPT_THREADS, OPT_MAX_AGE, OPT_REFRESH, OPT_BROKERS };
     static const struct option longopts[] = {
         { "registry", required_argument, NULL, OPT_REGISTRY },
         { "udr", required_argument, NULL, OPT_UDR },
@@ -61,6 +130,8 @@ int cli_cmd_serve(int argc, char **argv)
         { "threads", required_argument, NULL, OPT_THREADS },
         { "max-state-age", required_argument, NULL, OPT_MAX_AGE },
         { "state-refresh", required_argument, NULL, OPT_REFRESH },
+        { "brokers", required_argument, NULL, OPT_BROKERS },
+        CLI_ACTUATION_LONG_OPTIONS,
         { "help", no_argument, NULL, 'h' },
         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
@@ -68,13 +139,27 @@ int cli_cmd_serve(int argc, char **argv)
     api_options opts;
     char err[NDT_ERRBUF_SIZE];
     char *token = NULL;
+    const char *brokers = NULL;
+    ndt_kafka_opts xopts = { 0 };
     int rc = NDT_EXIT_USAGE, c, ms;
 
     memset(&opts, 0, sizeof(opts));
     opts.stop = &cli_stop_flag;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hX:", longopts, NULL)) != -1) {
+        int k = cli_actuation_flag("serve", c, optarg, &opts);
+        if (k == NDT_ERROR)
+            goto out;
+        if (k == NDT_OK)
+            continue;
         switch (c) {
+        case OPT_BROKERS: brokers = optarg; break;
+        case 'X':
+            if (ndt_kafka_opts_add(&xopts, optarg, err, sizeof(err)) != NDT_OK) {
+                rc = cli_usage_error("serve", "-X: %s", err);
+                goto out;
+            }
+            break;
         case OPT_REGISTRY: opts.registry = optarg; break;
         case OPT_UDR: opts.udr_url = optarg; break;
         case OPT_LISTEN: opts.listen = optarg; break;
@@ -137,6 +222,20 @@ int cli_cmd_serve(int argc, char **argv)
         rc = cli_usage_error("serve", "--udr: the twin's UDR URL is required (e.g. sqlite:data/udr.db)");
         goto out;
     }
+    if ((brokers || opts.min_replicas || opts.max_replicas || opts.actions_topic || opts.actions_interval_ms) &&
+        !(opts.objective_ms > 0)) {
+        rc = cli_usage_error("serve", "the actuation flags need --objective-ms");
+        goto out;
+    }
+    if (brokers) {
+        opts.actions_brokers = ndt_kafka_bootstrap(brokers, err, sizeof(err));
+        if (!opts.actions_brokers) {
+            fprintf(stderr, "ndtpipe serve: --brokers: %s\n", err);
+            rc = NDT_EXIT_FAILURE;
+            goto out;
+        }
+        opts.actions_xopts = &xopts;
+    }
     opts.token = token;
 
     cli_install_signal_handlers();
@@ -153,5 +252,6 @@ out:
     if (token)
         explicit_bzero(token, strlen(token));
     free(token);
+    ndt_kafka_opts_free(&xopts);
     return rc;
 }

@@ -12,14 +12,15 @@
 #  - the testbed's /control changes the cluster and the twin follows (the
 #    entities' desiredReplicas, the what-if's starting state);
 #  - SIGINT stops everything with exit 0; a second start reuses the
-#    registered model (no bootstrap).
+#    registered model (no bootstrap);
+#  - actuation (--objective-ms): recommendations on ndt.actions and /v1/scale.
 . "$(dirname "$0")/lib.sh"
 need kcat jq curl promtool
 
 API_PORT=$(free_port)
 start_run() { # name
     bg "$1" "$NDTPIPE" run --demo --users 600 --pods 4 --data-dir "$T/data" \
-        --listen "127.0.0.1:$API_PORT"
+        --listen "127.0.0.1:$API_PORT" --objective-ms 200
     RUN_PID=$BG_PID
     for _ in $(seq 1 600); do
         curl -sf "http://127.0.0.1:$API_PORT/readyz" >/dev/null && return 0
@@ -88,6 +89,19 @@ kcat -b "$BOOTSTRAP" -C -t ndt.features -o beginning -e -q >"$T/features.json" \
     || fail "kcat could not read ndt.features"
 jq -e -s 'length > 0 and all(.regime.users == 600) and (map(.regime.pods) | index(4) != null)' \
     "$T/features.json" >/dev/null || fail "ndt.features: $(head -c 300 "$T/features.json")"
+# Actuation (--objective-ms): recommendations on run's own broker, keyed
+# by the service, and the same number for KEDA (docs/API.md).
+for _ in $(seq 1 100); do
+    kcat -b "$BOOTSTRAP" -C -t ndt.actions -o beginning -e -q -f '%k\t%s\n' >"$T/actions.tsv" 2>/dev/null
+    [ -s "$T/actions.tsv" ] && break
+    sleep 0.1
+done
+svc=$(tail -n 1 "$T/actions.tsv" | cut -f1)
+case "$svc" in urn:ngsi-ld:Service:*) ;; *) fail "ndt.actions: $(head -c 300 "$T/actions.tsv")" ;; esac
+tail -n 1 "$T/actions.tsv" | cut -f2- | jq -e --arg s "$svc" '.service == $s and .objective_ms == 200
+    and .recommended_replicas >= 1 and .recommended_replicas <= 10 and (.deployment_grade == "Excellent"
+    or .deployment_grade == "Reliable")' >/dev/null || fail "ndt.actions: $(tail -n 1 "$T/actions.tsv")"
+curl -sf "$API/v1/scale/$svc" | jq -e '.replicas >= 1 and .replicas <= 10' >/dev/null || fail "/v1/scale/$svc"
 stop_run run
 
 # A second start serves the registered model without training again.
