@@ -30,6 +30,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "harmonize/engine.h"
+#include "harmonize/histogram.h"
 
 #define ENGINE_DEFAULT_MAX_ENTITIES 100000
 #define ENGINE_DEFAULT_MAX_SERIES (1u << 20)
@@ -671,6 +672,21 @@ static int slot_accumulate(hdl_engine *e, entity *en, const hdl_rule *r, int64_t
     return NDT_OK;
 }
 
+/* The number a native_histogram rule outputs; NaN when there is none
+ * (the sample carries no native histogram, or it is empty). */
+static double histogram_value(const hdl_rule *r, const hdl_native_histogram *h)
+{
+    if (!h)
+        return NAN;
+    switch (r->histogram_output) {
+    case HDL_HISTOGRAM_SUM: return h->sum;
+    case HDL_HISTOGRAM_COUNT: return h->count;
+    case HDL_HISTOGRAM_MEAN: return h->count > 0 ? h->sum / h->count : NAN;
+    case HDL_HISTOGRAM_QUANTILE: return hdl_native_quantile(h, r->quantile);
+    }
+    return NAN;
+}
+
 static int apply_attribute(hdl_engine *e, size_t ri, const hdl_rule *r, const sample_view *v,
                            const char *id, size_t idlen)
 {
@@ -703,6 +719,14 @@ static int apply_attribute(hdl_engine *e, size_t ri, const hdl_rule *r, const sa
             mapped[l.len] = '\0';
             text = mapped;
             textlen = l.len;
+        }
+    } else if (r->transform == HDL_TRANSFORM_NATIVE_HISTOGRAM) {
+        /* A classic histogram's _count, or a native one with nothing to
+         * estimate from: no value, and the entity is not observed. */
+        value = histogram_value(r, s->native);
+        if (!isfinite(value)) {
+            e->stats.values_skipped++;
+            return NDT_OK;
         }
     } else if (r->transform == HDL_TRANSFORM_RATE || !isfinite(value)) {
         if (!isfinite(value)) {
