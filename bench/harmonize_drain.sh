@@ -53,6 +53,8 @@ drain() { # NAME BINARY: prints "seconds samples points cpu_seconds" from its fi
     done
     t0=$(date +%s%N)
     c0=$(cpu_seconds "$h")
+    # Drained before the first reading: too fast to time (a row of zeros).
+    [ "$got" -ge "$messages" ] && { kill -TERM "$h"; wait "$h" 2>/dev/null; echo "1 0 0 0"; return; }
     while [ "$got" -lt "$messages" ]; do
         sleep 0.05
         got=$(prom_metric "http://127.0.0.1:$web/metrics" ndtpipe_harmonize_messages_total)
