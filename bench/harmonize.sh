@@ -20,6 +20,7 @@
 #   DURATION=20 SCRAPES=3000
 #   SKIP_ENGINE=1            only the live part
 #   HARMONIZE_ARGS="-X fetch.wait.max.ms=1 -o batch_wait=1ms"   extra flags for the stage
+#   SCRAPE_ARGS="-X socket.nagle.disable=true"                   extra flags for the scraper
 #   UDR=influx               the live stage writes to a local influxd 1.x instead of SQLite
 set -u
 cd "$(dirname "$0")/.."
@@ -51,7 +52,7 @@ bg testbed "$NDTPIPE" testbed --listen "127.0.0.1:$TB" --users 300 --pods 3 --se
 wait_port "$TB" 10 || die "testbed did not listen"
 printf 'global:\n  scrape_interval: 20ms\nscrape_configs:\n  - job_name: testbed\n    static_configs: [{targets: ["127.0.0.1:%s"]}]\n' \
     "$TB" >"$B/scrape.yml"
-bg scrape "$NDTPIPE" scrape --config "$B/scrape.yml" --brokers "$BROKERS"
+bg scrape "$NDTPIPE" scrape --config "$B/scrape.yml" --brokers "$BROKERS" ${SCRAPE_ARGS:-}
 WEB=$(free_port)
 bg harmonize "$NDTPIPE" harmonize --brokers "$BROKERS" --udr "$udr_url" -o spool_dir="$B/spool" \
     -X session.timeout.ms=6000 --web.listen-address "127.0.0.1:$WEB" ${HARMONIZE_ARGS:-}
