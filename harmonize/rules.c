@@ -473,7 +473,20 @@ static int native_histogram_rule(loader *l, yaml_node_t *node, size_t ri)
     int rc = quantile_list(l, node, q, &nq);
     if (rc != NDT_OK)
         return rc;
+    char *window = NULL;
+    if ((rc = scalar(l, node, "window", 0, &window)) != NDT_OK)
+        return rc;
+    int interval = window && strcmp(window, "interval") == 0;
+    if (window && !interval && strcmp(window, "cumulative") != 0) {
+        rc = fail(l, ndt_yaml_map_get(l->y, node, "window"), "window",
+                  "expected cumulative or interval, got '%s'", window);
+        free(window);
+        return rc;
+    }
+    free(window);
     hdl_rule *rule = &l->r->rules[ri];
+    rule->histogram_interval = interval;
+    rule->histogram_parent = ri;
     char *base = rule->attribute, *metric = NULL;
     if (asprintf(&metric, "%s_count", rule->metric) < 0)
         return fail(l, node, "metric", "out of memory%s", NULL);
@@ -524,7 +537,7 @@ static int attribute_rule(loader *l, yaml_node_t *node)
     static const char *const keys[] = { "metric", "match", "derive", "labels", "entity",
                                         "attribute", "unitCode", "transform", "aggregate",
                                         "divide_by", "scale", "offset", "min", "max",
-                                        "value_map", "value_from_label", "quantiles" };
+                                        "value_map", "value_from_label", "quantiles", "window" };
     static const char *const entity_keys[] = { "type", "id" };
     int rc = check_keys(l, node, keys, NDT_ARRAY_LEN(keys), "rules");
     if (rc != NDT_OK)
@@ -598,11 +611,13 @@ static int attribute_rule(loader *l, yaml_node_t *node)
         rc = native_histogram_rule(l, node, ri);
         goto out;
     }
-    if (ndt_yaml_map_get(l->y, node, "quantiles")) {
-        rc = fail(l, ndt_yaml_map_get(l->y, node, "quantiles"), "quantiles",
-                  "needs transform: native_histogram%s", NULL);
-        goto out;
-    }
+    static const char *const histogram_only[] = { "quantiles", "window" };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(histogram_only); i++)
+        if (ndt_yaml_map_get(l->y, node, histogram_only[i])) {
+            rc = fail(l, ndt_yaml_map_get(l->y, node, histogram_only[i]), histogram_only[i],
+                      "needs transform: native_histogram%s", NULL);
+            goto out;
+        }
     if (aggregate && strcmp(aggregate, "sum") != 0) {
         rc = fail(l, ndt_yaml_map_get(l->y, node, "aggregate"), "aggregate",
                   "expected sum, got '%s'", aggregate);

@@ -121,6 +121,8 @@ typedef struct hdl_rule {
     hdl_histogram_output histogram_output;
     double quantile;           /* HDL_HISTOGRAM_QUANTILE */
     int borrowed;              /* an expansion's copy: only attribute is its own */
+    int histogram_interval;    /* window: interval (else cumulative) */
+    size_t histogram_parent;   /* the expansion's first rule: keys the previous histogram */
     /* relationship rules */
     hdl_template subject;
     char *predicate;

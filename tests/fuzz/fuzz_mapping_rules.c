@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 static const hdl_native_histogram native = { 1, 0.01, 2, 9, 4.5, pos, 3, neg, 1 };
                 hdl_sample s = { ndt_str_from_cstr(rules.rules[r].metric), labels, 4,
                                  k == 1 ? 0.5 : 1.0 + k, 1000 + k * 20, HDL_TYPE_UNKNOWN,
-                                 k == 2 ? &native : NULL };
+                                 k >= 1 ? &native : NULL };
                 hdl_engine_feed(engine, &s, &emit);
             }
         }

@@ -5,7 +5,8 @@
  * interpolation rule of harmonize/histogram.h, then a rule file with
  * `transform: native_histogram` driving the engine: the attributes it
  * expands to, scale applied to values but not to the count, classic
- * histograms skipped, and the loader's errors.
+ * histograms skipped, window: interval (increase since the previous
+ * sample, a reset, an empty interval), and the loader's errors.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -226,6 +227,94 @@ static void test_rule_native_histogram(void **state)
     hdl_rules_free(&rules);
 }
 
+/* window: interval: the observations since the previous sample. */
+static void test_rule_window_interval(void **state)
+{
+    (void)state;
+    static const char yaml[] =
+        "version: 1\n"
+        "rules:\n"
+        "  - metric: rpc_duration_seconds\n"
+        "    entity: { type: Service, id: \"urn:ngsi-ld:Service:{service}\" }\n"
+        "    attribute: latency\n"
+        "    transform: native_histogram\n"
+        "    window: interval\n"
+        "    quantiles: [0.25, 0.75]\n";
+    hdl_rules rules;
+    hdl_engine *e;
+    char err[NDT_ERRBUF_SIZE];
+    if (hdl_rules_load_string(&rules, "w.yaml", yaml, strlen(yaml), err, sizeof(err)) != NDT_OK)
+        fail_msg("%s", err);
+    assert_int_equal(hdl_engine_new(&rules, NULL, &e, err, sizeof(err)), NDT_OK);
+    captured c = { 0 };
+    hdl_emit emit = { &c, capture_points, NULL, NULL };
+    hdl_label labels[] = { { ndt_str_from_cstr("service"), ndt_str_from_cstr("api") } };
+    hdl_sample s = { 0 };
+    s.name = ndt_str_from_cstr("rpc_duration_seconds_count");
+    s.labels = labels;
+    s.nlabels = 1;
+
+    /* 1: (1,2]: 2, (2,4]: 4, sum 15: the first sample gives nothing. */
+    hdl_native_bucket b1[] = { { 1, 2 }, { 2, 4 } };
+    hdl_native_histogram h1 = hist(0, 0, 0, b1, 2, NULL, 0);
+    h1.sum = 15;
+    s.native = &h1;
+    s.ts_ms = 1000;
+    assert_int_equal(hdl_engine_feed(e, &s, &emit), NDT_OK);
+    assert_int_equal(hdl_engine_finish(e, 1000, &emit), NDT_OK);
+    assert_int_equal(c.n, 0);
+
+    /* 2: (1,2]: 2, (2,4]: 6, (4,8]: 2, sum 30.  Since 1: 0, 2, 2, sum 15.
+     * p25: rank 1, halfway into (2,4]; p75: rank 3, halfway into (4,8]. */
+    hdl_native_bucket b2[] = { { 1, 2 }, { 2, 6 }, { 3, 2 } };
+    hdl_native_histogram h2 = hist(0, 0, 0, b2, 3, NULL, 0);
+    h2.sum = 30;
+    s.native = &h2;
+    s.ts_ms = 2000;
+    assert_int_equal(hdl_engine_feed(e, &s, &emit), NDT_OK);
+    assert_int_equal(hdl_engine_finish(e, 2000, &emit), NDT_OK);
+    assert_float_equal(field(&c, "latency_count"), 4, 0);
+    assert_float_equal(field(&c, "latency_sum"), 15, 0);
+    assert_float_equal(field(&c, "latency_mean"), 3.75, 0);
+    assert_float_equal(field(&c, "latency_p25"), 2.8284271247461903, 1e-12);
+    assert_float_equal(field(&c, "latency_p75"), 5.656854249492381, 1e-12);
+
+    /* The same instant again: nothing new. */
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(hdl_engine_feed(e, &s, &emit), NDT_OK);
+    assert_int_equal(hdl_engine_finish(e, 2000, &emit), NDT_OK);
+    assert_int_equal(c.n, 0);
+
+    /* 3: a restart, (1,2]: 1 only: a reset, the histogram is the increase;
+     * p25: rank 0.25, a quarter into (1,2]: 2^0.25. */
+    hdl_engine_stats before, after;
+    hdl_engine_get_stats(e, &before);
+    hdl_native_bucket b3[] = { { 1, 1 } };
+    hdl_native_histogram h3 = hist(0, 0, 0, b3, 1, NULL, 0);
+    h3.sum = 1.5;
+    s.native = &h3;
+    s.ts_ms = 3000;
+    assert_int_equal(hdl_engine_feed(e, &s, &emit), NDT_OK);
+    assert_int_equal(hdl_engine_finish(e, 3000, &emit), NDT_OK);
+    hdl_engine_get_stats(e, &after);
+    assert_int_equal(after.counter_resets - before.counter_resets, 1);
+    assert_float_equal(field(&c, "latency_count"), 1, 0);
+    assert_float_equal(field(&c, "latency_sum"), 1.5, 0);
+    assert_float_equal(field(&c, "latency_p25"), 1.189207115002721, 1e-12);
+
+    /* 4: nothing observed since 3: count and sum 0, no mean or quantile. */
+    memset(&c, 0, sizeof(c));
+    s.ts_ms = 4000;
+    assert_int_equal(hdl_engine_feed(e, &s, &emit), NDT_OK);
+    assert_int_equal(hdl_engine_finish(e, 4000, &emit), NDT_OK);
+    assert_float_equal(field(&c, "latency_count"), 0, 0);
+    assert_float_equal(field(&c, "latency_sum"), 0, 0);
+    for (size_t i = 0; i < c.n; i++)
+        assert_null(strstr("latency_mean latency_p25 latency_p75", c.names[i]));
+    hdl_engine_destroy(e);
+    hdl_rules_free(&rules);
+}
+
 static void test_rule_errors(void **state)
 {
     (void)state;
@@ -242,6 +331,9 @@ static void test_rule_errors(void **state)
           "h.yaml:7:16: quantiles: expected a list of numbers in [0, 1]" },
         { "    transform: native_histogram\n    aggregate: sum\n",
           "h.yaml:7:16: aggregate: does not apply to transform: native_histogram" },
+        { "    window: interval\n", "h.yaml:6:13: window: needs transform: native_histogram" },
+        { "    transform: native_histogram\n    window: sliding\n",
+          "h.yaml:7:13: window: expected cumulative or interval, got 'sliding'" },
         { "    transform: native_histgram\n",
           "h.yaml:6:16: transform: expected identity, rate, info or native_histogram, got "
           "'native_histgram'" },
@@ -268,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_quantiles_tool_histogram),
         cmocka_unit_test(test_quantiles_refused),
         cmocka_unit_test(test_rule_native_histogram),
+        cmocka_unit_test(test_rule_window_interval),
         cmocka_unit_test(test_rule_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
