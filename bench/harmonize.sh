@@ -20,6 +20,8 @@
 #   DURATION=20 SCRAPES=3000
 #   SKIP_ENGINE=1            only the live part
 #   HARMONIZE_ARGS="-X fetch.wait.max.ms=1 -o batch_wait=1ms"   extra flags for the stage
+#   SCRAPE_ARGS="-X socket.nagle.disable=true"                   extra flags for the scraper
+#   UDR=influx               the live stage writes to a local influxd 1.x instead of SQLite
 set -u
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -37,14 +39,22 @@ for f in avro json influx; do
 done
 
 start_broker
+udr_url="sqlite:$B/udr.db" udr_name=SQLite
+if [ "${UDR:-sqlite}" = influx ]; then
+    command -v influxd >/dev/null || die "influxd missing (make deps)"
+    start_influxd
+    curl -sf -XPOST "http://127.0.0.1:$INFLUX_HTTP/query" --data-urlencode "q=CREATE DATABASE ndt" >/dev/null ||
+        die "CREATE DATABASE failed"
+    udr_url="influx:http://127.0.0.1:$INFLUX_HTTP/ndt" udr_name="InfluxDB 1.x"
+fi
 TB=$(free_port)
 bg testbed "$NDTPIPE" testbed --listen "127.0.0.1:$TB" --users 300 --pods 3 --seed 1
 wait_port "$TB" 10 || die "testbed did not listen"
 printf 'global:\n  scrape_interval: 20ms\nscrape_configs:\n  - job_name: testbed\n    static_configs: [{targets: ["127.0.0.1:%s"]}]\n' \
     "$TB" >"$B/scrape.yml"
-bg scrape "$NDTPIPE" scrape --config "$B/scrape.yml" --brokers "$BROKERS"
+bg scrape "$NDTPIPE" scrape --config "$B/scrape.yml" --brokers "$BROKERS" ${SCRAPE_ARGS:-}
 WEB=$(free_port)
-bg harmonize "$NDTPIPE" harmonize --brokers "$BROKERS" --udr "sqlite:$B/udr.db" \
+bg harmonize "$NDTPIPE" harmonize --brokers "$BROKERS" --udr "$udr_url" -o spool_dir="$B/spool" \
     -X session.timeout.ms=6000 --web.listen-address "127.0.0.1:$WEB" ${HARMONIZE_ARGS:-}
 H=$BG_PID
 wait_port "$WEB" 10 || die "harmonize did not serve its metrics"
@@ -94,8 +104,8 @@ for f in avro json influx; do
     eval "line=\$d_$f"
     echo "| decode ($f, as ingest encodes it) + engine, 3 pods | $(echo "$line" | field per_scrape) | $(echo "$line" | field samples_per_s) | 2000000 |"
 done
-echo "| live stage (decode + engine + SQLite + Kafka), 20 ms scrapes, ${cpu}% of a core | $(echo "$e3" | field per_scrape) | $live | |"
+echo "| live stage (decode + engine + $udr_name + Kafka), 20 ms scrapes, ${cpu}% of a core | $(echo "$e3" | field per_scrape) | $live | |"
 echo
-echo "| freshness, scrape -> durable in the UDR (SQLite), 20 ms scrapes, ${DURATION} s | scrape instants | p50 ms | p99 ms | p99 / scrape interval |"
+echo "| freshness, scrape -> durable in the UDR ($udr_name), 20 ms scrapes, ${DURATION} s | scrape instants | p50 ms | p99 ms | p99 / scrape interval |"
 echo "|---|---:|---:|---:|---:|"
 echo "| embedded broker, avro | $instants | $p50 | $p99 | $(awk -v p="$p99" 'BEGIN { printf "%.2f", p / 20 }') |"

@@ -8,9 +8,10 @@
  *   - entity id -> entity: open addressing on a 64-bit FNV-1a hash, the
  *     entity holding one slot per attribute rule of its type (rules.h
  *     numbers them), so an attribute update is an array store;
- *   - (rule, series) -> previous counter value for rates: open addressing
- *     on a 64-bit hash of the rule and the series' name and labels, no
- *     strings kept (a collision needs 2^32 series to become likely).
+ *   - (rule, series) -> previous counter value for rates, or previous
+ *     native histogram for `window: interval`: open addressing on a 64-bit
+ *     hash of the rule and the series' name and labels, no strings kept
+ *     (a collision needs 2^32 series to become likely).
  * Values of a batch are first accumulated in their slot (pending sum and
  * instant) and become outputs when the instant changes or the batch ends;
  * outputs go to an outbox in the batch arena, sorted by entity and
@@ -30,6 +31,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "harmonize/engine.h"
+#include "harmonize/histogram.h"
 
 #define ENGINE_DEFAULT_MAX_ENTITIES 100000
 #define ENGINE_DEFAULT_MAX_SERIES (1u << 20)
@@ -89,10 +91,19 @@ typedef struct entity {
     int touched;
 } entity;
 
+/* The previous native histogram of a series (window: interval). */
+typedef struct hist_snapshot {
+    int32_t schema;
+    double zero_threshold, zero_count, count, sum;
+    size_t npositive, nnegative;
+    hdl_native_bucket buckets[]; /* positive, then negative */
+} hist_snapshot;
+
 typedef struct series {
     uint64_t key;          /* 0 = empty */
     double prev;
     int64_t prev_ts;
+    hist_snapshot *hist;   /* native_histogram rules with window: interval */
 } series;
 
 typedef struct outbox_entry {
@@ -135,6 +146,14 @@ struct hdl_engine {
     char *shadowable;      /* per rule: another rule of its type sets the same attribute */
     int64_t last_stale_scan_ms;
     int64_t min_threshold_ms;  /* smallest threshold of any entity: how often to scan */
+    /* window: interval: the increase of the sample being fed, computed
+     * once for every rule of its expansion */
+    uint64_t window_sample;    /* stats.samples when computed, 0 = never */
+    size_t window_parent;
+    int window_have;
+    hdl_native_histogram window;
+    hdl_native_bucket *window_buckets;
+    size_t window_cap;
     hdl_engine_stats stats;
 };
 
@@ -671,6 +690,132 @@ static int slot_accumulate(hdl_engine *e, entity *en, const hdl_rule *r, int64_t
     return NDT_OK;
 }
 
+/* One side's increase: cur - prev bucket by bucket into out; 1 when a
+ * bucket decreased or vanished (a reset), -1 when the indexes are not
+ * increasing (histogram.c refuses those too). */
+static int side_increase(const hdl_native_bucket *cur, size_t nc, const hdl_native_bucket *prev,
+                         size_t np, hdl_native_bucket *out)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < nc; i++) {
+        if (i && cur[i].index <= cur[i - 1].index)
+            return -1;
+        double before = 0;
+        for (; j < np && prev[j].index < cur[i].index; j++)
+            if (prev[j].count > 0)
+                return 1; /* gone from the newer histogram */
+        if (j < np && prev[j].index == cur[i].index)
+            before = prev[j++].count;
+        if (cur[i].count < before)
+            return 1;
+        out[i].index = cur[i].index;
+        out[i].count = cur[i].count - before;
+    }
+    for (; j < np; j++)
+        if (prev[j].count > 0)
+            return 1;
+    return 0;
+}
+
+/* Keeps h as the series' previous histogram. */
+static int snapshot_store(series *se, const hdl_native_histogram *h)
+{
+    size_t n = h->npositive + h->nnegative;
+    hist_snapshot *sn = se->hist;
+    if (!sn || sn->npositive + sn->nnegative < n) {
+        sn = realloc(se->hist, sizeof(*sn) + n * sizeof(sn->buckets[0]));
+        if (!sn)
+            return NDT_ERROR;
+        se->hist = sn;
+    }
+    sn->schema = h->schema;
+    sn->zero_threshold = h->zero_threshold;
+    sn->zero_count = h->zero_count;
+    sn->count = h->count;
+    sn->sum = h->sum;
+    sn->npositive = h->npositive;
+    sn->nnegative = h->nnegative;
+    if (h->npositive)
+        memcpy(sn->buckets, h->positive, h->npositive * sizeof(sn->buckets[0]));
+    if (h->nnegative)
+        memcpy(sn->buckets + h->npositive, h->negative, h->nnegative * sizeof(sn->buckets[0]));
+    return NDT_OK;
+}
+
+/* window: interval.  The observations since the series' previous sample,
+ * as a histogram in e->window: 1 when there is one, 0 when not (first
+ * sample, same or older instant, a changed schema or zero threshold,
+ * buckets out of order), -1 out of memory.  A decrease is a reset, as for
+ * rates: the histogram counts from zero again, so the increase is the
+ * histogram itself.  Computed once per sample for all rules of one
+ * expansion (they follow each other in the metric's rule list). */
+static int histogram_increase(hdl_engine *e, const hdl_rule *r, const hdl_sample *s)
+{
+    if (e->window_sample == e->stats.samples && e->window_parent == r->histogram_parent)
+        return e->window_have;
+    e->window_sample = e->stats.samples;
+    e->window_parent = r->histogram_parent;
+    e->window_have = 0;
+    const hdl_native_histogram *h = s->native;
+    int created;
+    series *se = series_get(e, series_key(r->histogram_parent, s), &created);
+    if (!se)
+        return 0;
+    if (created)
+        e->stats.rate_first++;
+    else if (s->ts_ms <= se->prev_ts)
+        return 0; /* the same scrape again, or out of order: nothing new */
+    const hist_snapshot *prev = se->hist;
+    size_t n = h->npositive + h->nnegative;
+    if (n > e->window_cap) {
+        hdl_native_bucket *b = realloc(e->window_buckets, n * sizeof(*b));
+        if (!b)
+            return e->window_have = -1;
+        e->window_buckets = b;
+        e->window_cap = n;
+    }
+    if (prev && prev->schema == h->schema && prev->zero_threshold == h->zero_threshold) {
+        int rp = side_increase(h->positive, h->npositive, prev->buckets, prev->npositive,
+                               e->window_buckets);
+        int rn = rp < 0 ? -1 : side_increase(h->negative, h->nnegative,
+                                             prev->buckets + prev->npositive, prev->nnegative,
+                                             e->window_buckets + h->npositive);
+        if (rp >= 0 && rn >= 0) {
+            e->window = *h;
+            if (rp || rn || h->count < prev->count || h->zero_count < prev->zero_count) {
+                e->stats.counter_resets++;
+            } else {
+                e->window.positive = e->window_buckets;
+                e->window.negative = e->window_buckets + h->npositive;
+                e->window.count = h->count - prev->count;
+                e->window.sum = h->sum - prev->sum;
+                e->window.zero_count = h->zero_count - prev->zero_count;
+            }
+            e->window_have = 1;
+        }
+    }
+    se->prev = h->count;
+    se->prev_ts = s->ts_ms;
+    if (snapshot_store(se, h) != NDT_OK)
+        return e->window_have = -1;
+    return e->window_have;
+}
+
+/* The number a native_histogram rule outputs; NaN when there is none
+ * (the sample carries no native histogram, or it is empty). */
+static double histogram_value(const hdl_rule *r, const hdl_native_histogram *h)
+{
+    if (!h)
+        return NAN;
+    switch (r->histogram_output) {
+    case HDL_HISTOGRAM_SUM: return h->sum;
+    case HDL_HISTOGRAM_COUNT: return h->count;
+    case HDL_HISTOGRAM_MEAN: return h->count > 0 ? h->sum / h->count : NAN;
+    case HDL_HISTOGRAM_QUANTILE: return hdl_native_quantile(h, r->quantile);
+    }
+    return NAN;
+}
+
 static int apply_attribute(hdl_engine *e, size_t ri, const hdl_rule *r, const sample_view *v,
                            const char *id, size_t idlen)
 {
@@ -703,6 +848,23 @@ static int apply_attribute(hdl_engine *e, size_t ri, const hdl_rule *r, const sa
             mapped[l.len] = '\0';
             text = mapped;
             textlen = l.len;
+        }
+    } else if (r->transform == HDL_TRANSFORM_NATIVE_HISTOGRAM) {
+        /* A classic histogram's _count, or a native one with nothing to
+         * estimate from: no value, and the entity is not observed. */
+        const hdl_native_histogram *h = s->native;
+        if (h && r->histogram_interval) {
+            int w = histogram_increase(e, r, s);
+            if (w < 0)
+                return NDT_ERROR;
+            if (w == 0)
+                return NDT_OK; /* a first sample: an increase needs two */
+            h = &e->window;
+        }
+        value = histogram_value(r, h);
+        if (!isfinite(value)) {
+            e->stats.values_skipped++;
+            return NDT_OK;
         }
     } else if (r->transform == HDL_TRANSFORM_RATE || !isfinite(value)) {
         if (!isfinite(value)) {
@@ -1228,7 +1390,10 @@ void hdl_engine_destroy(hdl_engine *e)
     free(e->type_rules);
     free(e->ntype_rules);
     free(e->shadowable);
+    for (size_t i = 0; e->series && i < e->series_cap; i++)
+        free(e->series[i].hist);
     free(e->series);
+    free(e->window_buckets);
     free(e->outbox);
     ndt_arena_free(&e->arena);
     ndt_buf_free(&e->json);

@@ -413,12 +413,131 @@ static int divisor_rule(loader *l, yaml_node_t *node, size_t parent)
     return NDT_OK;
 }
 
+/* The quantiles of a native_histogram rule: [0.5, 0.95, 0.99] unless
+ * given, each in [0, 1], no repeats. */
+static int quantile_list(loader *l, yaml_node_t *node, double *q, size_t *n)
+{
+    yaml_node_t *seq = ndt_yaml_map_get(l->y, node, "quantiles");
+    static const double defaults[] = { 0.5, 0.95, 0.99 };
+    *n = 0;
+    if (!seq) {
+        for (; *n < NDT_ARRAY_LEN(defaults); (*n)++)
+            q[*n] = defaults[*n];
+        return NDT_OK;
+    }
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return fail(l, seq, "quantiles", "expected a list of numbers in [0, 1]%s", NULL);
+    if (seq_len(seq) > HDL_RULES_MAX_QUANTILES)
+        return fail(l, seq, "quantiles", "at most 16 quantiles%s", NULL);
+    for (size_t i = 0; i < seq_len(seq); i++) {
+        yaml_node_t *item = seq_item(l, seq, i);
+        const char *s = ndt_yaml_scalar(item);
+        char *end = NULL;
+        double d = s ? strtod(s, &end) : NAN;
+        if (!s || end == s || *end || !(d >= 0 && d <= 1))
+            return fail(l, item, "quantiles", "expected a number in [0, 1], got '%s'", s ? s : "?");
+        for (size_t j = 0; j < *n; j++)
+            if (q[j] == d)
+                return fail(l, item, "quantiles", "'%s' is listed twice", s);
+        q[(*n)++] = d;
+    }
+    return NDT_OK;
+}
+
+/* "latency" and 0.999 -> "latency_p99_9". */
+static char *quantile_attribute(const char *base, double q)
+{
+    char pct[32], *name;
+    snprintf(pct, sizeof(pct), "%g", q * 100);
+    for (char *c = pct; *c; c++)
+        if (*c == '.')
+            *c = '_';
+    return asprintf(&name, "%s_p%s", base, pct) < 0 ? NULL : name;
+}
+
+/* transform: native_histogram.  The rule matches the histogram's _count
+ * sample (the one carrying the native histogram) and becomes the _sum
+ * output; borrowed copies output _count, _mean and the quantiles.  The
+ * count is a number of observations: scale, offset, min and max (a unit
+ * conversion of the observed values) do not apply to it. */
+static int native_histogram_rule(loader *l, yaml_node_t *node, size_t ri)
+{
+    static const char *const refused[] = { "divide_by", "aggregate", "value_map",
+                                           "value_from_label" };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(refused); i++)
+        if (ndt_yaml_map_get(l->y, node, refused[i]))
+            return fail(l, ndt_yaml_map_get(l->y, node, refused[i]), refused[i],
+                        "does not apply to transform: native_histogram%s", NULL);
+    double q[HDL_RULES_MAX_QUANTILES];
+    size_t nq;
+    int rc = quantile_list(l, node, q, &nq);
+    if (rc != NDT_OK)
+        return rc;
+    char *window = NULL;
+    if ((rc = scalar(l, node, "window", 0, &window)) != NDT_OK)
+        return rc;
+    int interval = window && strcmp(window, "interval") == 0;
+    if (window && !interval && strcmp(window, "cumulative") != 0) {
+        rc = fail(l, ndt_yaml_map_get(l->y, node, "window"), "window",
+                  "expected cumulative or interval, got '%s'", window);
+        free(window);
+        return rc;
+    }
+    free(window);
+    hdl_rule *rule = &l->r->rules[ri];
+    rule->histogram_interval = interval;
+    rule->histogram_parent = ri;
+    char *base = rule->attribute, *metric = NULL;
+    if (asprintf(&metric, "%s_count", rule->metric) < 0)
+        return fail(l, node, "metric", "out of memory%s", NULL);
+    free(rule->metric);
+    rule->metric = metric;
+    if (asprintf(&rule->attribute, "%s_sum", base) < 0) {
+        rule->attribute = base;
+        return fail(l, node, "attribute", "out of memory%s", NULL);
+    }
+    rule->histogram_output = HDL_HISTOGRAM_SUM;
+    rule->slot = l->r->types[rule->type].nslots++;
+    for (size_t k = 0; k < 2 + nq && rc == NDT_OK; k++) {
+        hdl_rule *copy = new_rule(l);
+        if (!copy) {
+            rc = fail(l, node, "rules", "out of memory%s", NULL);
+            break;
+        }
+        *copy = l->r->rules[ri];
+        copy->borrowed = 1;
+        if (k == 0) {
+            copy->histogram_output = HDL_HISTOGRAM_COUNT;
+            copy->unit_code = NULL;
+            copy->scale = 1;
+            copy->offset = 0;
+            copy->min = -INFINITY;
+            copy->max = INFINITY;
+            if (asprintf(&copy->attribute, "%s_count", base) < 0)
+                copy->attribute = NULL;
+        } else if (k == 1) {
+            copy->histogram_output = HDL_HISTOGRAM_MEAN;
+            if (asprintf(&copy->attribute, "%s_mean", base) < 0)
+                copy->attribute = NULL;
+        } else {
+            copy->histogram_output = HDL_HISTOGRAM_QUANTILE;
+            copy->quantile = q[k - 2];
+            copy->attribute = quantile_attribute(base, q[k - 2]);
+        }
+        if (!copy->attribute)
+            rc = fail(l, node, "attribute", "out of memory%s", NULL);
+        copy->slot = l->r->types[copy->type].nslots++;
+    }
+    free(base);
+    return rc;
+}
+
 static int attribute_rule(loader *l, yaml_node_t *node)
 {
     static const char *const keys[] = { "metric", "match", "derive", "labels", "entity",
                                         "attribute", "unitCode", "transform", "aggregate",
                                         "divide_by", "scale", "offset", "min", "max",
-                                        "value_map", "value_from_label" };
+                                        "value_map", "value_from_label", "quantiles", "window" };
     static const char *const entity_keys[] = { "type", "id" };
     int rc = check_keys(l, node, keys, NDT_ARRAY_LEN(keys), "rules");
     if (rc != NDT_OK)
@@ -481,11 +600,24 @@ static int attribute_rule(loader *l, yaml_node_t *node)
         rule->transform = HDL_TRANSFORM_RATE;
     else if (strcmp(transform, "info") == 0)
         rule->transform = HDL_TRANSFORM_INFO;
+    else if (strcmp(transform, "native_histogram") == 0)
+        rule->transform = HDL_TRANSFORM_NATIVE_HISTOGRAM;
     else {
         rc = fail(l, ndt_yaml_map_get(l->y, node, "transform"), "transform",
-                  "expected identity, rate or info, got '%s'", transform);
+                  "expected identity, rate, info or native_histogram, got '%s'", transform);
         goto out;
     }
+    if (rule->transform == HDL_TRANSFORM_NATIVE_HISTOGRAM) {
+        rc = native_histogram_rule(l, node, ri);
+        goto out;
+    }
+    static const char *const histogram_only[] = { "quantiles", "window" };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(histogram_only); i++)
+        if (ndt_yaml_map_get(l->y, node, histogram_only[i])) {
+            rc = fail(l, ndt_yaml_map_get(l->y, node, histogram_only[i]), histogram_only[i],
+                      "needs transform: native_histogram%s", NULL);
+            goto out;
+        }
     if (aggregate && strcmp(aggregate, "sum") != 0) {
         rc = fail(l, ndt_yaml_map_get(l->y, node, "aggregate"), "aggregate",
                   "expected sum, got '%s'", aggregate);
@@ -722,6 +854,9 @@ void hdl_rules_free(hdl_rules *r)
 {
     for (size_t i = 0; i < r->nrules; i++) {
         hdl_rule *rule = &r->rules[i];
+        free(rule->attribute);
+        if (rule->borrowed)
+            continue; /* the rest belongs to the rule it copies */
         free(rule->metric);
         for (size_t j = 0; j < rule->nmatch; j++) {
             free(rule->match[j].label);
@@ -744,7 +879,6 @@ void hdl_rules_free(hdl_rules *r)
         template_free(&rule->id);
         template_free(&rule->subject);
         template_free(&rule->object);
-        free(rule->attribute);
         free(rule->unit_code);
         for (size_t j = 0; j < rule->value_map.n; j++) {
             free(rule->value_map.from[j]);

@@ -9,7 +9,10 @@
  * entity type so an entity keeps its attributes in a flat array.  A
  * `divide_by` becomes a hidden rule of its own (HDL_RULE_DIVISOR) that
  * stores the divisor's latest value in a slot of the same entity, so the
- * engine needs no second lookup path for divisors.
+ * engine needs no second lookup path for divisors.  A `transform:
+ * native_histogram` rule is expanded the same way: the rule outputs
+ * <attribute>_sum and copies of it (borrowing its selectors and template)
+ * output _count, _mean and one _pNN per quantile, each with its own slot.
  *
  * Errors name the file, line and column of the offending node
  * ("testbed.yaml:41:5: transform: expected identity, rate or info").
@@ -70,7 +73,18 @@ typedef enum hdl_transform {
     HDL_TRANSFORM_IDENTITY = 0,
     HDL_TRANSFORM_RATE,
     HDL_TRANSFORM_INFO,
+    HDL_TRANSFORM_NATIVE_HISTOGRAM,
 } hdl_transform;
+
+/* What one rule of a native_histogram expansion outputs. */
+typedef enum hdl_histogram_output {
+    HDL_HISTOGRAM_SUM = 0,
+    HDL_HISTOGRAM_COUNT,
+    HDL_HISTOGRAM_MEAN,
+    HDL_HISTOGRAM_QUANTILE,
+} hdl_histogram_output;
+
+#define HDL_RULES_MAX_QUANTILES 16
 
 typedef struct hdl_value_map {
     char *label;
@@ -103,6 +117,12 @@ typedef struct hdl_rule {
     hdl_value_map value_map;   /* n == 0 when absent */
     char *value_from_label;
     size_t slot;               /* the attribute's slot within its type */
+    /* transform: native_histogram */
+    hdl_histogram_output histogram_output;
+    double quantile;           /* HDL_HISTOGRAM_QUANTILE */
+    int borrowed;              /* an expansion's copy: only attribute is its own */
+    int histogram_interval;    /* window: interval (else cumulative) */
+    size_t histogram_parent;   /* the expansion's first rule: keys the previous histogram */
     /* relationship rules */
     hdl_template subject;
     char *predicate;

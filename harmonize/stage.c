@@ -10,12 +10,19 @@
  *      ndt.source.partition and ndt.source.offset;
  *   2. hdl_engine_finish(): points go to udr_write_points(), relationship
  *      changes to udr_write_relation(), fragments to ndt.sdm.entities;
- *   3. udr_flush() until it returns NDT_OK (retried with backoff: a UDR
- *      that refuses makes the stage wait, never skip), rd_kafka_flush() of
- *      the producer, and only then the batch's offsets are committed.
- * A crash anywhere before 3 leaves the offsets where they were, so the
- * batch is consumed again (at least once); the UDR's idempotence by series
- * and timestamp turns the replay into rewrites.  Offsets are committed
+ *   3. udr_flush_start() hands the batch to the UDR and the loop goes on
+ *      consuming and encoding the next batch while InfluxDB stores it
+ *      (its sender thread; SQLite flushes at once); once udr_flush_done()
+ *      says the ticket is durable, and the producer has delivered the
+ *      batch's fragments and dead letters, its offsets are committed.  A
+ *      failed flush falls back to udr_flush() until it returns NDT_OK
+ *      (retried with backoff: a UDR that refuses makes the stage wait,
+ *      never skip).
+ * A crash anywhere before the commit leaves the offsets where they were,
+ * so the batch is consumed again (at least once); the UDR's idempotence by
+ * series and timestamp turns the replay into rewrites.  One flush is in
+ * flight at a time (the UDR's hand-over waits for the previous one), so
+ * at most two batches are between the consumer and a commit.  Offsets are committed
  * explicitly per partition (enable.auto.commit=false,
  * enable.auto.offset.store=false): what is committed is exactly what was
  * flushed.
@@ -54,6 +61,7 @@
 
 #define STAGE "harmonize"
 #define STAGE_POLL_IDLE_MS 100
+#define STAGE_POLL_INFLIGHT_MS 1
 #define STAGE_IDLE_FINISH_MS 100
 #define STAGE_LOG_INTERVAL_MS 10000
 #define STAGE_FLUSH_BACKOFF_MAX_MS 5000
@@ -131,6 +139,12 @@ struct hdl_stage {
     rd_kafka_topic_t *dlq_topic;
     rd_kafka_topic_partition_list_t *offsets; /* of the batch being built */
     rd_kafka_topic_partition_list_t *pending; /* durable in the UDR, waiting for Kafka */
+    /* the batch whose UDR flush is in flight */
+    int inflight;
+    uint64_t inflight_ticket;
+    rd_kafka_topic_partition_list_t *inflight_offsets;
+    int64_t inflight_instants[STAGE_MAX_INSTANTS];
+    size_t ninflight_instants;
     int64_t pending_since_ms;
     ndt_httpd *httpd;
     hdl_emit emit;
@@ -224,18 +238,18 @@ static void note_instants(hdl_stage *st, const udr_point *points, size_t n)
     }
 }
 
-static void observe_freshness(hdl_stage *st)
+/* The instants of a batch that has just become durable. */
+static void observe_freshness(hdl_stage *st, const int64_t *instants, size_t n)
 {
     int64_t now = wall_ms();
-    for (size_t i = 0; i < st->ninstants; i++) {
-        double s = (double)(now - st->instants[i]) / 1000.0;
+    for (size_t i = 0; i < n; i++) {
+        double s = (double)(now - instants[i]) / 1000.0;
         st->stats.freshness_count++;
         st->stats.freshness_sum += s;
         for (size_t b = 0; b < STAGE_NBUCKETS; b++)
             if (s <= freshness_buckets[b])
                 st->stats.freshness_buckets[b]++;
     }
-    st->ninstants = 0;
 }
 
 static int emit_points(void *ctx, const udr_point *points, size_t n)
@@ -515,12 +529,13 @@ static int udr_durable(hdl_stage *st)
     return NDT_OK;
 }
 
-/* Moves the batch's offsets to the set waiting for Kafka (the highest
- * offset per partition wins: a later batch supersedes an earlier one). */
-static void offsets_to_pending(hdl_stage *st)
+/* Moves a durable batch's offsets to the set waiting for Kafka (the
+ * highest offset per partition wins: a later batch supersedes an earlier
+ * one) and leaves *offsets empty. */
+static void offsets_to_pending(hdl_stage *st, rd_kafka_topic_partition_list_t **offsets)
 {
-    for (int i = 0; i < st->offsets->cnt; i++) {
-        const rd_kafka_topic_partition_t *o = &st->offsets->elems[i];
+    for (int i = 0; i < (*offsets)->cnt; i++) {
+        const rd_kafka_topic_partition_t *o = &(*offsets)->elems[i];
         rd_kafka_topic_partition_t *p =
             rd_kafka_topic_partition_list_find(st->pending, o->topic, o->partition);
         if (!p)
@@ -528,10 +543,64 @@ static void offsets_to_pending(hdl_stage *st)
         if (o->offset > p->offset)
             p->offset = o->offset;
     }
-    if (st->offsets->cnt && st->pending_since_ms == 0)
+    if ((*offsets)->cnt && st->pending_since_ms == 0)
         st->pending_since_ms = mono_ms();
-    rd_kafka_topic_partition_list_destroy(st->offsets);
-    st->offsets = rd_kafka_topic_partition_list_new(16);
+    rd_kafka_topic_partition_list_destroy(*offsets);
+    *offsets = rd_kafka_topic_partition_list_new(16);
+}
+
+/* The batch in flight is durable: its instants are observed, its offsets
+ * wait for Kafka. */
+static void inflight_durable(hdl_stage *st)
+{
+    if (!st->inflight)
+        return;
+    observe_freshness(st, st->inflight_instants, st->ninflight_instants);
+    offsets_to_pending(st, &st->inflight_offsets);
+    st->inflight = 0;
+    st->ninflight_instants = 0;
+}
+
+/* The batch just handed to the UDR (ticket) becomes the one in flight. */
+static void batch_to_inflight(hdl_stage *st, uint64_t ticket)
+{
+    rd_kafka_topic_partition_list_t *t = st->inflight_offsets;
+    st->inflight_offsets = st->offsets;
+    st->offsets = t;
+    memcpy(st->inflight_instants, st->instants, st->ninstants * sizeof(st->instants[0]));
+    st->ninflight_instants = st->ninstants;
+    st->ninstants = 0;
+    st->inflight_ticket = ticket;
+    st->inflight = 1;
+}
+
+/* A flush failed (err): udr_flush() until everything written so far is
+ * durable, the batch in flight and the one being ended alike. */
+static int flush_failed(hdl_stage *st, const char *err)
+{
+    st->stats.udr_flush_failures++;
+    ndt_log(NDT_LOG_WARN, STAGE, "UDR flush failed, retrying (offsets not committed)",
+            NDT_KV_STR("error", err));
+    if (udr_durable(st) != NDT_OK)
+        return NDT_ERROR;
+    inflight_durable(st);
+    return NDT_OK;
+}
+
+/* Whether the flush in flight is done: NDT_OK once it is durable (or
+ * there is none), NDT_AGAIN while InfluxDB still has it (wait = 0). */
+static int inflight_check(hdl_stage *st, int wait)
+{
+    char err[NDT_ERRBUF_SIZE];
+    if (!st->inflight)
+        return NDT_OK;
+    int rc = udr_flush_done(st->u, st->inflight_ticket, wait, err, sizeof(err));
+    if (rc == NDT_AGAIN)
+        return NDT_AGAIN;
+    if (rc != NDT_OK)
+        return flush_failed(st, err);
+    inflight_durable(st);
+    return NDT_OK;
 }
 
 /* Commits what the UDR has once the producer has delivered everything
@@ -577,11 +646,22 @@ static int end_batch(hdl_stage *st, int idle)
         return NDT_ERROR;
     if (hdl_engine_finish(st->engine, staleness_clock(st, idle), &st->emit) != NDT_OK)
         return NDT_ERROR;
-    if (udr_durable(st) != NDT_OK)
-        return NDT_ERROR;
-    observe_freshness(st);
     st->stats.batches++;
-    offsets_to_pending(st);
+    /* The hand-over waits for the previous flush, so that one is done
+     * (or failed) by the time it returns. */
+    char err[NDT_ERRBUF_SIZE];
+    uint64_t ticket;
+    if (udr_flush_start(st->u, &ticket, err, sizeof(err)) != NDT_OK) {
+        if (flush_failed(st, err) != NDT_OK)
+            return NDT_ERROR;
+        ticket = 0; /* everything written is durable */
+    } else if (inflight_check(st, 1) != NDT_OK) {
+        return NDT_ERROR;
+    }
+    batch_to_inflight(st, ticket);
+    /* SQLite flushed in udr_flush_start(): durable already. */
+    if (inflight_check(st, 0) == NDT_ERROR)
+        return NDT_ERROR;
     int rc = try_commit(st, 0);
     render_metrics(st);
     return rc;
@@ -609,6 +689,17 @@ int hdl_stage_run(hdl_stage *st)
                 int64_t left = deadline - mono_ms();
                 timeout = left > 0 ? (int)left : 0;
             }
+            /* A flush in flight is looked at between polls, so that its
+             * batch counts as durable (freshness, commit) when it is. */
+            if (st->inflight) {
+                if ((rc = inflight_check(st, 0)) == NDT_AGAIN) {
+                    rc = NDT_OK;
+                    if (timeout > STAGE_POLL_INFLIGHT_MS)
+                        timeout = STAGE_POLL_INFLIGHT_MS;
+                } else if (rc != NDT_OK) {
+                    break;
+                }
+            }
             rd_kafka_message_t *m = rd_kafka_consumer_poll(st->consumer, timeout);
             if (!m) {
                 if (n == 0 || timeout == 0)
@@ -634,6 +725,8 @@ int hdl_stage_run(hdl_stage *st)
     }
     if (rc == NDT_OK)
         rc = end_batch(st, 0); /* a stop: flush and commit what was consumed */
+    if (rc == NDT_OK)
+        rc = inflight_check(st, 1);
     if (rc == NDT_OK)
         rc = try_commit(st, 1);
     hdl_engine_stats es;
@@ -783,6 +876,7 @@ int hdl_stage_new(const hdl_options *o, hdl_stage **out, char *err, size_t errle
     if ((rc = kafka_clients(st, err, errlen)) != NDT_OK)
         goto fail;
     st->offsets = rd_kafka_topic_partition_list_new(16);
+    st->inflight_offsets = rd_kafka_topic_partition_list_new(16);
     st->pending = rd_kafka_topic_partition_list_new(16);
     st->emit = (hdl_emit){ st, emit_points, emit_relation, emit_entity };
     /* The stage's families join the process's registry (common/metrics.h),
@@ -831,6 +925,8 @@ void hdl_stage_destroy(hdl_stage *st)
         rd_kafka_topic_partition_list_destroy(st->offsets);
     if (st->pending)
         rd_kafka_topic_partition_list_destroy(st->pending);
+    if (st->inflight_offsets)
+        rd_kafka_topic_partition_list_destroy(st->inflight_offsets);
     if (st->u)
         udr_close(st->u);
     hdl_engine_destroy(st->engine);

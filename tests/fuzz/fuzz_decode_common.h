@@ -3,7 +3,8 @@
  * (harmonize/decode.h).  Any input: no crash, no read outside the
  * message (ASan), and the promises of every sample handed out: a
  * non-empty name, at most HDL_DECODE_MAX_LABELS labels, sorted by name
- * with no repeats and none named __name__, a known metric type.  An
+ * with no repeats and none named __name__, a known metric type, a native
+ * histogram's quantiles ordered.  An
  * error always comes with a reason naming the format; decoding the same
  * bytes twice gives the same result (no hidden state).
  */
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "harmonize/decode.h"
+#include "harmonize/histogram.h"
 
 typedef struct fuzz_decode_count {
     size_t n;
@@ -35,6 +37,14 @@ static int fuzz_decode_check(void *ctx, const hdl_sample *s)
         for (size_t k = 0; k < s->labels[i].value.len; k++)
             sink ^= s->labels[i].value.ptr[k];
         (void)sink;
+    }
+    /* A decoded native histogram is something the harmonizer estimates
+     * quantiles from: any buckets give a number within the bounds or NaN. */
+    if (s->native) {
+        double lo = hdl_native_quantile(s->native, 0), hi = hdl_native_quantile(s->native, 1);
+        double mid = hdl_native_quantile(s->native, 0.5);
+        if (mid == mid && lo == lo && hi == hi && (mid < lo || mid > hi))
+            abort();
     }
     c->n++;
     c->sum_ts += (double)s->ts_ms;

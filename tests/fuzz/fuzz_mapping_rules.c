@@ -2,9 +2,10 @@
  * fuzz_mapping_rules.c: libFuzzer target for the HDL mapping rule loader
  * (harmonize/rules.c): any YAML must load or give a file:line:col error,
  * never a crash or a leak.  A file that loads is then exercised by the
- * engine with a few samples (templates, derives, divisors, value maps).
+ * engine with a few samples (templates, derives, divisors, value maps,
+ * a native histogram for transform: native_histogram).
  *
- * fuzz-sources: common/arena.c common/buf.c common/config.c common/log.c harmonize/rules.c harmonize/engine.c
+ * fuzz-sources: common/arena.c common/buf.c common/config.c common/log.c harmonize/rules.c harmonize/engine.c harmonize/histogram.c
  * fuzz-seeds: sdm-schemas/mapping
  */
 #include <stddef.h>
@@ -40,8 +41,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         hdl_engine_start(engine, 0, &emit);
         for (size_t r = 0; r < rules.nrules; r++) {
             for (int k = 0; k < 3; k++) {
+                static const hdl_native_bucket pos[] = { { -1, 2 }, { 0, 3 }, { 5, 1 } };
+                static const hdl_native_bucket neg[] = { { 2, 1 } };
+                static const hdl_native_histogram native = { 1, 0.01, 2, 9, 4.5, pos, 3, neg, 1 };
                 hdl_sample s = { ndt_str_from_cstr(rules.rules[r].metric), labels, 4,
-                                 k == 1 ? 0.5 : 1.0 + k, 1000 + k * 20, HDL_TYPE_UNKNOWN };
+                                 k == 1 ? 0.5 : 1.0 + k, 1000 + k * 20, HDL_TYPE_UNKNOWN,
+                                 k >= 1 ? &native : NULL };
                 hdl_engine_feed(engine, &s, &emit);
             }
         }

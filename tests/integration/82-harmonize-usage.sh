@@ -20,7 +20,7 @@ grep -q -- '--brokers is required' "$T/err.txt" || fail "no --brokers: $(cat "$T
 printf 'version: 1\nrules:\n  - metric: up\n    entity: { type: Service, id: "urn:ngsi-ld:Service:{job}" }\n    attribute: up\n    transform: sum\n' >"$T/bad.yaml"
 "$NDTPIPE" harmonize --brokers 127.0.0.1:1 --mapping "$T/bad.yaml" 2>"$T/err.txt"; rc=$?
 [ $rc = 2 ] || fail "bad rule file: exit $rc, expected 2"
-grep -q "bad.yaml:6:16: transform: expected identity, rate or info, got 'sum'" "$T/err.txt" ||
+grep -q "bad.yaml:6:16: transform: expected identity, rate, info or native_histogram, got 'sum'" "$T/err.txt" ||
     fail "bad rule file: $(cat "$T/err.txt")"
 
 "$NDTPIPE" harmonize --brokers 127.0.0.1:1 -o batch_wiat=1ms 2>"$T/err.txt"; rc=$?

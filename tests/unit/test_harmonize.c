@@ -503,7 +503,7 @@ static void test_rule_file_errors(void **state)
     static const rule_error_case cases[] = {
         { "version: 1\nrules:\n  - metric: m\n    entity: { type: T, id: \"urn:ngsi-ld:T:{a}\" }\n"
           "    attribute: x\n    transform: ratee\n",
-          "r.yaml:6:16: transform: expected identity, rate or info, got 'ratee'" },
+          "r.yaml:6:16: transform: expected identity, rate, info or native_histogram, got 'ratee'" },
         { "version: 1\nrules:\n  - metric: m\n    entity: { type: T, id: \"urn:ngsi-ld:T:{a}\" }\n"
           "    atribute: x\n",
           "r.yaml:5:5: rules: unknown key 'atribute', did you mean attribute?" },
