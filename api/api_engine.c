@@ -7,12 +7,13 @@
  * the server runs.  So:
  *   - engine->lock guards the served model, the memo and the snapshot of
  *     the twin's state; a what-if holds it for a snapshot lookup and, on
- *     a memo miss, one counterfactual and one two-row prediction;
+ *     a memo miss, one MVA pass of the counterfactual and one prediction
+ *     (two for the first question asked of a state);
  *   - a refresher thread owns a UDR handle of its own and rebuilds the
- *     snapshot every state_refresh_ms (the services and each one's latest
- *     raw row, feat_udr_latest), taking the lock only to swap it in: a
- *     UDR read (a window of rows, milliseconds on a busy twin) never
- *     delays an answer;
+ *     snapshot every state_refresh_ms (the services, each one's latest
+ *     raw row, feat_udr_latest, and the counterfactual's fit to that row),
+ *     taking the lock only to swap it in: a UDR read (a window of rows,
+ *     milliseconds on a busy twin) and the fit never delay an answer;
  *   - the entity and graph endpoints use a third UDR handle under
  *     engine->view_lock, so a large listing never blocks a what-if.
  * Parsing, authentication, formatting and metrics stay outside the locks.
@@ -24,9 +25,12 @@
  * one, so a controller asking the same few questions between two state
  * updates gets the computed answer again, bit for bit, from a small
  * direct-mapped table (API_MEMO_SLOTS; a collision just recomputes).
- * A miss (the counterfactual's MVA fit and two predictions of the
- * 2000-tree model) costs ~0.17 ms on this machine; a hit costs a hash and
- * a compare.
+ * A miss costs what depends on the change only: the state's share (the
+ * MVA fit of its unknowns, the prediction for the row itself) is computed
+ * once per state and kept in the snapshot, so a controller sweeping many
+ * candidate changes against one state pays one MVA pass and one
+ * prediction of the 2000-tree model per new question (docs/PERFORMANCE.md
+ * has the numbers); a hit costs a hash and a compare.
  *
  * The served model is the registry's newest gated one (or --model),
  * looked up again at most every two seconds: a model graded by `ndtpipe
@@ -53,6 +57,14 @@ typedef struct service_state {
     feat_raw row;
     int rc;             /* of feat_udr_latest: NDT_OK, NDT_AGAIN (no data yet), an error */
     char err[200];      /* why, when rc is not NDT_OK */
+    /* What every what-if against this row shares: the counterfactual's
+     * fit (by the refresher, outside the lock) and the served model's
+     * prediction for the row itself (the answer's baseline_ms, computed
+     * on first use; valid while baseline_model is the served model's
+     * generation, 0: not yet). */
+    model_counterfactual_state fit;
+    uint64_t baseline_model;
+    double baseline_ms;
 } service_state;
 
 /* What the refresher read last: the services and their states. */
@@ -91,6 +103,7 @@ struct api_engine {
 
     /* The served model (NULL: none servable yet). */
     served_model *served;
+    uint64_t served_generation; /* bumped whenever `served` changes */
     api_model_entry model;
     char why_no_model[NDT_ERRBUF_SIZE];
     int64_t picked_ns;
@@ -130,6 +143,20 @@ static int engine_predict_ms(api_engine *e, const feat_raw *rows, size_t n, doub
     return NDT_OK;
 }
 
+/* The prediction for the service's current row, once per (row, served
+ * model): every what-if against one state shares it (caller holds
+ * e->lock). */
+static int engine_baseline_ms(api_engine *e, service_state *s, double *ms, char *err, size_t errlen)
+{
+    if (s->baseline_model != e->served_generation) {
+        if (engine_predict_ms(e, &s->row, 1, &s->baseline_ms, err, errlen) != NDT_OK)
+            return NDT_ERROR;
+        s->baseline_model = e->served_generation;
+    }
+    *ms = s->baseline_ms;
+    return NDT_OK;
+}
+
 /* ---- lifecycle --------------------------------------------------------- */
 
 /* Drops the served model (it lost its gate); answers turn 503. */
@@ -139,6 +166,7 @@ static void engine_unload(api_engine *e, const char *why)
             NDT_KV_STR("reason", why));
     served_free(e->served);
     e->served = NULL;
+    e->served_generation++;
     memset(&e->model, 0, sizeof(e->model));
 }
 
@@ -172,6 +200,7 @@ static int engine_model(api_engine *e)
     }
     served_free(e->served);
     e->served = next;
+    e->served_generation++;
     e->model = entry;
     e->why_no_model[0] = '\0';
     memset(e->memo, 0, sizeof(e->memo));
@@ -196,6 +225,8 @@ static void engine_refresh(api_engine *e)
         memset(s, 0, sizeof(*s));
         snprintf(s->id, sizeof(s->id), "%s", ids[i]);
         s->rc = feat_udr_latest(e->state_udr, s->id, &s->row, s->err, sizeof(s->err));
+        if (s->rc == NDT_OK)
+            model_counterfactual_fit(&s->row, &s->fit);
         if (s->rc != NDT_OK && s->rc != NDT_AGAIN)
             ndt_log(NDT_LOG_WARN, "api", "reading the twin's state failed", NDT_KV_STR("service", s->id),
                     NDT_KV_STR("error", s->err));
@@ -203,6 +234,15 @@ static void engine_refresh(api_engine *e)
     if (n->rc != NDT_OK)
         ndt_log(NDT_LOG_WARN, "api", "listing the twin's services failed", NDT_KV_STR("error", n->err));
     pthread_mutex_lock(&e->lock);
+    /* A row the twin still holds keeps its cached baseline prediction. */
+    for (size_t i = 0; i < n->n && i < e->snap.n; i++) {
+        const service_state *old = &e->snap.services[i];
+        if (old->rc == NDT_OK && n->services[i].rc == NDT_OK && strcmp(old->id, n->services[i].id) == 0 &&
+            memcmp(&old->row, &n->services[i].row, sizeof(old->row)) == 0) {
+            n->services[i].baseline_model = old->baseline_model;
+            n->services[i].baseline_ms = old->baseline_ms;
+        }
+    }
     e->snap.rc = n->rc;
     memcpy(e->snap.err, n->err, sizeof(n->err));
     e->snap.n = n->n;
@@ -297,10 +337,10 @@ void api_engine_free(api_engine *e)
 /* The service a request names ("" = the only one) and its state, from the
  * snapshot (caller holds e->lock).  A status other than 200 is an error
  * answer. */
-static unsigned engine_state(api_engine *e, const char *want, const service_state **out, api_answer *a)
+static unsigned engine_state(api_engine *e, const char *want, service_state **out, api_answer *a)
 {
-    const state_snapshot *snap = &e->snap;
-    const service_state *s = NULL;
+    state_snapshot *snap = &e->snap;
+    service_state *s = NULL;
     if (snap->rc != NDT_OK)
         return api_fail(a, 500, "udr-error", "reading the twin's services failed: %s", snap->err);
     if (!want[0]) {
@@ -382,7 +422,7 @@ static unsigned engine_whatif_locked(api_engine *e, const api_whatif_request *re
 {
     char err[NDT_ERRBUF_SIZE];
     unsigned st = engine_check_model(e, req->model, a);
-    const service_state *s = NULL;
+    service_state *s = NULL;
     if (st == 200)
         st = engine_state(e, req->service, &s, a);
     if (st != 200)
@@ -398,9 +438,10 @@ static unsigned engine_whatif_locked(api_engine *e, const api_whatif_request *re
         feat_raw rows[2];
         double ms[2];
         rows[0] = s->row;
-        if (model_counterfactual(&s->row, &change, &rows[1], err, sizeof(err)) != NDT_OK)
+        if (model_counterfactual_apply(&s->fit, &change, &rows[1], err, sizeof(err)) != NDT_OK)
             return api_fail(a, 400, "bad-value", "%s", err);
-        if (engine_predict_ms(e, rows, 2, ms, err, sizeof(err)) != NDT_OK)
+        if (engine_baseline_ms(e, s, &ms[0], err, sizeof(err)) != NDT_OK ||
+            engine_predict_ms(e, &rows[1], 1, &ms[1], err, sizeof(err)) != NDT_OK)
             return api_fail(a, 500, "predict-failed", "%s", err);
         e->memo_misses++;
         m->used = 1;
@@ -437,7 +478,7 @@ static unsigned engine_predict_locked(api_engine *e, api_predict_request *req, a
     unsigned st = engine_check_model(e, req->model, a);
     if (st != 200)
         return st;
-    const service_state *s = NULL;
+    service_state *s = NULL;
     /* A complete state needs nothing from the twin unless a service is named. */
     if (req->present != API_STATE_ALL || req->service[0]) {
         st = engine_state(e, req->service, &s, a);
@@ -473,7 +514,7 @@ static unsigned engine_ready_locked(api_engine *e, api_answer *a)
     if (st != 200)
         api_fail(a, 503, "udr-error", "reading the twin's services failed: %s", e->snap.err);
     for (size_t i = 0; st == 200 && i < e->snap.n; i++) {
-        const service_state *s;
+        service_state *s;
         st = engine_state(e, e->snap.services[i].id, &s, a);
     }
     if (st != 200)
