@@ -26,7 +26,8 @@
  * updates gets the computed answer again, bit for bit, from a
  * direct-mapped table (API_MEMO_SLOTS; a collision just recomputes).  It
  * has room for a controller's whole sweep (a hundred or two candidate
- * changes) with few collisions: 4096 slots of 168 bytes, 0.7 MB.
+ * changes) with few collisions: 4096 slots of 288 bytes, 1.2 MB.  A slot
+ * keeps the answer's numbers as text, so a hit formats no number.
  * A miss costs what depends on the change only: the state's share (the
  * MVA fit of its unknowns, the prediction for the row itself) is computed
  * once per state and kept in the snapshot, so a controller sweeping many
@@ -80,13 +81,19 @@ typedef struct state_snapshot {
 /* The served model's handle (see "the one prediction path" below). */
 typedef model_predictor served_model;
 
-/* One remembered what-if: the key (state row, change) and its answer. */
+/* The numbers of an answer as text: three shortest round-trip doubles
+ * and four ints fit with room to spare. */
+#define API_MEMO_TEXT 192
+
+/* One remembered what-if: the key (state row, change) and its answer,
+ * as the text of the answer's first part (the numbers: formatting them
+ * as shortest round-trip doubles costs more than the rest of a hit). */
 typedef struct whatif_memo {
     int used;
     feat_raw state;
     model_change change;
-    feat_raw counterfactual;
-    double ms[2];
+    unsigned short text_len;
+    char text[API_MEMO_TEXT];
 } whatif_memo;
 
 struct api_engine {
@@ -432,35 +439,38 @@ static unsigned engine_whatif_locked(api_engine *e, const api_whatif_request *re
     model_change change;
     if (api_whatif_change(req, &s->row, &change, err, sizeof(err)) != NDT_OK)
         return api_fail(a, 400, "bad-value", "%s", err);
+    ndt_buf *b = a->body;
     whatif_memo *m = &e->memo[memo_slot(&s->row, &change)];
+    int ok;
     if (m->used && memcmp(&m->state, &s->row, sizeof(m->state)) == 0 &&
         memcmp(&m->change, &change, sizeof(change)) == 0) {
         e->memo_hits++;
+        ok = ndt_buf_append(b, m->text, m->text_len) == NDT_OK;
     } else {
-        feat_raw rows[2];
+        feat_raw after;
         double ms[2];
-        rows[0] = s->row;
-        if (model_counterfactual_apply(&s->fit, &change, &rows[1], err, sizeof(err)) != NDT_OK)
+        if (model_counterfactual_apply(&s->fit, &change, &after, err, sizeof(err)) != NDT_OK)
             return api_fail(a, 400, "bad-value", "%s", err);
         if (engine_baseline_ms(e, s, &ms[0], err, sizeof(err)) != NDT_OK ||
-            engine_predict_ms(e, &rows[1], 1, &ms[1], err, sizeof(err)) != NDT_OK)
+            engine_predict_ms(e, &after, 1, &ms[1], err, sizeof(err)) != NDT_OK)
             return api_fail(a, 500, "predict-failed", "%s", err);
         e->memo_misses++;
-        m->used = 1;
-        m->state = s->row;
-        m->change = change;
-        m->counterfactual = rows[1];
-        m->ms[0] = ms[0];
-        m->ms[1] = ms[1];
-    }
-    const feat_raw rows[2] = { m->state, m->counterfactual };
-    const double *ms = m->ms;
-    ndt_buf *b = a->body;
-    int ok = ndt_buf_append_str(b, "{\"baseline_ms\":") == NDT_OK && api_json_number(b, ms[0]) == NDT_OK &&
+        size_t start = b->len;
+        ok = ndt_buf_append_str(b, "{\"baseline_ms\":") == NDT_OK && api_json_number(b, ms[0]) == NDT_OK &&
              ndt_buf_append_str(b, ",\"predicted_ms\":") == NDT_OK && api_json_number(b, ms[1]) == NDT_OK &&
              ndt_buf_append_str(b, ",\"delta_ms\":") == NDT_OK && api_json_number(b, ms[1] - ms[0]) == NDT_OK &&
              ndt_buf_printf(b, ",\"state\":{\"users\":%d,\"pods\":%d},\"counterfactual\":{\"users\":%d,\"pods\":%d}",
-                            rows[0].users, rows[0].pods, rows[1].users, rows[1].pods) == NDT_OK;
+                            s->row.users, s->row.pods, after.users, after.pods) == NDT_OK;
+        /* Remembered only whole; a text that does not fit (it always
+         * should) is simply computed again next time. */
+        m->used = ok && b->len - start <= sizeof(m->text);
+        if (m->used) {
+            m->state = s->row;
+            m->change = change;
+            m->text_len = (unsigned short)(b->len - start);
+            memcpy(m->text, b->data + start, m->text_len);
+        }
+    }
     if (!ok || answer_tail(e, b, s) != NDT_OK)
         return api_fail(a, 500, "internal", "the answer does not fit the response buffer");
     return 200;

@@ -27,8 +27,9 @@
 # BENCH_REPEAT (default 2) rounds of the four loads, BENCH_ROUNDS
 # (default 2000) boosting rounds of the model.  BENCH_CACHE=DIR keeps the
 # campaign and the trained model there for the next run (they do not
-# depend on the code under test).  BENCH_PERF=1 records the server with
-# `perf record -g` during the first miss run and prints its top symbols.
+# depend on the code under test).  BENCH_PERF=miss (or hit, mixed)
+# records the server with `perf record -g` during the first run of that
+# load and prints its top symbols.
 . "$(dirname "$0")/lib.sh"
 SECS=${BENCH_SECONDS:-5}
 CONNS=${BENCH_CONNECTIONS:-4}
@@ -185,21 +186,22 @@ echo
 echo "| load | p50 ms | p99 ms | requests/s | server CPU us/request | memo misses |"
 echo "|---|---|---|---|---|---|"
 url=http://127.0.0.1:$PORT/v1/whatif
-perf_once=${BENCH_PERF:+perf}
+perf_hit= perf_miss= perf_mixed=
+case "${BENCH_PERF:-}" in hit) perf_hit=perf ;; miss | 1) perf_miss=perf ;; mixed) perf_mixed=perf ;; esac
 for _ in $(seq 1 "$REPEAT"); do
     run "nginx, static body (ceiling)" "http://127.0.0.1:$NGINX_PORT/v1/whatif" "$B/warm.lua"
-    run "what-if, same question (hit)" "$url" "$B/warm.lua" "$SERVE_PID"
-    run "what-if, new question each time (miss)" "$url" "$B/cold.lua" "$SERVE_PID" $perf_once
-    perf_once=
+    run "what-if, same question (hit)" "$url" "$B/warm.lua" "$SERVE_PID" $perf_hit
+    run "what-if, new question each time (miss)" "$url" "$B/cold.lua" "$SERVE_PID" $perf_miss
     feeder_start
     sleep 0.3
-    run "what-if, controller sweep, new state every 100 ms (mixed)" "$url" "$B/sweep.lua" "$SERVE_PID"
+    run "what-if, controller sweep, new state every 100 ms (mixed)" "$url" "$B/sweep.lua" "$SERVE_PID" $perf_mixed
     feeder_stop
+    perf_hit= perf_miss= perf_mixed=
 done
 echo "(load $(cut -d' ' -f1-3 /proc/loadavg) at the end)"
 if [ -n "${BENCH_PERF:-}" ]; then
     echo
-    echo "perf record -g of the server during the first miss run (self time, top symbols):"
+    echo "perf record -g of the server during the first $BENCH_PERF run (self time, top symbols):"
     perf report -i "$B/perf.data" --no-children --stdio --sort symbol 2>/dev/null |
         awk '/^ +[0-9.]+%/ { print; if (++n == 25) exit }'
 fi
