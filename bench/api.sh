@@ -37,6 +37,8 @@ THREADS=${BENCH_THREADS:-1}
 REPEAT=${BENCH_REPEAT:-2}
 ROUNDS=${BENCH_ROUNDS:-2000}
 for c in wrk nginx jq curl; do command -v "$c" >/dev/null || die "$c missing (make deps)"; done
+# perf is optional (Debian's linux-perf, not in make deps: only profiling needs it).
+[ -z "${BENCH_PERF:-}" ] || command -v perf >/dev/null || die "BENCH_PERF needs perf (apt-get install linux-perf)"
 udr_tool=$(dirname "$NDTPIPE")/tools/udr_tool
 [ -x "$udr_tool" ] || die "missing $udr_tool (make)"
 
