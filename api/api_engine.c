@@ -231,10 +231,16 @@ static void engine_refresh(api_engine *e)
     n->n = n->rc == NDT_OK ? count : 0;
     for (size_t i = 0; i < n->n; i++) {
         service_state *s = &n->services[i];
+        /* The fit is a function of the row's bytes alone, and most
+         * refreshes read the row they read last time: that row's fit is
+         * kept rather than computed again (O(users) x ~15 per service). */
+        model_counterfactual_state last_fit = s->fit;
         memset(s, 0, sizeof(*s));
         snprintf(s->id, sizeof(s->id), "%s", ids[i]);
         s->rc = feat_udr_latest(e->state_udr, s->id, &s->row, s->err, sizeof(s->err));
-        if (s->rc == NDT_OK)
+        if (s->rc == NDT_OK && memcmp(&last_fit.current, &s->row, sizeof(s->row)) == 0)
+            s->fit = last_fit;
+        else if (s->rc == NDT_OK)
             model_counterfactual_fit(&s->row, &s->fit);
         if (s->rc != NDT_OK && s->rc != NDT_AGAIN)
             ndt_log(NDT_LOG_WARN, "api", "reading the twin's state failed", NDT_KV_STR("service", s->id),
