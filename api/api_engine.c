@@ -7,12 +7,13 @@
  * the server runs.  So:
  *   - engine->lock guards the served model, the memo and the snapshot of
  *     the twin's state; a what-if holds it for a snapshot lookup and, on
- *     a memo miss, one counterfactual and one two-row prediction;
+ *     a memo miss, one MVA pass of the counterfactual and one prediction
+ *     (two for the first question asked of a state);
  *   - a refresher thread owns a UDR handle of its own and rebuilds the
- *     snapshot every state_refresh_ms (the services and each one's latest
- *     raw row, feat_udr_latest), taking the lock only to swap it in: a
- *     UDR read (a window of rows, milliseconds on a busy twin) never
- *     delays an answer;
+ *     snapshot every state_refresh_ms (the services, each one's latest
+ *     raw row, feat_udr_latest, and the counterfactual's fit to that row),
+ *     taking the lock only to swap it in: a UDR read (a window of rows,
+ *     milliseconds on a busy twin) and the fit never delay an answer;
  *   - the entity and graph endpoints use a third UDR handle under
  *     engine->view_lock, so a large listing never blocks a what-if.
  * Parsing, authentication, formatting and metrics stay outside the locks.
@@ -22,11 +23,17 @@
  * Answers are memoised: a what-if is a pure function of (model, state
  * row, change), and the state row only changes when the UDR has a newer
  * one, so a controller asking the same few questions between two state
- * updates gets the computed answer again, bit for bit, from a small
- * direct-mapped table (API_MEMO_SLOTS; a collision just recomputes).
- * A miss (the counterfactual's MVA fit and two predictions of the
- * 2000-tree model) costs ~0.17 ms on this machine; a hit costs a hash and
- * a compare.
+ * updates gets the computed answer again, bit for bit, from a
+ * direct-mapped table (API_MEMO_SLOTS; a collision just recomputes).  It
+ * has room for a controller's whole sweep (a hundred or two candidate
+ * changes) with few collisions: 4096 slots of 288 bytes, 1.2 MB.  A slot
+ * keeps the answer's numbers as text, so a hit formats no number.
+ * A miss costs what depends on the change only: the state's share (the
+ * MVA fit of its unknowns, the prediction for the row itself) is computed
+ * once per state and kept in the snapshot, so a controller sweeping many
+ * candidate changes against one state pays one MVA pass and one
+ * prediction of the 2000-tree model per new question (docs/PERFORMANCE.md
+ * has the numbers); a hit costs a hash and a compare.
  *
  * The served model is the registry's newest gated one (or --model),
  * looked up again at most every two seconds: a model graded by `ndtpipe
@@ -45,7 +52,7 @@
 #include "common/log.h"
 
 #define API_MAX_SERVICES 64
-#define API_MEMO_SLOTS 256
+#define API_MEMO_SLOTS 4096
 #define API_PICK_RETRY_NS 2000000000LL
 
 typedef struct service_state {
@@ -53,6 +60,14 @@ typedef struct service_state {
     feat_raw row;
     int rc;             /* of feat_udr_latest: NDT_OK, NDT_AGAIN (no data yet), an error */
     char err[200];      /* why, when rc is not NDT_OK */
+    /* What every what-if against this row shares: the counterfactual's
+     * fit (by the refresher, outside the lock) and the served model's
+     * prediction for the row itself (the answer's baseline_ms, computed
+     * on first use; valid while baseline_model is the served model's
+     * generation, 0: not yet). */
+    model_counterfactual_state fit;
+    uint64_t baseline_model;
+    double baseline_ms;
 } service_state;
 
 /* What the refresher read last: the services and their states. */
@@ -66,13 +81,19 @@ typedef struct state_snapshot {
 /* The served model's handle (see "the one prediction path" below). */
 typedef model_predictor served_model;
 
-/* One remembered what-if: the key (state row, change) and its answer. */
+/* The numbers of an answer as text: three shortest round-trip doubles
+ * and four ints fit with room to spare. */
+#define API_MEMO_TEXT 192
+
+/* One remembered what-if: the key (state row, change) and its answer,
+ * as the text of the answer's first part (the numbers: formatting them
+ * as shortest round-trip doubles costs more than the rest of a hit). */
 typedef struct whatif_memo {
     int used;
     feat_raw state;
     model_change change;
-    feat_raw counterfactual;
-    double ms[2];
+    unsigned short text_len;
+    char text[API_MEMO_TEXT];
 } whatif_memo;
 
 struct api_engine {
@@ -91,6 +112,7 @@ struct api_engine {
 
     /* The served model (NULL: none servable yet). */
     served_model *served;
+    uint64_t served_generation; /* bumped whenever `served` changes */
     api_model_entry model;
     char why_no_model[NDT_ERRBUF_SIZE];
     int64_t picked_ns;
@@ -130,6 +152,20 @@ static int engine_predict_ms(api_engine *e, const feat_raw *rows, size_t n, doub
     return NDT_OK;
 }
 
+/* The prediction for the service's current row, once per (row, served
+ * model): every what-if against one state shares it (caller holds
+ * e->lock). */
+static int engine_baseline_ms(api_engine *e, service_state *s, double *ms, char *err, size_t errlen)
+{
+    if (s->baseline_model != e->served_generation) {
+        if (engine_predict_ms(e, &s->row, 1, &s->baseline_ms, err, errlen) != NDT_OK)
+            return NDT_ERROR;
+        s->baseline_model = e->served_generation;
+    }
+    *ms = s->baseline_ms;
+    return NDT_OK;
+}
+
 /* ---- lifecycle --------------------------------------------------------- */
 
 /* Drops the served model (it lost its gate); answers turn 503. */
@@ -139,6 +175,7 @@ static void engine_unload(api_engine *e, const char *why)
             NDT_KV_STR("reason", why));
     served_free(e->served);
     e->served = NULL;
+    e->served_generation++;
     memset(&e->model, 0, sizeof(e->model));
 }
 
@@ -172,6 +209,7 @@ static int engine_model(api_engine *e)
     }
     served_free(e->served);
     e->served = next;
+    e->served_generation++;
     e->model = entry;
     e->why_no_model[0] = '\0';
     memset(e->memo, 0, sizeof(e->memo));
@@ -193,9 +231,17 @@ static void engine_refresh(api_engine *e)
     n->n = n->rc == NDT_OK ? count : 0;
     for (size_t i = 0; i < n->n; i++) {
         service_state *s = &n->services[i];
+        /* The fit is a function of the row's bytes alone, and most
+         * refreshes read the row they read last time: that row's fit is
+         * kept rather than computed again (O(users) x ~15 per service). */
+        model_counterfactual_state last_fit = s->fit;
         memset(s, 0, sizeof(*s));
         snprintf(s->id, sizeof(s->id), "%s", ids[i]);
         s->rc = feat_udr_latest(e->state_udr, s->id, &s->row, s->err, sizeof(s->err));
+        if (s->rc == NDT_OK && memcmp(&last_fit.current, &s->row, sizeof(s->row)) == 0)
+            s->fit = last_fit;
+        else if (s->rc == NDT_OK)
+            model_counterfactual_fit(&s->row, &s->fit);
         if (s->rc != NDT_OK && s->rc != NDT_AGAIN)
             ndt_log(NDT_LOG_WARN, "api", "reading the twin's state failed", NDT_KV_STR("service", s->id),
                     NDT_KV_STR("error", s->err));
@@ -203,6 +249,15 @@ static void engine_refresh(api_engine *e)
     if (n->rc != NDT_OK)
         ndt_log(NDT_LOG_WARN, "api", "listing the twin's services failed", NDT_KV_STR("error", n->err));
     pthread_mutex_lock(&e->lock);
+    /* A row the twin still holds keeps its cached baseline prediction. */
+    for (size_t i = 0; i < n->n && i < e->snap.n; i++) {
+        const service_state *old = &e->snap.services[i];
+        if (old->rc == NDT_OK && n->services[i].rc == NDT_OK && strcmp(old->id, n->services[i].id) == 0 &&
+            memcmp(&old->row, &n->services[i].row, sizeof(old->row)) == 0) {
+            n->services[i].baseline_model = old->baseline_model;
+            n->services[i].baseline_ms = old->baseline_ms;
+        }
+    }
     e->snap.rc = n->rc;
     memcpy(e->snap.err, n->err, sizeof(n->err));
     e->snap.n = n->n;
@@ -297,10 +352,10 @@ void api_engine_free(api_engine *e)
 /* The service a request names ("" = the only one) and its state, from the
  * snapshot (caller holds e->lock).  A status other than 200 is an error
  * answer. */
-static unsigned engine_state(api_engine *e, const char *want, const service_state **out, api_answer *a)
+static unsigned engine_state(api_engine *e, const char *want, service_state **out, api_answer *a)
 {
-    const state_snapshot *snap = &e->snap;
-    const service_state *s = NULL;
+    state_snapshot *snap = &e->snap;
+    service_state *s = NULL;
     if (snap->rc != NDT_OK)
         return api_fail(a, 500, "udr-error", "reading the twin's services failed: %s", snap->err);
     if (!want[0]) {
@@ -382,7 +437,7 @@ static unsigned engine_whatif_locked(api_engine *e, const api_whatif_request *re
 {
     char err[NDT_ERRBUF_SIZE];
     unsigned st = engine_check_model(e, req->model, a);
-    const service_state *s = NULL;
+    service_state *s = NULL;
     if (st == 200)
         st = engine_state(e, req->service, &s, a);
     if (st != 200)
@@ -390,34 +445,38 @@ static unsigned engine_whatif_locked(api_engine *e, const api_whatif_request *re
     model_change change;
     if (api_whatif_change(req, &s->row, &change, err, sizeof(err)) != NDT_OK)
         return api_fail(a, 400, "bad-value", "%s", err);
+    ndt_buf *b = a->body;
     whatif_memo *m = &e->memo[memo_slot(&s->row, &change)];
+    int ok;
     if (m->used && memcmp(&m->state, &s->row, sizeof(m->state)) == 0 &&
         memcmp(&m->change, &change, sizeof(change)) == 0) {
         e->memo_hits++;
+        ok = ndt_buf_append(b, m->text, m->text_len) == NDT_OK;
     } else {
-        feat_raw rows[2];
+        feat_raw after;
         double ms[2];
-        rows[0] = s->row;
-        if (model_counterfactual(&s->row, &change, &rows[1], err, sizeof(err)) != NDT_OK)
+        if (model_counterfactual_apply(&s->fit, &change, &after, err, sizeof(err)) != NDT_OK)
             return api_fail(a, 400, "bad-value", "%s", err);
-        if (engine_predict_ms(e, rows, 2, ms, err, sizeof(err)) != NDT_OK)
+        if (engine_baseline_ms(e, s, &ms[0], err, sizeof(err)) != NDT_OK ||
+            engine_predict_ms(e, &after, 1, &ms[1], err, sizeof(err)) != NDT_OK)
             return api_fail(a, 500, "predict-failed", "%s", err);
         e->memo_misses++;
-        m->used = 1;
-        m->state = s->row;
-        m->change = change;
-        m->counterfactual = rows[1];
-        m->ms[0] = ms[0];
-        m->ms[1] = ms[1];
-    }
-    const feat_raw rows[2] = { m->state, m->counterfactual };
-    const double *ms = m->ms;
-    ndt_buf *b = a->body;
-    int ok = ndt_buf_append_str(b, "{\"baseline_ms\":") == NDT_OK && api_json_number(b, ms[0]) == NDT_OK &&
+        size_t start = b->len;
+        ok = ndt_buf_append_str(b, "{\"baseline_ms\":") == NDT_OK && api_json_number(b, ms[0]) == NDT_OK &&
              ndt_buf_append_str(b, ",\"predicted_ms\":") == NDT_OK && api_json_number(b, ms[1]) == NDT_OK &&
              ndt_buf_append_str(b, ",\"delta_ms\":") == NDT_OK && api_json_number(b, ms[1] - ms[0]) == NDT_OK &&
              ndt_buf_printf(b, ",\"state\":{\"users\":%d,\"pods\":%d},\"counterfactual\":{\"users\":%d,\"pods\":%d}",
-                            rows[0].users, rows[0].pods, rows[1].users, rows[1].pods) == NDT_OK;
+                            s->row.users, s->row.pods, after.users, after.pods) == NDT_OK;
+        /* Remembered only whole; a text that does not fit (it always
+         * should) is simply computed again next time. */
+        m->used = ok && b->len - start <= sizeof(m->text);
+        if (m->used) {
+            m->state = s->row;
+            m->change = change;
+            m->text_len = (unsigned short)(b->len - start);
+            memcpy(m->text, b->data + start, m->text_len);
+        }
+    }
     if (!ok || answer_tail(e, b, s) != NDT_OK)
         return api_fail(a, 500, "internal", "the answer does not fit the response buffer");
     return 200;
@@ -437,7 +496,7 @@ static unsigned engine_predict_locked(api_engine *e, api_predict_request *req, a
     unsigned st = engine_check_model(e, req->model, a);
     if (st != 200)
         return st;
-    const service_state *s = NULL;
+    service_state *s = NULL;
     /* A complete state needs nothing from the twin unless a service is named. */
     if (req->present != API_STATE_ALL || req->service[0]) {
         st = engine_state(e, req->service, &s, a);
@@ -536,7 +595,7 @@ static unsigned engine_ready_locked(api_engine *e, api_answer *a)
     if (st != 200)
         api_fail(a, 503, "udr-error", "reading the twin's services failed: %s", e->snap.err);
     for (size_t i = 0; st == 200 && i < e->snap.n; i++) {
-        const service_state *s;
+        service_state *s;
         st = engine_state(e, e->snap.services[i].id, &s, a);
     }
     if (st != 200)

@@ -27,11 +27,21 @@
  * The rules and their limits are in docs/MODELS.md ("Counterfactual
  * engine").
  *
+ * The work is split in two because the API asks many changes of one
+ * state: the fit (about 15 MVA passes at the current users) depends only
+ * on the current row, so model_counterfactual_fit runs once per twin
+ * state and model_counterfactual_apply answers each change with one MVA
+ * pass at the changed users.  model_counterfactual is the two in a row;
+ * the arithmetic is the same operations in the same order either way, so
+ * every path gives the same bits (tests/unit/test_whatif.c holds the
+ * one-call engine as it was and compares).
+ *
  * Pure computation, no allocation, thread-safe.  Cost O(users) per MVA
- * pass, about 15 passes per call.
+ * pass.
  */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "models/models.h"
 
@@ -147,9 +157,33 @@ static double service_time(const feat_raw *r)
     return r->infer_ms / 1000.0 / (1.0 + r->depth);
 }
 
-int model_counterfactual(const feat_raw *current, const model_change *change, feat_raw *out,
-                         char *err, size_t errlen)
+void model_counterfactual_fit(const feat_raw *current, model_counterfactual_state *fit)
 {
+    static const model_change none = { 0 };
+    char why[8];
+    memset(fit, 0, sizeof(*fit));
+    fit->current = *current;
+    /* A row the engine refuses is refused again, with its reason, by
+     * every apply (check_state runs there); nothing to fit. */
+    if (check_state(current, &none, why, sizeof(why)) != NDT_OK)
+        return;
+    double s = service_time(current);
+    if (!(s > 0) || current->depth <= WHATIF_MIN_DEPTH)
+        return; /* the light-load rule: nothing to fit either */
+    double z = fit_think(current->users, current->pods, s, current->depth);
+    mva_point before = mva(current->users, current->pods, s, z);
+    fit->fitted = 1;
+    fit->service_s = s;
+    fit->think_s = z;
+    fit->throughput = before.throughput;
+    fit->response_s = before.response_s;
+    fit->utilisation = before.utilisation;
+}
+
+int model_counterfactual_apply(const model_counterfactual_state *fit, const model_change *change,
+                               feat_raw *out, char *err, size_t errlen)
+{
+    const feat_raw *current = &fit->current;
     int rc = check_state(current, change, err, errlen);
     if (rc != NDT_OK)
         return rc;
@@ -161,8 +195,7 @@ int model_counterfactual(const feat_raw *current, const model_change *change, fe
     after.mem_system = current->mem_system * after.pods / current->pods;
     if (after.mem_system > 100)
         after.mem_system = 100;
-    double s = service_time(current);
-    if (!(s > 0) || current->depth <= WHATIF_MIN_DEPTH) {
+    if (!fit->fitted) {
         /* No load signal (an idle service, or every arrival found an
          * empty pod): MVA cannot be fitted.  Light load is the honest
          * reading: the queue stays empty and the columns that measure
@@ -175,25 +208,35 @@ int model_counterfactual(const feat_raw *current, const model_change *change, fe
         *out = after;
         return NDT_OK;
     }
-    double z = fit_think(current->users, current->pods, s, current->depth);
-    mva_point before = mva(current->users, current->pods, s, z);
-    mva_point then = mva(after.users, after.pods, s, z);
+    double s = fit->service_s;
+    mva_point then = mva(after.users, after.pods, s, fit->think_s);
 
     after.depth = then.depth;
     after.backlog_s = then.depth * s;
     /* A pod's process CPU is its busy fraction times the cores one
      * inference uses; node CPU follows the work done per second. */
-    if (before.utilisation > 0)
-        after.cpu_process = current->cpu_process * then.utilisation / before.utilisation;
-    if (before.throughput > 0)
-        after.cpu_system = current->cpu_system * then.throughput / before.throughput;
+    if (fit->utilisation > 0)
+        after.cpu_process = current->cpu_process * then.utilisation / fit->utilisation;
+    if (fit->throughput > 0)
+        after.cpu_system = current->cpu_system * then.throughput / fit->throughput;
     if (after.cpu_system > 100)
         after.cpu_system = 100;
     /* Latency: MVA's response time, scaled by how far the row's own
      * latency is from MVA's at the current state (CPU contention, cold
      * pods and per-row noise MVA does not see carry over). */
-    double scale = current->infer_ms > 0 ? current->infer_ms / 1000.0 / before.response_s : 1.0;
+    double scale = current->infer_ms > 0 ? current->infer_ms / 1000.0 / fit->response_s : 1.0;
     after.infer_ms = 1000.0 * then.response_s * scale;
     *out = after;
     return NDT_OK;
+}
+
+int model_counterfactual(const feat_raw *current, const model_change *change, feat_raw *out,
+                         char *err, size_t errlen)
+{
+    model_counterfactual_state fit;
+    int rc = check_state(current, change, err, errlen);
+    if (rc != NDT_OK)
+        return rc;
+    model_counterfactual_fit(current, &fit);
+    return model_counterfactual_apply(&fit, change, out, err, errlen);
 }

@@ -272,4 +272,23 @@ typedef struct model_change {
 int model_counterfactual(const feat_raw *current, const model_change *change, feat_raw *out,
                          char *err, size_t errlen);
 
+/* The same answer in two steps, for many changes asked of one state: the
+ * fit (the part that depends on the current row only, ~15 MVA passes)
+ * once, then one MVA pass per change.  apply gives model_counterfactual's
+ * result and error to the bit.  A state the engine refuses still fits
+ * (fitted = 0); every apply then refuses it with the reason. */
+typedef struct model_counterfactual_state {
+    feat_raw current;
+    int fitted;            /* MVA fitted; 0: the light-load rule (or a refused row) */
+    double service_s;      /* S: the service time per request */
+    double think_s;        /* Z: the think time fitted to the row's depth */
+    double throughput;     /* MVA at the current state: requests/s */
+    double response_s;     /*   response time */
+    double utilisation;    /*   of one pod */
+} model_counterfactual_state;
+
+void model_counterfactual_fit(const feat_raw *current, model_counterfactual_state *fit);
+int model_counterfactual_apply(const model_counterfactual_state *fit, const model_change *change,
+                               feat_raw *out, char *err, size_t errlen);
+
 #endif

@@ -105,6 +105,8 @@ note "400 users on 3 pods: baseline $(jq .baseline_ms "$T/plus.json") ms; +1 pod
 expect 200 "" POST /v1/whatif '{"service":"ndt.inference","change":{"pods":4}}'
 jq -e --slurpfile p "$T/plus.json" '.predicted_ms == $p[0].predicted_ms' "$T/body" >/dev/null \
     || fail "pods 4 differs from pods +1: $body"
+# ... and it is the same question (a memo hit): the same answer, byte for byte.
+cmp -s "$T/body" "$T/plus.json" || fail "the remembered answer differs: $body vs $(cat "$T/plus.json")"
 expect 200 "" POST /v1/whatif '{"change":{"users":200}}'
 jq -e '.counterfactual.users == 200 and .counterfactual.pods == 3 and .delta_ms < 0' "$T/body" >/dev/null \
     || fail "users 200: $body"

@@ -6,6 +6,8 @@
  * predicts the raw state the emulated testbed actually shows after a
  * change (the strongest check: a real closed-loop simulation, not MVA's
  * own assumptions: lognormal work, CPU contention, random balancing).
+ * The API's split engine (fit once per state, apply per change) gives
+ * the one-call engine's bits, against a frozen copy of the latter.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -224,6 +226,241 @@ static void predicts_what_the_testbed_shows(void **state)
     assert_int_equal(misses, 0);
 }
 
+
+/* ---- the engine as it was before the fit/apply split -------------------
+ * A frozen copy of model_counterfactual as one call (fit and change
+ * together, commit d30d2b9), so that the split engine can be compared
+ * with it bit for bit: the API answers through model_counterfactual_apply
+ * on a fit made once per state, and must give exactly what `validate`
+ * graded. */
+#define REF_WHATIF_MAX_USERS 100000
+#define REF_WHATIF_MIN_DEPTH 1e-6
+#define REF_WHATIF_FIT_STEPS 60
+
+typedef struct ref_mva_point {
+    double throughput; /* requests/s over all pods */
+    double response_s; /* time in a pod's queue + service */
+    double depth;      /* requests an arrival finds at its pod (arrival theorem) */
+    double utilisation; /* of one pod, 0..1 */
+} ref_mva_point;
+
+/* Exact MVA of U users, think time z, over `pods` identical FIFO servers
+ * each visited with probability 1/pods and service time s. */
+static ref_mva_point ref_mva(int users, int pods, double s, double z)
+{
+    double queue = 0; /* per pod, with n - 1 users in the loop */
+    ref_mva_point p = { 0 };
+    for (int n = 1; n <= users; n++) {
+        p.depth = queue;
+        p.response_s = s * (1.0 + queue);
+        p.throughput = n / (z + p.response_s);
+        queue = p.throughput * p.response_s / pods;
+    }
+    p.utilisation = p.throughput * s / pods;
+    if (p.utilisation > 1.0)
+        p.utilisation = 1.0;
+    return p;
+}
+
+/* The think time whose MVA depth at (users, pods) equals `depth`.  Depth
+ * falls as think time grows: a doubling bracket, then the Illinois
+ * variant of regula falsi (superlinear, never leaves the bracket), so a
+ * fit costs about a dozen MVA passes.  A depth above what z = 0 gives
+ * (noise in a saturated row) fits z = 0. */
+static double ref_fit_think(int users, int pods, double s, double depth)
+{
+    double f_lo = ref_mva(users, pods, s, 0).depth - depth;
+    if (f_lo <= 0)
+        return 0;
+    double lo = 0, hi = s, f_hi = ref_mva(users, pods, s, hi).depth - depth;
+    for (int i = 0; i < 200 && f_hi > 0; i++) {
+        lo = hi;
+        f_lo = f_hi;
+        hi *= 2;
+        f_hi = ref_mva(users, pods, s, hi).depth - depth;
+    }
+    int side = 0;
+    for (int i = 0; i < REF_WHATIF_FIT_STEPS && hi - lo > 1e-9 * hi; i++) {
+        double z = (lo * f_hi - hi * f_lo) / (f_hi - f_lo);
+        double f = ref_mva(users, pods, s, z).depth - depth;
+        if (f == 0)
+            return z;
+        if (f > 0) {
+            lo = z;
+            f_lo = f;
+            if (side == 1)
+                f_hi /= 2;
+            side = 1;
+        } else {
+            hi = z;
+            f_hi = f;
+            if (side == -1)
+                f_lo /= 2;
+            side = -1;
+        }
+        if (fabs(f) < 1e-9 * (depth > 1 ? depth : 1))
+            return z;
+    }
+    return 0.5 * (lo + hi);
+}
+
+static int ref_check_state(const feat_raw *r, const model_change *c, char *err, size_t errlen)
+{
+    if (r->pods < 1 || r->users < 1) {
+        snprintf(err, errlen, "current state has users=%d pods=%d; both must be at least 1",
+                 r->users, r->pods);
+        return NDT_EBADCONF;
+    }
+    if ((c->has_pods && c->pods < 1) || (c->has_users && c->users < 1)) {
+        snprintf(err, errlen, "a what-if needs at least 1 pod and 1 user (asked: %s%d %s%d)",
+                 c->has_pods ? "pods=" : "", c->has_pods ? c->pods : r->pods,
+                 c->has_users ? "users=" : "", c->has_users ? c->users : r->users);
+        return NDT_EBADCONF;
+    }
+    int users = c->has_users ? c->users : r->users;
+    if (users > REF_WHATIF_MAX_USERS || r->users > REF_WHATIF_MAX_USERS) {
+        snprintf(err, errlen, "users above %d are beyond the counterfactual engine",
+                 REF_WHATIF_MAX_USERS);
+        return NDT_EBADCONF;
+    }
+    if (!isfinite(r->depth) || !isfinite(r->backlog_s) || !isfinite(r->cpu_process) ||
+        !isfinite(r->cpu_system) || !isfinite(r->mem_system) || !isfinite(r->infer_ms) ||
+        r->depth < 0 || r->backlog_s < 0 || r->infer_ms < 0) {
+        snprintf(err, errlen, "current state has a negative or non-finite telemetry value");
+        return NDT_EBADCONF;
+    }
+    return NDT_OK;
+}
+
+/* The service time per request, in seconds: the exporter's backlog
+ * estimate is depth x its EWMA service time, so their ratio is that
+ * EWMA.  Without a queue, the latency itself (an arrival that finds
+ * `depth` requests waits for them and its own service). */
+static double ref_service_time(const feat_raw *r)
+{
+    if (r->depth > REF_WHATIF_MIN_DEPTH && r->backlog_s > 0)
+        return r->backlog_s / r->depth;
+    return r->infer_ms / 1000.0 / (1.0 + r->depth);
+}
+
+static int ref_counterfactual(const feat_raw *current, const model_change *change, feat_raw *out,
+                         char *err, size_t errlen)
+{
+    int rc = ref_check_state(current, change, err, errlen);
+    if (rc != NDT_OK)
+        return rc;
+    feat_raw after = *current;
+    after.users = change->has_users ? change->users : current->users;
+    after.pods = change->has_pods ? change->pods : current->pods;
+    /* Each replica loads its own runtime and model: memory in use follows
+     * the pod count, so the memory per pod (memory density) is kept. */
+    after.mem_system = current->mem_system * after.pods / current->pods;
+    if (after.mem_system > 100)
+        after.mem_system = 100;
+    double s = ref_service_time(current);
+    if (!(s > 0) || current->depth <= REF_WHATIF_MIN_DEPTH) {
+        /* No load signal (an idle service, or every arrival found an
+         * empty pod): MVA cannot be fitted.  Light load is the honest
+         * reading: the queue stays empty and the columns that measure
+         * load scale with users per pod, bounded by one busy server. */
+        double ratio = ((double)after.users / after.pods) / ((double)current->users / current->pods);
+        after.cpu_process = current->cpu_process * ratio;
+        after.cpu_system = current->cpu_system * (double)after.users / current->users;
+        if (after.cpu_system > 100)
+            after.cpu_system = 100;
+        *out = after;
+        return NDT_OK;
+    }
+    double z = ref_fit_think(current->users, current->pods, s, current->depth);
+    ref_mva_point before = ref_mva(current->users, current->pods, s, z);
+    ref_mva_point then = ref_mva(after.users, after.pods, s, z);
+
+    after.depth = then.depth;
+    after.backlog_s = then.depth * s;
+    /* A pod's process CPU is its busy fraction times the cores one
+     * inference uses; node CPU follows the work done per second. */
+    if (before.utilisation > 0)
+        after.cpu_process = current->cpu_process * then.utilisation / before.utilisation;
+    if (before.throughput > 0)
+        after.cpu_system = current->cpu_system * then.throughput / before.throughput;
+    if (after.cpu_system > 100)
+        after.cpu_system = 100;
+    /* Latency: MVA's response time, scaled by how far the row's own
+     * latency is from MVA's at the current state (CPU contention, cold
+     * pods and per-row noise MVA does not see carry over). */
+    double scale = current->infer_ms > 0 ? current->infer_ms / 1000.0 / before.response_s : 1.0;
+    after.infer_ms = 1000.0 * then.response_s * scale;
+    *out = after;
+    return NDT_OK;
+}
+
+/* Deterministic states over the whole domain: idle rows (depth 0), rows
+ * without a backlog, saturated and light ones, refused ones (pods 0,
+ * NaN, negative), and for each many changes: fit once, apply each, and
+ * compare with the one-call engine to the bit (result bytes, status and
+ * error text). */
+static void split_engine_gives_the_same_bits(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    size_t compared = 0, refused = 0, fitted = 0;
+    for (int i = 0; i < 400; i++) {
+        double u[9];
+        for (int j = 0; j < 9; j++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            u[j] = (double)(x >> 11) / 9007199254740992.0;
+        }
+        feat_raw r = { .timestamp_ms = 1767225600000 + i, .users = 1 + (int)(u[0] * 3000),
+                       .pods = 1 + (int)(u[1] * 16),
+                       .depth = u[2] < 0.15 ? 0 : pow(10, 5 * u[2] - 3),
+                       .backlog_s = u[3] < 0.1 ? 0 : pow(10, 4 * u[3] - 4),
+                       .cpu_process = 300 * u[4], .cpu_system = 100 * u[5], .mem_system = 100 * u[6],
+                       .infer_ms = u[7] < 0.1 ? 0 : pow(10, 4 * u[7] - 1) };
+        if (i % 50 == 7)
+            r.pods = 0;
+        if (i % 50 == 17)
+            r.depth = NAN;
+        if (i % 50 == 27)
+            r.backlog_s = -1;
+        if (i % 50 == 37)
+            r.users = 200000;
+        model_counterfactual_state fit;
+        model_counterfactual_fit(&r, &fit);
+        fitted += fit.fitted != 0;
+        /* A controller's sweep: pods 0..12, users around the current
+         * and beyond the engine's bound, each alone and both. */
+        for (int pods = 0; pods <= 12; pods++) {
+            for (int k = 0; k < 6; k++) {
+                static const double user_factor[6] = { 0, 0.5, 1, 1.5, 3, 100 };
+                model_change c = { .has_pods = pods > 0, .pods = pods,
+                                   .has_users = k > 0, .users = (int)(r.users * user_factor[k]) };
+                if (!c.has_pods && k == 0)
+                    c = (model_change){ .has_pods = 1, .pods = 0 }; /* refused */
+                feat_raw want, got, one_call;
+                char want_err[256] = "", got_err[256] = "", one_err[256] = "";
+                memset(&want, 0xA5, sizeof(want));
+                memset(&got, 0xA5, sizeof(got));
+                memset(&one_call, 0xA5, sizeof(one_call));
+                int want_rc = ref_counterfactual(&r, &c, &want, want_err, sizeof(want_err));
+                int got_rc = model_counterfactual_apply(&fit, &c, &got, got_err, sizeof(got_err));
+                int one_rc = model_counterfactual(&r, &c, &one_call, one_err, sizeof(one_err));
+                assert_int_equal(got_rc, want_rc);
+                assert_int_equal(one_rc, want_rc);
+                assert_string_equal(got_err, want_err);
+                assert_string_equal(one_err, want_err);
+                assert_memory_equal(&got, &want, sizeof(want));
+                assert_memory_equal(&one_call, &want, sizeof(want));
+                refused += want_rc != NDT_OK;
+                compared++;
+            }
+        }
+    }
+    /* The sample reaches every branch: fitted, light-load and refused. */
+    assert_int_equal(compared, 400 * 13 * 6);
+    assert_true(fitted > 100 && fitted < 390);
+    assert_true(refused > 400 && refused < compared / 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +470,7 @@ int main(void)
         cmocka_unit_test(saturation_is_bounded_by_capacity),
         cmocka_unit_test(any_state_gives_a_bounded_answer),
         cmocka_unit_test(predicts_what_the_testbed_shows),
+        cmocka_unit_test(split_engine_gives_the_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
