@@ -542,7 +542,7 @@ static unsigned engine_sweep_locked(api_engine *e, const char *service, int lo, 
                                     api_answer *a)
 {
     char err[NDT_ERRBUF_SIZE];
-    const service_state *s = NULL;
+    service_state *s = NULL;
     unsigned st = engine_check_model(e, "", a);
     if (st == 200)
         st = engine_state(e, service, &s, a);
@@ -559,7 +559,7 @@ static unsigned engine_sweep_locked(api_engine *e, const char *service, int lo, 
     out->pods = s->row.pods;
     out->lo = lo;
     out->hi = hi;
-    if (engine_predict_ms(e, &s->row, 1, &out->current_ms, err, sizeof(err)) != NDT_OK)
+    if (engine_baseline_ms(e, s, &out->current_ms, err, sizeof(err)) != NDT_OK)
         return api_fail(a, 500, "predict-failed", "%s", err);
     for (int k = lo; k <= hi; k++) {
         if (k == s->row.pods) {
@@ -568,7 +568,7 @@ static unsigned engine_sweep_locked(api_engine *e, const char *service, int lo, 
         }
         model_change change = { .has_pods = 1, .pods = k };
         feat_raw after;
-        if (model_counterfactual(&s->row, &change, &after, err, sizeof(err)) != NDT_OK)
+        if (model_counterfactual_apply(&s->fit, &change, &after, err, sizeof(err)) != NDT_OK)
             return api_fail(a, 500, "counterfactual-failed", "%s", err);
         if (engine_predict_ms(e, &after, 1, &out->ms[k - lo], err, sizeof(err)) != NDT_OK)
             return api_fail(a, 500, "predict-failed", "%s", err);
