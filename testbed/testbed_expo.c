@@ -196,7 +196,8 @@ static void testbed_write_service(testbed_writer *w)
     testbed_family(w, "inference_avg_window_seconds", "gauge",
                    "Trailing window the inference_avg_* request averages cover (depth, backlog, total time).");
     testbed_w(w, "inference_avg_window_seconds");
-    testbed_value(w, w->sim->avg_ticks * w->sim->p.sample_interval_s);
+    /* to the microsecond: 250 x 0.02 s is 5.000000000000001 in doubles */
+    testbed_value(w, 1e-6 * (double)llround(1e6 * w->sim->avg_ticks * w->sim->p.sample_interval_s));
     testbed_write_histogram(w);
 }
 
