@@ -25,6 +25,7 @@
 #define CLI_TESTBED_OPT_INTERVAL 2000
 #define CLI_TESTBED_OPT_PLOT 2001
 #define CLI_TESTBED_OPT_MAX_QUEUE 2002
+#define CLI_TESTBED_OPT_AVG_WINDOW 2003
 
 static const char cli_testbed_help[] =
     "usage: ndtpipe testbed [--listen ADDR] [--users N] [--pods N] [--seed S] [--max-queue N]\n"
@@ -38,7 +39,9 @@ static const char cli_testbed_help[] =
     "  --pods N         replicas at start, 1..32 (default 1)\n"
     "  --seed S         seed of the simulation (default 1)\n"
     "  --max-queue N    requests a pod queues beyond the one in service; more get\n"
-    "                   503 and retry after thinking; 0 unbounded (default 16)\n" CLI_COMMON_HELP;
+    "                   503 and retry after thinking; 0 unbounded (default 16)\n"
+    "  --avg-window DUR the avg_* gauges average the requests of the last DUR;\n"
+    "                   0 = the last 20 ms window only (default 5s)\n" CLI_COMMON_HELP;
 
 static const char cli_campaign_help[] =
     "usage: ndtpipe testbed campaign --dwell DUR --out FILE.csv [options]\n\n"
@@ -53,7 +56,24 @@ static const char cli_campaign_help[] =
     "  --seed S         seed of the simulation (default 1)\n"
     "  --out FILE       the dataset CSV, - for stdout (required)\n"
     "  --plot FILE      also write an SVG of mean latency against pods\n"
-    "  --max-queue N    per-pod admission bound, 0 unbounded (default 16)\n" CLI_COMMON_HELP;
+    "  --max-queue N    per-pod admission bound, 0 unbounded (default 16)\n"
+    "  --avg-window DUR averaging window of the avg_* columns, 0 = one interval\n"
+    "                   (default 5s)\n" CLI_COMMON_HELP;
+
+/* The averaging window: 0 (one telemetry window) up to the 4096 windows
+ * of history a pod keeps at `interval_s`. */
+static int cli_testbed_parse_avg_window(const char *cmd, const char *arg, double interval_s,
+                                        double *out)
+{
+    char err[NDT_ERRBUF_SIZE];
+    if (testbed_parse_duration(arg, out, err, sizeof(err)) != NDT_OK)
+        return cli_usage_error(cmd, "--avg-window: %s", err);
+    if (*out < 0 || *out / interval_s > TESTBED_MAX_AVG_TICKS)
+        return cli_usage_error(cmd, "--avg-window: must be 0..%d intervals (%gs at %gs), got '%s'",
+                               TESTBED_MAX_AVG_TICKS, TESTBED_MAX_AVG_TICKS * interval_s,
+                               interval_s, arg);
+    return NDT_EXIT_OK;
+}
 
 static int cli_testbed_parse_seed(const char *cmd, const char *arg, uint64_t *out)
 {
@@ -85,6 +105,7 @@ static int cli_testbed_live(int argc, char **argv)
         { "listen", required_argument, NULL, 'l' }, { "users", required_argument, NULL, 'u' },
         { "pods", required_argument, NULL, 'p' },   { "seed", required_argument, NULL, 's' },
         { "max-queue", required_argument, NULL, CLI_TESTBED_OPT_MAX_QUEUE },
+        { "avg-window", required_argument, NULL, CLI_TESTBED_OPT_AVG_WINDOW },
         { "help", no_argument, NULL, 'h' },         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
@@ -102,6 +123,9 @@ static int cli_testbed_live(int argc, char **argv)
         case 's': rc = cli_testbed_parse_seed(cmd, optarg, &p.seed); break;
         case CLI_TESTBED_OPT_MAX_QUEUE:
             rc = cli_testbed_parse_count(cmd, "--max-queue", optarg, 0, TESTBED_MAX_USERS, &p.max_queue);
+            break;
+        case CLI_TESTBED_OPT_AVG_WINDOW:
+            rc = cli_testbed_parse_avg_window(cmd, optarg, p.sample_interval_s, &p.avg_window_s);
             break;
         case 'h': fputs(cli_testbed_help, stdout); return NDT_EXIT_OK;
         default:
@@ -125,7 +149,7 @@ static int cli_testbed_live(int argc, char **argv)
     ndt_log(NDT_LOG_INFO, "testbed", "serving", NDT_KV_STR("listen", listen),
             NDT_KV_INT("port", testbed_server_port(srv)), NDT_KV_INT("users", p.users),
             NDT_KV_INT("pods", p.pods), NDT_KV_UINT("seed", p.seed),
-            NDT_KV_INT("max_queue", p.max_queue));
+            NDT_KV_INT("max_queue", p.max_queue), NDT_KV_DOUBLE("avg_window_s", p.avg_window_s));
     struct timespec pause = { 0, 50 * 1000000L };
     while (!cli_stop_requested())
         nanosleep(&pause, NULL);
@@ -211,11 +235,13 @@ static int cli_testbed_campaign(int argc, char **argv)
         { "out", required_argument, NULL, 'o' },
         { "plot", required_argument, NULL, CLI_TESTBED_OPT_PLOT },
         { "max-queue", required_argument, NULL, CLI_TESTBED_OPT_MAX_QUEUE },
+        { "avg-window", required_argument, NULL, CLI_TESTBED_OPT_AVG_WINDOW },
         { "help", no_argument, NULL, 'h' },
         CLI_COMMON_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
     const char *cmd = "testbed campaign", *out_path = NULL, *plot_path = NULL;
+    const char *avg_window_arg = NULL;
     char err[NDT_ERRBUF_SIZE];
     testbed_campaign c = { .users = { 200, 400, 600 }, .nusers = 3, .pods_min = 1, .pods_max = 6,
                            .interval_s = 0.020, .epoch_ms = 1767225600000.0 };
@@ -253,6 +279,7 @@ static int cli_testbed_campaign(int argc, char **argv)
             rc = cli_testbed_parse_count(cmd, "--max-queue", optarg, 0, TESTBED_MAX_USERS,
                                          &c.params.max_queue);
             break;
+        case CLI_TESTBED_OPT_AVG_WINDOW: avg_window_arg = optarg; break;
         case 'h': fputs(cli_campaign_help, stdout); return NDT_EXIT_OK;
         default:
             if (cli_common_option(cmd, opt, optarg) == NDT_OK)
@@ -266,6 +293,10 @@ static int cli_testbed_campaign(int argc, char **argv)
         return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (c.dwell_s <= 0)
         return cli_usage_error(cmd, "--dwell is required (e.g. --dwell 5m)");
+    /* After the loop: the window's bound depends on --interval. */
+    if (avg_window_arg && (rc = cli_testbed_parse_avg_window(cmd, avg_window_arg, c.interval_s,
+                                                             &c.params.avg_window_s)) != NDT_EXIT_OK)
+        return rc;
     if (!out_path)
         return cli_usage_error(cmd, "--out is required (a CSV path, or - for stdout)");
     if (c.interval_s > c.dwell_s)

@@ -54,16 +54,39 @@ typedef struct cli_validate_opts {
     size_t max_rows;
 } cli_validate_opts;
 
+/* XGBoost through libxgboost (threaded batches, as trained); any other
+ * kind (the DNN) through the served predictor, which adds its baseline. */
 typedef struct cli_predictor {
     model_xgb *model;
     feat_baseline baseline;
+    model_predictor *served;
 } cli_predictor;
+
+static int cli_validate_predict_served(const cli_predictor *p, const feat_raw *rows, size_t n,
+                                       double *ms, char *err, size_t errlen)
+{
+    double (*x)[FEAT_DIM] = calloc(n ? n : 1, sizeof(*x));
+    if (!x) {
+        snprintf(err, errlen, "out of memory predicting %zu rows", n);
+        return NDT_ERROR;
+    }
+    for (size_t i = 0; i < n; i++)
+        feat_compute(&rows[i], x[i]);
+    int rc = model_predictor_predict_log(p->served, (const double (*)[FEAT_DIM])x, n, ms, err,
+                                         errlen);
+    for (size_t i = 0; rc == NDT_OK && i < n; i++)
+        ms[i] = feat_target_inverse(ms[i]);
+    free(x);
+    return rc;
+}
 
 /* The one prediction path: features, XGBoost, the baseline, back to ms. */
 static int cli_validate_predict(void *ctx, const feat_raw *rows, size_t n, double *ms, char *err,
                                 size_t errlen)
 {
     cli_predictor *p = ctx;
+    if (p->served)
+        return cli_validate_predict_served(p, rows, n, ms, err, errlen);
     float *x = calloc((n ? n : 1) * FEAT_DIM, sizeof(float));
     double *base = malloc((n ? n : 1) * sizeof(double));
     int rc = NDT_ERROR;
@@ -202,7 +225,13 @@ int cli_cmd_validate(int argc, char **argv)
 
     const char *where = "";
     rc = model_registry_trim(o.registry, o.id, &trim, err, sizeof(err));
+    char kind[16] = "";
     if (rc == NDT_OK)
+        rc = model_registry_meta(o.registry, o.id, kind, sizeof(kind), &pred.baseline, err,
+                                 sizeof(err));
+    if (rc == NDT_OK && strcmp(kind, "xgboost") != 0)
+        rc = model_predictor_load(o.registry, o.id, &pred.served, err, sizeof(err));
+    else if (rc == NDT_OK)
         rc = model_registry_load(o.registry, o.id, o.threads, &pred.model, &pred.baseline, err,
                                  sizeof(err));
     if (rc == NDT_OK)
@@ -241,6 +270,7 @@ int cli_cmd_validate(int argc, char **argv)
 done:
     model_validation_free(&v);
     model_xgb_free(pred.model);
+    model_predictor_free(pred.served);
     feat_dataset_free(&ds);
     return exit_code;
 }

@@ -34,6 +34,7 @@
 
 #define TESTBED_MAX_USERS 20000
 #define TESTBED_MAX_PODS 32
+#define TESTBED_MAX_AVG_TICKS 4096
 #define TESTBED_DEFAULT_LISTEN "127.0.0.1:9101"
 
 /* Model parameters; testbed_params_default() documents where each comes from. */
@@ -54,6 +55,12 @@ typedef struct testbed_params {
     int max_queue;              /* per pod: requests waiting beyond the one in
                                    service; an arrival finding it full gets 503
                                    and retries after thinking (0: unbounded) */
+    double avg_window_s;        /* the service's avg_* gauges average the
+                                   requests of the last avg_window_s seconds
+                                   (rounded to whole telemetry windows, at most
+                                   TESTBED_MAX_AVG_TICKS of them); 0: only the
+                                   last telemetry window (docs/TESTBED.md,
+                                   "Averaging window") */
 } testbed_params;
 
 void testbed_params_default(testbed_params *p);

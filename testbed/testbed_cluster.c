@@ -170,6 +170,7 @@ static int testbed_cluster_add_pod(testbed_sim *sim)
         return NDT_ERROR; /* stays Pending, like an unschedulable pod */
     testbed_pod *pod = &sim->pods_arr[slot];
     *pod = (testbed_pod){ 0 };
+    testbed_pod_reset_average(sim, slot);
     pod->state = TESTBED_POD_STARTING;
     pod->node = node;
     pod->ordinal = sim->next_ordinal++;

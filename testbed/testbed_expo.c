@@ -147,10 +147,10 @@ static void testbed_write_service(testbed_writer *w)
     testbed_pod_gauge(w, "inference_queue_depth", "Requests queued or in service in the pod now.",
                       testbed_get_depth_now);
     testbed_pod_gauge(w, "inference_avg_depth_on_enqueue",
-                      "Average queue depth seen by requests enqueued in the last window.",
+                      "Average queue depth seen by requests enqueued in the averaging window.",
                       testbed_get_depth);
     testbed_pod_gauge(w, "inference_avg_backlog_est_seconds",
-                      "Average backlog estimate (depth times service-time estimate) at enqueue.",
+                      "Average backlog estimate (depth times service-time estimate) at enqueue, over the averaging window.",
                       testbed_get_backlog);
     testbed_pod_gauge(w, "inference_avg_cpu_process_percent",
                       "CPU of the inference process over the last window, percent of one core.",
@@ -162,7 +162,7 @@ static void testbed_write_service(testbed_writer *w)
                       "Memory in use on the pod's node, percent of its total.",
                       testbed_get_mem_system);
     testbed_pod_gauge(w, "inference_avg_total_infer_seconds",
-                      "Average total inference time of requests completed in the last window.",
+                      "Average total inference time of requests completed in the averaging window.",
                       testbed_get_total);
     testbed_family(w, "inference_requests_total", "counter", "Inference requests answered.");
     for (int i = 0; i < TESTBED_MAX_PODS; i++) {
@@ -191,6 +191,13 @@ static void testbed_write_service(testbed_writer *w)
                    "Requests a pod queues beyond the one in service before refusing (0: unbounded).");
     testbed_w(w, "inference_max_queue_size");
     testbed_value(w, w->sim->p.max_queue);
+    /* The window the avg_* gauges cover, as whole telemetry windows: what a
+     * reader needs to know how smooth they are. */
+    testbed_family(w, "inference_avg_window_seconds", "gauge",
+                   "Trailing window the inference_avg_* request averages cover (depth, backlog, total time).");
+    testbed_w(w, "inference_avg_window_seconds");
+    /* to the microsecond: 250 x 0.02 s is 5.000000000000001 in doubles */
+    testbed_value(w, 1e-6 * (double)llround(1e6 * w->sim->avg_ticks * w->sim->p.sample_interval_s));
     testbed_write_histogram(w);
 }
 

@@ -47,6 +47,15 @@ int testbed_heap_push(testbed_heap *h, double t, int user);
 const testbed_timer *testbed_heap_peek(const testbed_heap *h);
 void testbed_heap_pop(testbed_heap *h);
 
+/* One telemetry window of a pod's requests, kept for the averaging window.
+ * Sums are integers (depth in requests, times in nanoseconds) so the sliding
+ * sums add and subtract exactly: no drift over hours of saturation. */
+typedef struct testbed_avg_tick {
+    uint32_t enq, done;
+    uint64_t depth_sum;
+    int64_t backlog_ns, total_ns;
+} testbed_avg_tick;
+
 #define TESTBED_NODES 3
 #define TESTBED_HIST_BUCKETS 14
 
@@ -97,6 +106,9 @@ typedef struct testbed_pod {
     /* current window */
     uint64_t w_enq, w_done;
     double w_depth_sum, w_backlog_sum, w_total_sum, w_cpu_s;
+    /* sliding sums over the averaging window (ring in testbed_sim.avg_ring) */
+    uint64_t a_enq, a_done, a_depth_sum;
+    int64_t a_backlog_ns, a_total_ns;
     /* gauges of the last window (the paper's avg_* per pod) */
     double g_depth, g_backlog_s, g_cpu_pct, g_total_s;
 } testbed_pod;
@@ -122,6 +134,8 @@ struct testbed_sim {
     double *user_sent_at;
     /* telemetry windows */
     double next_window;
+    int avg_ticks;              /* telemetry windows per averaging window */
+    testbed_avg_tick *avg_ring; /* [TESTBED_MAX_PODS][avg_ticks] */
     uint64_t windows;
     testbed_sample last;
     testbed_sample_fn on_sample;
@@ -143,6 +157,8 @@ int testbed_cluster_active_pods(const testbed_sim *sim);
 void testbed_cluster_update_speeds(testbed_sim *sim, int node);
 void testbed_cluster_refresh_memory(testbed_sim *sim);
 double testbed_node_mem_used(const testbed_sim *sim, int node);
+/* Empties a slot's averaging ring (a new pod starts with no history). */
+void testbed_pod_reset_average(testbed_sim *sim, int slot);
 /* Cores a pod uses right now (its process CPU). */
 double testbed_pod_cores(const testbed_sim *sim, const testbed_pod *pod);
 

@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/ndt.h"
 #include "testbed/testbed_internal.h"
@@ -56,6 +57,14 @@ void testbed_params_default(testbed_params *p)
          * regimes answer in ~0.5-0.6 s and refuse the rest with 503,
          * while 4-6 pods at 600 users almost never reach it. */
         .max_queue = 16,
+        /* The avg_* gauges average the requests of the last 5 s, as a
+         * service's "recent average" does (docs/TESTBED.md, "Averaging
+         * window"): Envoy flushes its stats every 5 s, HAProxy averages its
+         * queue and response times over the last 1024 requests (~10-50 s
+         * per server here), and 5 s spans several relaxation times of a
+         * pod's queue at 4-6 pods while staying short beside a regime's
+         * dwell and a new pod's 6-9 s startup. */
+        .avg_window_s = 5.0,
     };
 }
 
@@ -77,6 +86,9 @@ static int testbed_params_check(const testbed_params *p, char *err, size_t errle
         bad = "sample interval must be 1ms..1h";
     else if (p->max_queue < 0 || p->max_queue > TESTBED_MAX_USERS)
         bad = "max_queue out of range";
+    else if (!(p->avg_window_s >= 0) ||
+             p->avg_window_s / p->sample_interval_s > TESTBED_MAX_AVG_TICKS)
+        bad = "the averaging window must be 0 or positive and at most 4096 telemetry windows";
     if (!bad)
         return NDT_OK;
     snprintf(err, errlen, "%s", bad);
@@ -202,6 +214,50 @@ static void testbed_user_send(testbed_sim *sim, int user)
 
 /* ---- telemetry windows ---------------------------------------------- */
 
+/* Telemetry windows in one averaging window (at least the current one). */
+static int testbed_avg_ticks(const testbed_params *p)
+{
+    long k = lround(p->avg_window_s / p->sample_interval_s);
+    return k < 1 ? 1 : (int)k;
+}
+
+/* Moves the pod's window sums into its ring, dropping the oldest window,
+ * and refreshes the gauges from what remains: the average over the
+ * requests of the last avg_ticks windows. */
+static void testbed_pod_average(testbed_sim *sim, int slot)
+{
+    testbed_pod *pod = &sim->pods_arr[slot];
+    testbed_avg_tick *old =
+        &sim->avg_ring[(size_t)slot * (size_t)sim->avg_ticks + sim->windows % (uint64_t)sim->avg_ticks];
+    testbed_avg_tick now = {
+        .enq = (uint32_t)pod->w_enq,
+        .done = (uint32_t)pod->w_done,
+        .depth_sum = (uint64_t)llround(pod->w_depth_sum),
+        .backlog_ns = llround(pod->w_backlog_sum * 1e9),
+        .total_ns = llround(pod->w_total_sum * 1e9),
+    };
+    pod->a_enq = pod->a_enq + now.enq - old->enq;
+    pod->a_done = pod->a_done + now.done - old->done;
+    pod->a_depth_sum += now.depth_sum - old->depth_sum;
+    pod->a_backlog_ns += now.backlog_ns - old->backlog_ns;
+    pod->a_total_ns += now.total_ns - old->total_ns;
+    *old = now;
+    /* Gauges keep their last value through a window without requests,
+     * as a service's "average over recent requests" gauge does. */
+    if (pod->a_enq) {
+        pod->g_depth = (double)pod->a_depth_sum / (double)pod->a_enq;
+        pod->g_backlog_s = 1e-9 * (double)pod->a_backlog_ns / (double)pod->a_enq;
+    }
+    if (pod->a_done)
+        pod->g_total_s = 1e-9 * (double)pod->a_total_ns / (double)pod->a_done;
+}
+
+void testbed_pod_reset_average(testbed_sim *sim, int slot)
+{
+    memset(&sim->avg_ring[(size_t)slot * (size_t)sim->avg_ticks], 0,
+           (size_t)sim->avg_ticks * sizeof(*sim->avg_ring));
+}
+
 static void testbed_window_close(testbed_sim *sim)
 {
     double interval = sim->p.sample_interval_s;
@@ -216,14 +272,9 @@ static void testbed_window_close(testbed_sim *sim)
         testbed_pod *pod = &sim->pods_arr[i];
         if (pod->state == TESTBED_POD_FREE)
             continue;
-        /* Gauges keep their last value through a window without requests,
-         * as a service's "average over recent requests" gauge does. */
-        if (pod->w_enq) {
-            pod->g_depth = pod->w_depth_sum / pod->w_enq;
-            pod->g_backlog_s = pod->w_backlog_sum / pod->w_enq;
-        }
-        if (pod->w_done)
-            pod->g_total_s = pod->w_total_sum / pod->w_done;
+        testbed_pod_average(sim, i);
+        /* CPU stays per telemetry window: a utilisation since the last
+         * read, as psutil's cpu_percent reports it. */
         pod->g_cpu_pct = 100.0 * pod->w_cpu_s / interval;
         s.completed += pod->w_done;
         pod->w_enq = pod->w_done = 0;
@@ -382,6 +433,10 @@ int testbed_sim_create(const testbed_params *p, testbed_sim **out, char *err, si
     if (!sim->user_state || !sim->user_next || !sim->user_sent_at ||
         testbed_heap_init(&sim->timers, TESTBED_MAX_USERS) != NDT_OK)
         goto oom;
+    sim->avg_ticks = testbed_avg_ticks(p);
+    sim->avg_ring = calloc((size_t)TESTBED_MAX_PODS * (size_t)sim->avg_ticks, sizeof(*sim->avg_ring));
+    if (!sim->avg_ring)
+        goto oom;
     testbed_cluster_init(sim);
     sim->next_window = p->sample_interval_s;
     /* The Deployment exists and is warm before the experiment starts. */
@@ -417,6 +472,7 @@ void testbed_sim_destroy(testbed_sim *sim)
     free(sim->user_state);
     free(sim->user_next);
     free(sim->user_sent_at);
+    free(sim->avg_ring);
     free(sim);
 }
 

@@ -35,6 +35,7 @@ for re in \
     '^inference_total_infer_seconds_bucket\{.*le="\+Inf"\} ' \
     '^inference_requests_rejected_total\{namespace="ndt",node="worker-[12]",pod="cifar10-inference-[a-z0-9-]+",reason="queue_full"\} [0-9]+$' \
     '^inference_max_queue_size 16$' \
+    '^inference_avg_window_seconds 5$' \
     '^container_cpu_usage_seconds_total\{container="inference",id="/kubepods/[^"]+",image="[^"]+",name="k8s_[^"]+",namespace="ndt",pod="[^"]+",cpu="total"\} ' \
     '^container_memory_working_set_bytes\{container="inference",' \
     '^kube_deployment_status_replicas_available\{deployment="cifar10-inference",namespace="ndt"\} 3$' \

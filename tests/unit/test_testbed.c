@@ -63,6 +63,9 @@ static void accumulate(void *ctx, const testbed_sample *s)
     acc->n++;
 }
 
+/* Averaging window of the avg_* gauges for new simulations; < 0: the default. */
+static double avg_window_s = -1;
+
 /* max_queue < 0: the default admission bound. */
 static testbed_sim *new_sim_bounded(int users, int pods, uint64_t seed, double interval_s,
                                     int max_queue)
@@ -71,6 +74,8 @@ static testbed_sim *new_sim_bounded(int users, int pods, uint64_t seed, double i
     testbed_params_default(&p);
     if (max_queue >= 0)
         p.max_queue = max_queue;
+    if (avg_window_s >= 0)
+        p.avg_window_s = avg_window_s;
     p.users = users;
     p.pods = pods;
     p.seed = seed;
@@ -129,6 +134,7 @@ static regime measure(int users, int pods, uint64_t seed, double interval_s, dou
  * pods, the regimes of the paper's Tables VI and VII. */
 static regime grid[3][7];
 static regime dataset[3][7];
+static regime dataset_tick[3][7]; /* the same with one-window gauges (--avg-window 0) */
 static regime unbounded600[3]; /* 600 users on 1-2 pods, no admission bound */
 static const int grid_users[3] = { 200, 400, 600 };
 static const double grid_dwell_s[3] = { 7200.0, 2400.0, 1200.0 };
@@ -143,6 +149,11 @@ static int grid_setup(void **state)
     for (int u = 0; u < 3; u += 2)
         for (int pods = 4; pods <= 6; pods++)
             dataset[u][pods] = measure(grid_users[u], pods, 42, 0.020, DATASET_DWELL_S);
+    avg_window_s = 0;
+    for (int u = 0; u < 3; u += 2)
+        for (int pods = 4; pods <= 6; pods++)
+            dataset_tick[u][pods] = measure(grid_users[u], pods, 42, 0.020, DATASET_DWELL_S);
+    avg_window_s = -1;
     for (int pods = 1; pods <= 2; pods++)
         unbounded600[pods] = measure_bounded(600, pods, 42, 1.0, grid_dwell_s[2], 0);
     return 0;
@@ -255,13 +266,28 @@ static void paper_deltas_at_600_users(void **state)
 static void samples_vary_like_measurements(void **state)
 {
     (void)state;
-    /* A 20 ms sample is a handful of requests: it scatters around its
-     * regime's mean by 10-20 ms at moderate load (the paper's per-sample
-     * MAE ~9 ms, RMSE ~18 ms), more as load grows. */
-    assert_true(dataset[0][4].sample_sd_ms > 8.0 && dataset[0][4].sample_sd_ms < 25.0);
-    assert_true(dataset[2][6].sample_sd_ms > 10.0 && dataset[2][6].sample_sd_ms < 30.0);
-    assert_true(dataset[2][4].sample_sd_ms > dataset[2][6].sample_sd_ms);
-    assert_true(dataset[2][6].sample_sd_ms > dataset[0][6].sample_sd_ms);
+    /* With one-window gauges a 20 ms sample is a handful of requests: it
+     * scatters around its regime's mean by 10-20 ms at moderate load, more
+     * as load grows. */
+    const regime (*tick)[7] = dataset_tick;
+    assert_true(tick[0][4].sample_sd_ms > 8.0 && tick[0][4].sample_sd_ms < 25.0);
+    assert_true(tick[2][6].sample_sd_ms > 10.0 && tick[2][6].sample_sd_ms < 30.0);
+    assert_true(tick[2][4].sample_sd_ms > tick[2][6].sample_sd_ms);
+    assert_true(tick[2][6].sample_sd_ms > tick[0][6].sample_sd_ms);
+    /* The default 5 s window averages ~100-300 requests per pod: the same
+     * regimes scatter 2-3 times less, still more under more load, and
+     * around the request-weighted mean users see (one-window gauges sit
+     * 10-20% below it: every quiet window counts as much as a busy one,
+     * and busy windows are the slow ones). */
+    for (int u = 0; u < 3; u += 2)
+        for (int pods = 4; pods <= 6; pods++) {
+            assert_true(dataset[u][pods].sample_sd_ms < 0.5 * tick[u][pods].sample_sd_ms);
+            assert_true(dataset[u][pods].sample_sd_ms > 0.5);
+            assert_true(fabs(dataset[u][pods].sample_ms - grid[u][pods].latency_ms) <
+                        0.06 * grid[u][pods].latency_ms);
+            assert_true(tick[u][pods].sample_ms < 0.95 * grid[u][pods].latency_ms);
+        }
+    assert_true(dataset[2][4].sample_sd_ms > dataset[0][4].sample_sd_ms);
 }
 
 static void telemetry_tracks_latency(void **state)
@@ -356,6 +382,79 @@ static double steady_ms(testbed_sim *sim, double from, double to)
     testbed_sim_advance(sim, to);
     testbed_sim_totals(sim, &b);
     return 1000.0 * (b.response_sum_s - a.response_sum_s) / (double)(b.completed - a.completed);
+}
+
+typedef struct tick_trace {
+    double ms[3000];
+    uint64_t done[3000];
+    int n;
+} tick_trace;
+
+static void record_ticks(void *ctx, const testbed_sample *s)
+{
+    tick_trace *tr = ctx;
+    if (tr->n < 3000) {
+        tr->ms[tr->n] = s->avg_total_infer_ms;
+        tr->done[tr->n++] = s->completed;
+    }
+}
+
+static void averaging_window_is_the_last_requests(void **state)
+{
+    (void)state;
+    /* One pod, light load (many 20 ms windows without a completion): the
+     * window only changes what the gauges report, not the events, so the
+     * same seed with one-window gauges gives every window's requests.
+     * The 1 s gauge must be their request-weighted mean over the last 50
+     * windows, and keep its value while no request completed in them. */
+    tick_trace *one = calloc(1, sizeof(*one)), *avg = calloc(1, sizeof(*avg));
+    assert_non_null(one);
+    assert_non_null(avg);
+    avg_window_s = 0;
+    testbed_sim *a = new_sim_every(20, 1, 11, 0.020);
+    avg_window_s = 1.0;
+    testbed_sim *b = new_sim_every(20, 1, 11, 0.020);
+    avg_window_s = -1;
+    testbed_sim_on_sample(a, record_ticks, one);
+    testbed_sim_on_sample(b, record_ticks, avg);
+    testbed_sim_advance(a, 60);
+    testbed_sim_advance(b, 60);
+    assert_int_equal(one->n, 3000);
+    assert_int_equal(avg->n, 3000);
+    int checked = 0, carried = 0;
+    double last = 0;
+    for (int i = 0; i < 3000; i++) {
+        assert_true(one->done[i] == avg->done[i]);
+        double sum = 0;
+        uint64_t n = 0;
+        for (int j = i - 49 < 0 ? 0 : i - 49; j <= i; j++) {
+            sum += one->ms[j] * (double)one->done[j];
+            n += one->done[j];
+        }
+        double want = n ? sum / (double)n : last;
+        assert_true(fabs(avg->ms[i] - want) < 1e-4); /* ns-rounded sums */
+        checked += n > 0;
+        carried += n == 0 && i > 0;
+        last = want;
+    }
+    /* Both cases occurred: averages over several requests, and quiet
+     * seconds that kept the previous value. */
+    assert_true(checked > 2000);
+    assert_true(carried > 0);
+    testbed_sim_destroy(a);
+    testbed_sim_destroy(b);
+    free(one);
+    free(avg);
+
+    /* More history than a pod keeps is refused. */
+    testbed_params p;
+    testbed_params_default(&p);
+    p.avg_window_s = (TESTBED_MAX_AVG_TICKS + 1) * p.sample_interval_s;
+    testbed_sim *sim = NULL;
+    char err[256];
+    assert_int_equal(testbed_sim_create(&p, &sim, err, sizeof(err)), NDT_ERROR);
+    assert_null(sim);
+    assert_non_null(strstr(err, "averaging window"));
 }
 
 static void transient_after_a_change(void **state)
@@ -831,6 +930,7 @@ int main(void)
         cmocka_unit_test(scale_up_waits_for_startup),
         cmocka_unit_test(users_leave_and_requests_are_conserved),
         cmocka_unit_test(littles_law_and_conservation),
+        cmocka_unit_test(averaging_window_is_the_last_requests),
         cmocka_unit_test(transient_after_a_change),
         cmocka_unit_test(cold_start_slows_new_pods),
         cmocka_unit_test(control_validates_before_applying),
