@@ -49,6 +49,7 @@
 #define DNN_LAYERS 3
 #define DNN_MAGIC "NDTDNN\0\0"
 #define DNN_VERSION 1u
+#define DNN_Z_MAX 6.0f
 #define DNN_BN_EPS 1e-3f
 #define DNN_BN_MOMENTUM 0.99f /* running = m * running + (1 - m) * batch */
 #define DNN_ADAM_B1 0.9
@@ -577,6 +578,16 @@ int model_dnn_predict(const model_dnn *m, const float *x, size_t n, double *out,
             float s = m->b_out[0];
             for (int j = 0; j < last; j++)
                 s += a[(size_t)i * last + j] * m->w_out[j];
+            /* A ReLU network extrapolates linearly, and the log target is
+             * exponentiated: far outside the training rows a what-if could
+             * come back as 1e13 ms.  The output is kept within
+             * DNN_Z_MAX standard deviations of the training targets (6 is
+             * ~2 minutes at the testbed's spread), beyond any latency the
+             * twin can have been trained on. */
+            if (s > DNN_Z_MAX)
+                s = DNN_Z_MAX;
+            else if (s < -DNN_Z_MAX)
+                s = -DNN_Z_MAX;
             out[start + i] = (double)s * m->y_std + m->y_mean;
         }
     }
