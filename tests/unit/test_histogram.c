@@ -126,6 +126,16 @@ static void test_quantiles_refused(void **state)
     assert_true(isnan(hdl_native_quantile(&h, 1.5)));
     assert_true(isnan(hdl_native_quantile(&h, NAN)));
     assert_true(isnan(hdl_native_quantile(NULL, 0.5)));
+    /* Found by fuzz_decode_avro: a zero bucket reaching above the first
+     * populated bucket (the exposition forbids it, an Avro record can
+     * carry it) made p50 fall below p0.  Such a histogram, a schema out
+     * of [-4, 8] and a non-finite zero threshold give no estimate. */
+    hdl_native_histogram wide = hist(0, 1e9, 5, tool_pos, 3, NULL, 0);
+    assert_true(isnan(hdl_native_quantile(&wide, 0.5)));
+    hdl_native_histogram schema = hist(40, 0, 0, tool_pos, 3, NULL, 0);
+    assert_true(isnan(hdl_native_quantile(&schema, 0.5)));
+    hdl_native_histogram inf = hist(0, INFINITY, 0, tool_pos, 3, NULL, 0);
+    assert_true(isnan(hdl_native_quantile(&inf, 0.5)));
 }
 
 /* ---- the rule and the engine --------------------------------------------- */
