@@ -20,6 +20,11 @@
 
 #include "features/features.h"
 
+const char *const feat_pod_attrs[FEAT_POD_NATTR] = {
+    "avgDepthOnEnqueue", "avgBacklogEstimate", "processCpuUsage",
+    "systemCpuUsage",    "systemMemoryUsage",  "avgInferenceTime",
+};
+
 const char *const feat_names[FEAT_DIM] = {
     "users",         "pods",           "workload_intensity", "congestion_index",
     "backlog_flow",  "compute_pressure", "memory_density",

@@ -50,10 +50,15 @@
 #define STREAM_SERVICE_HISTORY 64
 #define STREAM_MAX_SOURCES 256
 
-enum { COL_DEPTH, COL_BACKLOG, COL_CPU_PROCESS, COL_CPU_SYSTEM, COL_MEM, COL_INFER, NCOLS };
-static const char *const col_attrs[NCOLS] = {
-    "avgDepthOnEnqueue", "avgBacklogEstimate", "processCpuUsage",
-    "systemCpuUsage",    "systemMemoryUsage",  "avgInferenceTime",
+/* The columns are features.h's FEAT_POD_* (feat_pod_attrs). */
+enum {
+    COL_DEPTH = FEAT_POD_DEPTH,
+    COL_BACKLOG = FEAT_POD_BACKLOG,
+    COL_CPU_PROCESS = FEAT_POD_CPU_PROCESS,
+    COL_CPU_SYSTEM = FEAT_POD_CPU_SYSTEM,
+    COL_MEM = FEAT_POD_MEM_SYSTEM,
+    COL_INFER = FEAT_POD_INFER,
+    NCOLS = FEAT_POD_NATTR
 };
 
 typedef struct pod_info {
@@ -440,7 +445,7 @@ static int add_pod(feat_stream *s, const cJSON *e, const char *id)
     for (int c = 0; c < NCOLS; c++) {
         double v;
         int64_t ts;
-        const cJSON *attr = cJSON_GetObjectItemCaseSensitive(e, col_attrs[c]);
+        const cJSON *attr = cJSON_GetObjectItemCaseSensitive(e, feat_pod_attrs[c]);
         if (attr && property(attr, &v, &ts) && observe(s, ts, pod, c, v) != NDT_OK)
             return NDT_ERROR;
     }
@@ -457,12 +462,12 @@ static void add_service(feat_stream *s, const cJSON *e, const char *id)
     service_info *sv = &s->services[svc];
     double v;
     int64_t ts;
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(e, "currentUsers");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(e, FEAT_SERVICE_USERS_ATTR);
     if (a && property(a, &v, &ts)) {
         history_put(sv->users, &sv->nusers, ts, v);
         note_time(s, ts);
     }
-    a = cJSON_GetObjectItemCaseSensitive(e, "desiredReplicas");
+    a = cJSON_GetObjectItemCaseSensitive(e, FEAT_SERVICE_PODS_ATTR);
     if (a && property(a, &v, &ts)) {
         history_put(sv->pods, &sv->npods, ts, v);
         note_time(s, ts);

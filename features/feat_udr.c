@@ -52,25 +52,12 @@
 #define FEAT_UDR_SERVICE_PREFIX "urn:ngsi-ld:Service:"
 #define FEAT_UDR_MAX_ID 512
 
-enum {
-    POD_DEPTH = 0,
-    POD_BACKLOG,
-    POD_CPU_PROCESS,
-    POD_CPU_SYSTEM,
-    POD_MEM_SYSTEM,
-    POD_INFER,
-    POD_NATTR
-};
-static const char *const pod_attrs[POD_NATTR] = {
-    "avgDepthOnEnqueue", "avgBacklogEstimate", "processCpuUsage",
-    "systemCpuUsage",    "systemMemoryUsage",  "avgInferenceTime",
-};
 
 typedef struct pod_point {
     int64_t ts_ms;
     uint32_t pod; /* index into the pod table */
     uint32_t has; /* bit i: v[i] is set */
-    double v[POD_NATTR];
+    double v[FEAT_POD_NATTR];
 } pod_point;
 
 /* What the UDR last said about a pod's belongsTo relationship. */
@@ -264,8 +251,8 @@ static int service_point_fn(void *ctx, const udr_point *p)
     if (strcmp(p->id, r->service) != 0)
         return NDT_OK;
     service_point sp = { .ts_ms = p->ts_ms };
-    sp.has_users = number_field(p, "currentUsers", &sp.users);
-    sp.has_pods = number_field(p, "desiredReplicas", &sp.pods);
+    sp.has_users = number_field(p, FEAT_SERVICE_USERS_ATTR, &sp.users);
+    sp.has_pods = number_field(p, FEAT_SERVICE_PODS_ATTR, &sp.pods);
     if (!sp.has_users && !sp.has_pods)
         return NDT_OK;
     if (grow((void **)&r->svc, &r->svc_cap, r->nsvc, sizeof(*r->svc), FEAT_UDR_MAX_POINTS) !=
@@ -281,8 +268,8 @@ static int pod_point_fn(void *ctx, const udr_point *p)
 {
     udr_reader *r = ctx;
     pod_point pp = { .ts_ms = p->ts_ms };
-    for (int i = 0; i < POD_NATTR; i++) {
-        if (number_field(p, pod_attrs[i], &pp.v[i]))
+    for (int i = 0; i < FEAT_POD_NATTR; i++) {
+        if (number_field(p, feat_pod_attrs[i], &pp.v[i]))
             pp.has |= 1u << i;
     }
     if (!pp.has)
@@ -425,8 +412,8 @@ static int build_row(udr *u, udr_reader *r, size_t begin, size_t end, const serv
             break;
         }
     }
-    double sum[POD_NATTR] = { 0 };
-    int count[POD_NATTR] = { 0 };
+    double sum[FEAT_POD_NATTR] = { 0 };
+    int count[FEAT_POD_NATTR] = { 0 };
     int members = 0;
     for (size_t i = begin; i < end; i++) {
         const pod_point *pp = &r->points[i];
@@ -434,7 +421,7 @@ static int build_row(udr *u, udr_reader *r, size_t begin, size_t end, const serv
         if (!(pod->known && pod->member && pod->from_ms <= t && t < pod->to_ms))
             continue;
         members++;
-        for (int a = 0; a < POD_NATTR; a++) {
+        for (int a = 0; a < FEAT_POD_NATTR; a++) {
             if (pp->has & (1u << a)) {
                 sum[a] += pp->v[a];
                 count[a]++;
@@ -449,7 +436,7 @@ static int build_row(udr *u, udr_reader *r, size_t begin, size_t end, const serv
         st->no_service++;
         return NDT_OK;
     }
-    for (int a = 0; a < POD_NATTR; a++) {
+    for (int a = 0; a < FEAT_POD_NATTR; a++) {
         if (!count[a]) {
             st->incomplete++;
             return NDT_OK;
@@ -459,12 +446,12 @@ static int build_row(udr *u, udr_reader *r, size_t begin, size_t end, const serv
         .timestamp_ms = t,
         .users = (int)lround(svc->users),
         .pods = svc->has_pods ? (int)lround(svc->pods) : members,
-        .depth = sum[POD_DEPTH] / count[POD_DEPTH],
-        .backlog_s = sum[POD_BACKLOG] / count[POD_BACKLOG],
-        .cpu_process = sum[POD_CPU_PROCESS] / count[POD_CPU_PROCESS],
-        .cpu_system = sum[POD_CPU_SYSTEM] / count[POD_CPU_SYSTEM],
-        .mem_system = sum[POD_MEM_SYSTEM] / count[POD_MEM_SYSTEM],
-        .infer_ms = sum[POD_INFER] / count[POD_INFER],
+        .depth = sum[FEAT_POD_DEPTH] / count[FEAT_POD_DEPTH],
+        .backlog_s = sum[FEAT_POD_BACKLOG] / count[FEAT_POD_BACKLOG],
+        .cpu_process = sum[FEAT_POD_CPU_PROCESS] / count[FEAT_POD_CPU_PROCESS],
+        .cpu_system = sum[FEAT_POD_CPU_SYSTEM] / count[FEAT_POD_CPU_SYSTEM],
+        .mem_system = sum[FEAT_POD_MEM_SYSTEM] / count[FEAT_POD_MEM_SYSTEM],
+        .infer_ms = sum[FEAT_POD_INFER] / count[FEAT_POD_INFER],
     };
     if (push_row(out, &row) != NDT_OK) {
         snprintf(err, errlen, "more than %u rows (or out of memory): read a shorter range",

@@ -140,6 +140,25 @@ int feat_selector_match(const feat_selector *sel, const feat_raw *r);
 /* "users=200,400" back into text. */
 void feat_selector_format(const feat_selector *sel, char *buf, size_t size);
 
+/* Where the dataset's per-pod columns come from in the twin's entities
+ * (docs/DATA-MODEL.md, "The dataset read back"): the ServiceComponent
+ * attribute behind each avg_* column, in column order, and the Service's
+ * users and pods.  One table for feat_udr.c (the UDR) and feat_stream.c
+ * (the entity stream), so export and the streaming features read the same
+ * attributes. */
+enum {
+    FEAT_POD_DEPTH = 0,
+    FEAT_POD_BACKLOG,
+    FEAT_POD_CPU_PROCESS,
+    FEAT_POD_CPU_SYSTEM,
+    FEAT_POD_MEM_SYSTEM,
+    FEAT_POD_INFER,
+    FEAT_POD_NATTR
+};
+extern const char *const feat_pod_attrs[FEAT_POD_NATTR];
+#define FEAT_SERVICE_USERS_ATTR "currentUsers"
+#define FEAT_SERVICE_PODS_ATTR "desiredReplicas"
+
 /* The twin's state as the paper's raw telemetry, read back from the UDR
  * (features/feat_udr.c; docs/DATA-MODEL.md says which entity attribute
  * feeds each dataset column).  One row per instant at which the service's
