@@ -77,11 +77,28 @@ int hdl_decode(hdl_format format, const void *msg, size_t len, hdl_sample_fn fn,
     }
 }
 
+/* Whether a sorts strictly before b, in ndt_str_cmp's order, without a
+ * memcmp call: label names nearly always differ in their first bytes. */
+static inline int name_before(ndt_str a, ndt_str b)
+{
+    size_t n = a.len < b.len ? a.len : b.len;
+    for (size_t i = 0; i < n; i++) {
+        if (a.ptr[i] != b.ptr[i])
+            return (unsigned char)a.ptr[i] < (unsigned char)b.ptr[i];
+    }
+    return a.len < b.len;
+}
+
 int hdl_labels_sort(hdl_label *labels, size_t n, size_t *repeated)
 {
-    for (size_t i = 1; i < n; i++) {
+    size_t i = 1;
+    while (i < n && name_before(labels[i - 1].name, labels[i].name))
+        i++;
+    if (i >= n)
+        return NDT_OK; /* strictly ascending: sorted and no repeats, one compare a label */
+    for (; i < n; i++) {
         if (ndt_str_cmp(labels[i - 1].name, labels[i].name) < 0)
-            continue; /* already in order: the usual case costs one compare */
+            continue;
         hdl_label cur = labels[i];
         size_t j = i;
         while (j > 0 && ndt_str_cmp(labels[j - 1].name, cur.name) > 0) {
@@ -90,9 +107,9 @@ int hdl_labels_sort(hdl_label *labels, size_t n, size_t *repeated)
         }
         labels[j] = cur;
     }
-    for (size_t i = 1; i < n; i++) {
-        if (ndt_str_eq(labels[i - 1].name, labels[i].name)) {
-            *repeated = i;
+    for (size_t k = 1; k < n; k++) {
+        if (ndt_str_eq(labels[k - 1].name, labels[k].name)) {
+            *repeated = k;
             return NDT_EBADCONF;
         }
     }

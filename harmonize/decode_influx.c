@@ -24,9 +24,10 @@
  * makes `a\\,b` read back as `a\,b`.  String field values may hold
  * escaped quotes and raw newlines.
  *
- * Unescaped names live in a scratch area twice the message's size (one
- * half for the line's names, one for `measurement_field` names), on the
- * stack for small messages, so nothing is allocated per line.
+ * Names without escapes are views into the message; unescaped ones live
+ * in a scratch area twice the message's size (one half for the line's
+ * names, one for `measurement_field` names), on the stack for small
+ * messages, so nothing is allocated per line.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -36,8 +37,20 @@
 #include "harmonize/decode_internal.h"
 #include "ingest/expo_number.h"
 
+/* Names are scanned sixteen bytes at a time with SSE2 (every x86-64 has
+ * it), else byte by byte. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define INFLUX_SSE2 1
+#endif
+
 #define INFLUX_MAX_FIELDS 128
 #define INFLUX_STACK_SCRATCH 4096
+
+/* Compare with a literal without strlen or a memcmp call (per tag and
+ * per field). */
+#define NAME_IS(name, lit) \
+    ((name).len == sizeof(lit) - 1 && memcmp((name).ptr, lit, sizeof(lit) - 1) == 0)
 
 typedef struct influx_field {
     ndt_str key;
@@ -66,12 +79,56 @@ static int fail(influx_reader *r, const char *what)
     return NDT_EBADCONF;
 }
 
+/* The first byte in [p, end) that may end a name or start an escape:
+ * ' ', '\n', ',', '=' or '\\' (end if none).  '=' does not end a
+ * measurement: the caller steps over it. */
+static inline const char *name_special(const char *p, const char *end)
+{
+#ifdef INFLUX_SSE2
+    const __m128i space = _mm_set1_epi8(' '), newline = _mm_set1_epi8('\n');
+    const __m128i comma = _mm_set1_epi8(','), equals = _mm_set1_epi8('=');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(x, space), _mm_cmpeq_epi8(x, newline)),
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, comma), _mm_cmpeq_epi8(x, equals)),
+                         _mm_cmpeq_epi8(x, backslash)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        if (mask)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+    while (p < end && *p != ' ' && *p != '\n' && *p != ',' && *p != '=' && *p != '\\')
+        p++;
+    return p;
+}
+
 /* A name up to an unescaped comma, space or newline (or '=' for tags and
- * field keys), unescaped into the scratch area.  in_tag: `=` ends the
- * name and `\=` is an escape (tags and field keys, not the measurement). */
+ * field keys).  in_tag: `=` ends the name and `\=` is an escape (tags and
+ * field keys, not the measurement).  A name without a backslash, nearly
+ * every one, is a view into the message; one with escapes is unescaped
+ * into the scratch area. */
 static ndt_str read_name(influx_reader *r, int in_tag)
 {
+    const char *start = r->p, *p = r->p;
+    for (;;) {
+        p = name_special(p, r->end);
+        if (p < r->end && *p == '=' && !in_tag) {
+            p++;
+            continue;
+        }
+        break;
+    }
+    if (p >= r->end || *p != '\\') {
+        r->p = p;
+        return (ndt_str){ start, (size_t)(p - start) };
+    }
     char *first = r->scratch + r->used, *o = first;
+    memcpy(o, start, (size_t)(p - start));
+    o += p - start;
+    r->p = p;
     while (r->p < r->end) {
         char c = *r->p;
         if (c == ' ' || c == '\n' || c == ',' || (c == '=' && in_tag))
@@ -118,7 +175,7 @@ static int read_tags(influx_reader *r, hdl_label *labels, size_t *nlabels)
         l->value = read_name(r, 1);
         if (l->name.len == 0 || l->value.len == 0)
             return fail(r, "empty tag key or value");
-        if (ndt_str_eq_cstr(l->name, "__name__"))
+        if (NAME_IS(l->name, "__name__"))
             return fail(r, "tag __name__ (the measurement is the name)");
         (*nlabels)++;
     }
@@ -274,10 +331,22 @@ static int read_timestamp(influx_reader *r, int64_t *ts_ms)
         return fail(r, "no timestamp (the topic's lines carry one, in ms)");
     r->p++;
     const char *s = r->p;
-    while (r->p < r->end && *r->p != '\n' && *r->p != '\r')
-        r->p++;
-    if (ingest_number_parse_int64(s, (size_t)(r->p - s), ts_ms) != NDT_OK)
-        return fail(r, "timestamp is not an integer (ms)");
+    /* Up to 18 digits cannot overflow: the common case without the
+     * general parser's checks. */
+    int64_t v = 0;
+    const char *digits = s + (s < r->end && *s == '-');
+    const char *p = digits;
+    while (p < r->end && p - digits < 18 && (unsigned)(*p - '0') < 10)
+        v = v * 10 + (*p++ - '0');
+    if (p > digits && (p == r->end || *p == '\n' || *p == '\r')) {
+        *ts_ms = digits > s ? -v : v;
+        r->p = p;
+    } else {
+        while (r->p < r->end && *r->p != '\n' && *r->p != '\r')
+            r->p++;
+        if (ingest_number_parse_int64(s, (size_t)(r->p - s), ts_ms) != NDT_OK)
+            return fail(r, "timestamp is not an integer (ms)");
+    }
     if (r->p < r->end && *r->p == '\r')
         r->p++;
     if (r->p < r->end && *r->p != '\n')
@@ -289,9 +358,10 @@ static int emit(influx_reader *r, ndt_str measurement, const hdl_label *labels, 
                 const influx_field *f, int64_t ts_ms, hdl_sample_fn fn, void *ctx)
 {
     hdl_sample s = { measurement, labels, nlabels, f->value, ts_ms, HDL_TYPE_UNKNOWN, NULL };
-    if (ndt_str_eq_cstr(f->key, "value") && r->nh_seen)
+    int is_value = NAME_IS(f->key, "value");
+    if (is_value && r->nh_seen)
         s.native = &r->nh;
-    if (!ndt_str_eq_cstr(f->key, "value")) {
+    if (!is_value) {
         memcpy(r->name_area, measurement.ptr, measurement.len);
         r->name_area[measurement.len] = '_';
         memcpy(r->name_area + measurement.len + 1, f->key.ptr, f->key.len);

@@ -31,6 +31,17 @@
 #include "harmonize/decode_internal.h"
 #include "ingest/expo_number.h"
 
+/* Strings are scanned sixteen bytes at a time with SSE2 (every x86-64 has
+ * it), eight with 64-bit words on other little-endian machines, else byte
+ * by byte: label names and values are most of a message's bytes. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define JSON_SWAR 1
+#endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define JSON_SSE2 1
+#endif
+
 #define JSON_MAX_DEPTH 32
 #define JSON_STACK_SCRATCH 2048
 
@@ -56,7 +67,7 @@ static void skip_ws(json_reader *r)
         r->p++;
 }
 
-static int expect(json_reader *r, char c)
+static int expect_slow(json_reader *r, char c)
 {
     skip_ws(r);
     if (r->p >= r->end || *r->p != c) {
@@ -68,9 +79,18 @@ static int expect(json_reader *r, char c)
     return NDT_OK;
 }
 
-/* After a member or an element: a comma (*more = 1) or the closing
- * bracket (*more = 0). */
-static int comma_or_close(json_reader *r, char close, int *more)
+/* The punctuation at r->p, inline when no blank precedes it (the
+ * encoders write none): a message is mostly punctuation and strings. */
+static inline int expect(json_reader *r, char c)
+{
+    if (r->p < r->end && *r->p == c) {
+        r->p++;
+        return NDT_OK;
+    }
+    return expect_slow(r, c);
+}
+
+static int comma_or_close_slow(json_reader *r, char close, int *more)
 {
     skip_ws(r);
     if (r->p < r->end && (*r->p == ',' || *r->p == close)) {
@@ -80,6 +100,17 @@ static int comma_or_close(json_reader *r, char close, int *more)
     char why[32];
     snprintf(why, sizeof(why), "expected ',' or '%c'", close);
     return fail_at(r, r->p, r->p >= r->end ? "message ends early" : why);
+}
+
+/* After a member or an element: a comma (*more = 1) or the closing
+ * bracket (*more = 0). */
+static inline int comma_or_close(json_reader *r, char close, int *more)
+{
+    if (r->p < r->end && (*r->p == ',' || *r->p == close)) {
+        *more = *r->p++ == ',';
+        return NDT_OK;
+    }
+    return comma_or_close_slow(r, close, more);
 }
 
 static int hex4(const char *p, unsigned *out)
@@ -142,16 +173,54 @@ static int unescape_u(json_reader *r, const char **pp, char **oo)
     return NDT_OK;
 }
 
-/* A string at r->p (on its opening quote). */
-static int read_string(json_reader *r, ndt_str *out)
+/* The first byte in [p, end) that ends the plain part of a string: '"',
+ * '\\' or a control byte (end if none). */
+static inline const char *plain_end(const char *p, const char *end)
+{
+#ifdef JSON_SSE2
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i below_space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* Signed compare: bytes >= 0x80 are negative, so mask them out of
+         * "below 0x20" with x's own high bit (UTF-8 is plain). */
+        __m128i control = _mm_andnot_si128(x, _mm_cmplt_epi8(x, below_space));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                                _mm_cmpeq_epi8(x, backslash)), control);
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        if (mask)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+#ifdef JSON_SWAR
+    const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+    while (end - p >= 8) {
+        uint64_t w, q, b;
+        memcpy(&w, p, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        /* The lowest flagged byte is exact (borrows only run upwards). */
+        uint64_t hit = (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) & high;
+        if (hit)
+            return p + (__builtin_ctzll(hit) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+        p++;
+    return p;
+}
+
+/* A string at r->p (after blanks, on its opening quote), the general
+ * case: escapes are undone into the scratch area. */
+static int read_string_slow(json_reader *r, ndt_str *out)
 {
     skip_ws(r);
     if (r->p >= r->end || *r->p != '"')
         return fail_at(r, r->p, r->p >= r->end ? "message ends early" : "expected a string");
-    const char *p = ++r->p;
-    while (p < r->end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-        p++;
-    if (p < r->end && *p == '"') { /* the common case: nothing to unescape */
+    const char *p = plain_end(++r->p, r->end);
+    if (p < r->end && *p == '"') {
         *out = (ndt_str){ r->p, (size_t)(p - r->p) };
         r->p = p + 1;
         return NDT_OK;
@@ -194,6 +263,21 @@ static int read_string(json_reader *r, ndt_str *out)
     r->scratch_used += (size_t)(o - first);
     r->p = p + 1;
     return NDT_OK;
+}
+
+/* A string at r->p; inline for the common case, a view into the message
+ * (no blank before it, nothing to unescape). */
+__attribute__((always_inline)) static inline int read_string(json_reader *r, ndt_str *out)
+{
+    if (r->p < r->end && *r->p == '"') {
+        const char *p = plain_end(r->p + 1, r->end);
+        if (p < r->end && *p == '"') {
+            *out = (ndt_str){ r->p + 1, (size_t)(p - r->p - 1) };
+            r->p = p + 1;
+            return NDT_OK;
+        }
+    }
+    return read_string_slow(r, out);
 }
 
 /* The extent of a JSON number at r->p (RFC 8259 grammar). */
@@ -352,10 +436,38 @@ static int parse_rfc3339_ms(ndt_str s, int64_t *out)
     return NDT_OK;
 }
 
+/* Every sample of a scrape carries the same timestamp, so the last one
+ * parsed (per thread: the decoder is otherwise stateless) is kept and a
+ * byte-equal string reuses its value; only strings that parsed are kept. */
+#define JSON_TS_CACHE 40
+
+static int parse_timestamp_ms(ndt_str s, int64_t *out)
+{
+    static _Thread_local char cached[JSON_TS_CACHE];
+    static _Thread_local size_t cached_len;
+    static _Thread_local int64_t cached_ms;
+    if (s.len == cached_len && s.len && memcmp(s.ptr, cached, s.len) == 0) {
+        *out = cached_ms;
+        return NDT_OK;
+    }
+    if (parse_rfc3339_ms(s, out) != NDT_OK)
+        return NDT_ERROR;
+    if (s.len <= sizeof(cached)) {
+        memcpy(cached, s.ptr, s.len);
+        cached_len = s.len;
+        cached_ms = *out;
+    }
+    return NDT_OK;
+}
+
 /* ---- the message ------------------------------------------------------- */
 
-/* Everything but labels[] is cleared per message (labels[] is filled
- * up to nlabels and is the bulk of the struct). */
+/* Key compare without strlen or a memcmp call: keys are a handful of
+ * short literals, checked once per member. */
+#define KEY_IS(key, lit) ((key).len == sizeof(lit) - 1 && memcmp((key).ptr, lit, sizeof(lit) - 1) == 0)
+
+/* The flags, counts and names are cleared per message; labels[] is
+ * filled up to nlabels and is the bulk of the struct. */
 typedef struct json_message {
     ndt_str name;
     int has_name, has_value, has_timestamp, has_labels;
@@ -383,22 +495,24 @@ static int read_labels(json_reader *r, json_message *m)
     }
     for (;;) {
         const char *at = r->p;
-        ndt_str name, value;
-        if ((rc = read_string(r, &name)) != NDT_OK || (rc = expect(r, ':')) != NDT_OK ||
-            (rc = read_string(r, &value)) != NDT_OK)
+        /* Read straight into the next slot: a copy through locals costs a
+         * failed store-to-load forwarding per label. */
+        hdl_label spare, *l = m->nlabels < HDL_DECODE_MAX_LABELS ? &m->labels[m->nlabels] : &spare;
+        if ((rc = read_string(r, &l->name)) != NDT_OK || (rc = expect(r, ':')) != NDT_OK ||
+            (rc = read_string(r, &l->value)) != NDT_OK)
             return rc;
-        if (ndt_str_eq_cstr(name, "__name__")) {
+        if (KEY_IS(l->name, "__name__")) {
             if (m->has_name_label)
                 return fail_at(r, at, "label '__name__' repeated");
-            m->name_label = value;
+            m->name_label = l->value;
             m->has_name_label = 1;
         } else {
-            if (m->nlabels == HDL_DECODE_MAX_LABELS) {
+            if (l == &spare) {
                 char why[64];
                 snprintf(why, sizeof(why), "more than %d labels", HDL_DECODE_MAX_LABELS);
                 return fail_at(r, at, why);
             }
-            m->labels[m->nlabels++] = (hdl_label){ name, value };
+            m->nlabels++;
         }
         int more;
         if ((rc = comma_or_close(r, '}', &more)) != NDT_OK || !more)
@@ -553,15 +667,15 @@ static int read_member(json_reader *r, json_message *m)
     if ((rc = read_string(r, &key)) != NDT_OK || (rc = expect(r, ':')) != NDT_OK)
         return rc;
     int *seen = NULL;
-    if (ndt_str_eq_cstr(key, "timestamp"))
+    if (KEY_IS(key, "timestamp"))
         seen = &m->has_timestamp;
-    else if (ndt_str_eq_cstr(key, "value"))
+    else if (KEY_IS(key, "value"))
         seen = &m->has_value;
-    else if (ndt_str_eq_cstr(key, "name"))
+    else if (KEY_IS(key, "name"))
         seen = &m->has_name;
-    else if (ndt_str_eq_cstr(key, "labels"))
+    else if (KEY_IS(key, "labels"))
         seen = &m->has_labels;
-    else if (ndt_str_eq_cstr(key, "native_histogram"))
+    else if (KEY_IS(key, "native_histogram"))
         seen = &m->has_native;
     else
         return skip_value(r, 1);
@@ -584,7 +698,7 @@ static int read_member(json_reader *r, json_message *m)
         m->name = s;
         return NDT_OK;
     }
-    if (parse_rfc3339_ms(s, &m->ts_ms) != NDT_OK)
+    if (parse_timestamp_ms(s, &m->ts_ms) != NDT_OK)
         return fail_at(r, at, "timestamp is not RFC 3339 (2006-01-02T15:04:05.000Z)");
     return NDT_OK;
 }
@@ -635,7 +749,14 @@ int hdl_decode_json(const char *msg, size_t len, hdl_sample_fn fn, void *ctx, ch
 {
     char stack_scratch[JSON_STACK_SCRATCH];
     json_message m;
-    memset(&m, 0, offsetof(json_message, labels));
+    /* Field by field: a memset of the head is a slow `rep stos`, and the
+     * rest is written before it is read (value, ts_ms and native only
+     * once their has_ flag is set). */
+    m.name = m.name_label = (ndt_str){ NULL, 0 };
+    m.has_name = m.has_value = m.has_timestamp = m.has_labels = m.has_name_label = 0;
+    m.has_native = 0;
+    m.buckets = NULL;
+    m.nbuckets = m.buckets_cap = m.nlabels = 0;
     json_reader r = { msg, msg, msg + len, stack_scratch, 0, err, errlen };
     if (len > sizeof(stack_scratch) && !(r.scratch = malloc(len))) {
         snprintf(err, errlen, "json: out of memory for a %zu-byte message", len);

@@ -13,6 +13,7 @@
 #include "ingest/expo_number.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +85,6 @@ typedef struct decimal {
 static const char *scan_decimal_prefix(const char *s, const char *end, decimal *d)
 {
     const char *p = s;
-    int seen_digit = 0;
     int64_t frac_digits = 0;
 
     memset(d, 0, sizeof(*d));
@@ -92,34 +92,44 @@ static const char *scan_decimal_prefix(const char *s, const char *end, decimal *
         d->negative = *p == '-';
         p++;
     }
-    for (; p < end && *p >= '0' && *p <= '9'; p++) {
-        seen_digit = 1;
-        if (d->mantissa == 0 && *p == '0')
-            continue;
-        if (d->digits < 19)
-            d->mantissa = d->mantissa * 10 + (uint64_t)(*p - '0');
-        else {
-            d->truncated = 1;
-            d->exponent10++;
-        }
-        d->digits++;
-    }
-    if (p < end && *p == '.') {
+    /* Leading zeros, then the significant digits: the first 19 go into
+     * the mantissa, the rest only count (one loop per run of digits, no
+     * per-digit bookkeeping: values are most of what is parsed). */
+    const char *start = p;
+    while (p < end && *p == '0')
         p++;
-        for (; p < end && *p >= '0' && *p <= '9'; p++) {
-            seen_digit = 1;
-            if (d->mantissa == 0 && *p == '0') {
-                frac_digits++;
-                continue;
-            }
-            if (d->digits < 19) {
-                d->mantissa = d->mantissa * 10 + (uint64_t)(*p - '0');
-                frac_digits++;
-            } else {
-                d->truncated = 1;
-            }
-            d->digits++;
+    const char *sig = p;
+    while (p < end && (unsigned)(*p - '0') < 10)
+        p++;
+    int seen_digit = p > start;
+    int64_t n = p - sig;
+    for (const char *q = sig; q < sig + (n < 19 ? n : 19); q++)
+        d->mantissa = d->mantissa * 10 + (uint64_t)(*q - '0');
+    if (n > 19) {
+        d->truncated = 1;
+        d->exponent10 += n - 19;
+    }
+    d->digits = n > INT32_MAX ? INT32_MAX : (int)n;
+    if (p < end && *p == '.') {
+        start = ++p;
+        if (d->mantissa == 0) { /* zeros right of the point are not significant yet */
+            while (p < end && *p == '0')
+                p++;
+            frac_digits = p - start;
         }
+        sig = p;
+        while (p < end && (unsigned)(*p - '0') < 10)
+            p++;
+        seen_digit |= p > start;
+        n = p - sig;
+        int64_t room = d->digits < 19 ? 19 - d->digits : 0;
+        int64_t take = n < room ? n : room;
+        for (const char *q = sig; q < sig + take; q++)
+            d->mantissa = d->mantissa * 10 + (uint64_t)(*q - '0');
+        frac_digits += take;
+        if (n > take)
+            d->truncated = 1;
+        d->digits = (int64_t)d->digits + n > INT32_MAX ? INT32_MAX : (int)(d->digits + n);
     }
     if (!seen_digit)
         return NULL;
@@ -179,6 +189,50 @@ static int fallback_strtod(const char *s, size_t len, double *out)
     return rc;
 }
 
+#if defined(__x86_64__) && LDBL_MANT_DIG == 64
+/* Up to 19 digits and a power of ten up to 27 in the x87's 64-bit
+ * significand, for the shortest round-trip decimals (17 digits, such as
+ * "0.19358974368831172") that Clinger's path cannot take.  The mantissa
+ * and 10^|e| (5^27 < 2^64) are exact there, so m * 10^e or m / 10^e is
+ * rounded once, to within half an extended ulp of the true value; the
+ * second rounding to double then gives the correctly rounded result,
+ * which is strtod's, unless the extended result sits exactly on a
+ * double's halfway point (its 11 low bits are 0x400), where the true
+ * value may lie on either side: strtod decides those.  Only while the
+ * x87 computes with 64-bit precision (another precision control setting
+ * would round to 53 bits first). */
+static const long double pow10_extended[] = {
+    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+    1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+    1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L,
+};
+
+static int extended_value(const decimal *d, double *out)
+{
+    int64_t e = d->exponent10;
+    if (d->truncated || e < -27 || e > 27)
+        return NDT_AGAIN;
+    volatile long double one = 1.0L, tiny = 0x1p-63L;
+    if (one + tiny == one)
+        return NDT_AGAIN; /* the x87 rounds to fewer than 64 bits */
+    long double m = (long double)d->mantissa;
+    long double x = e < 0 ? m / pow10_extended[-e] : m * pow10_extended[e];
+    uint64_t significand;
+    memcpy(&significand, &x, sizeof(significand)); /* the low 8 bytes */
+    if ((significand & 0x7FF) == 0x400)
+        return NDT_AGAIN;
+    double v = (double)x;
+    *out = d->negative ? -v : v;
+    return NDT_OK;
+}
+#else
+static int extended_value(const decimal *d, double *out)
+{
+    (void)d, (void)out;
+    return NDT_AGAIN;
+}
+#endif
+
 /* The value of a scanned decimal; s[0..len) is its text for strtod. */
 static int decimal_value(const decimal *d, const char *s, size_t len, double *out)
 {
@@ -196,6 +250,8 @@ static int decimal_value(const decimal *d, const char *s, size_t len, double *ou
         *out = d->negative ? -v : v;
         return NDT_OK;
     }
+    if (extended_value(d, out) == NDT_OK)
+        return NDT_OK;
     return fallback_strtod(s, len, out);
 }
 
