@@ -105,26 +105,10 @@ static inline const char *name_special(const char *p, const char *end)
     return p;
 }
 
-/* A name up to an unescaped comma, space or newline (or '=' for tags and
- * field keys).  in_tag: `=` ends the name and `\=` is an escape (tags and
- * field keys, not the measurement).  A name without a backslash, nearly
- * every one, is a view into the message; one with escapes is unescaped
- * into the scratch area. */
-static ndt_str read_name(influx_reader *r, int in_tag)
+/* The rest of a name whose first backslash is at p, unescaped into the
+ * scratch area (see read_name). */
+static ndt_str read_name_escaped(influx_reader *r, const char *start, const char *p, int in_tag)
 {
-    const char *start = r->p, *p = r->p;
-    for (;;) {
-        p = name_special(p, r->end);
-        if (p < r->end && *p == '=' && !in_tag) {
-            p++;
-            continue;
-        }
-        break;
-    }
-    if (p >= r->end || *p != '\\') {
-        r->p = p;
-        return (ndt_str){ start, (size_t)(p - start) };
-    }
     char *first = r->scratch + r->used, *o = first;
     memcpy(o, start, (size_t)(p - start));
     o += p - start;
@@ -155,6 +139,28 @@ static ndt_str read_name(influx_reader *r, int in_tag)
     }
     r->used += (size_t)(o - first);
     return (ndt_str){ first, (size_t)(o - first) };
+}
+
+/* A name up to an unescaped comma, space or newline (or '=' for tags and
+ * field keys).  in_tag: `=` ends the name and `\=` is an escape (tags and
+ * field keys, not the measurement).  A name without a backslash, nearly
+ * every one, is a view into the message; one with escapes is unescaped
+ * into the scratch area. */
+__attribute__((always_inline)) static inline ndt_str read_name(influx_reader *r, int in_tag)
+{
+    const char *start = r->p, *p = r->p;
+    for (;;) {
+        p = name_special(p, r->end);
+        if (p < r->end && *p == '=' && !in_tag) {
+            p++;
+            continue;
+        }
+        break;
+    }
+    if (p < r->end && *p == '\\')
+        return read_name_escaped(r, start, p, in_tag);
+    r->p = p;
+    return (ndt_str){ start, (size_t)(p - start) };
 }
 
 static int read_tags(influx_reader *r, hdl_label *labels, size_t *nlabels)
@@ -428,7 +434,20 @@ int hdl_decode_influx(const char *msg, size_t len, hdl_sample_fn fn, void *ctx, 
                       size_t errlen)
 {
     char stack_scratch[INFLUX_STACK_SCRATCH];
-    influx_reader r = { msg, msg + len, 1, stack_scratch, 0, NULL, err, errlen };
+    /* Field by field: an initializer clears the whole struct with a slow
+     * `rep stos`; nh and its counts are set per line by read_fields. */
+    influx_reader r;
+    r.p = msg;
+    r.end = msg + len;
+    r.line = 1;
+    r.scratch = stack_scratch;
+    r.used = 0;
+    r.name_area = NULL;
+    r.err = err;
+    r.errlen = errlen;
+    r.nh_seen = 0;
+    r.pos = r.neg = NULL;
+    r.npos = r.nneg = r.pos_cap = r.neg_cap = 0;
     if (len > SIZE_MAX / 2 - 2)
         return fail(&r, "message too large");
     if (2 * len + 2 > sizeof(stack_scratch) && !(r.scratch = malloc(2 * len + 2))) {

@@ -266,13 +266,34 @@ static int read_string_slow(json_reader *r, ndt_str *out)
 }
 
 /* A string at r->p; inline for the common case, a view into the message
- * (no blank before it, nothing to unescape). */
+ * (no blank before it, nothing to unescape).  With SSE2 the first sixteen
+ * bytes are looked at here, and whether the first special byte is the
+ * closing quote comes from the compare masks rather than from loading
+ * that byte again (most strings are keys and short label values). */
 __attribute__((always_inline)) static inline int read_string(json_reader *r, ndt_str *out)
 {
     if (r->p < r->end && *r->p == '"') {
-        const char *p = plain_end(r->p + 1, r->end);
+        const char *s = r->p + 1, *p;
+#ifdef JSON_SSE2
+        if (r->end - s >= 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+            unsigned quote = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')));
+            __m128i control = _mm_andnot_si128(x, _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
+            __m128i other = _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('\\')), control);
+            unsigned mask = quote | (unsigned)_mm_movemask_epi8(other);
+            if (mask && (quote & (mask & -mask))) {
+                p = s + __builtin_ctz(mask);
+                *out = (ndt_str){ s, (size_t)(p - s) };
+                r->p = p + 1;
+                return NDT_OK;
+            }
+            if (mask)
+                return read_string_slow(r, out);
+        }
+#endif
+        p = plain_end(s, r->end);
         if (p < r->end && *p == '"') {
-            *out = (ndt_str){ r->p + 1, (size_t)(p - r->p - 1) };
+            *out = (ndt_str){ s, (size_t)(p - s) };
             r->p = p + 1;
             return NDT_OK;
         }

@@ -404,13 +404,28 @@ typedef struct sample_view {
     size_t nderived;
 } sample_view;
 
+/* ndt_str_cmp(a, name) for a NUL-terminated name, without the strlen
+ * and memcmp calls: it runs for every matcher and template label of
+ * every sample, and label names differ in their first bytes.  A NUL
+ * inside a (sorts below any byte, as memcmp has it). */
+static inline int label_cmp_cstr(ndt_str a, const char *name)
+{
+    size_t i = 0;
+    for (; i < a.len && name[i]; i++) {
+        if (a.ptr[i] != name[i])
+            return (unsigned char)a.ptr[i] < (unsigned char)name[i] ? -1 : 1;
+    }
+    if (i < a.len)
+        return 1; /* name ended first */
+    return name[i] ? -1 : 0;
+}
+
 static int sample_label(const hdl_sample *s, const char *name, ndt_str *out)
 {
-    ndt_str key = ndt_str_from_cstr(name);
     size_t lo = 0, hi = s->nlabels;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = ndt_str_cmp(s->labels[mid].name, key);
+        int c = label_cmp_cstr(s->labels[mid].name, name);
         if (c == 0) {
             *out = s->labels[mid].value;
             return 1;
@@ -422,7 +437,7 @@ static int sample_label(const hdl_sample *s, const char *name, ndt_str *out)
     }
     /* Decoders sort labels, but a linear pass keeps an unsorted input right. */
     for (size_t i = 0; i < s->nlabels; i++)
-        if (ndt_str_eq(s->labels[i].name, key)) {
+        if (label_cmp_cstr(s->labels[i].name, name) == 0) {
             *out = s->labels[i].value;
             return 1;
         }
