@@ -714,6 +714,62 @@ static void callback_can_stop_the_parse(void **state)
 
 /* ---- numbers -------------------------------------------------------- */
 
+static void check_against_strtod(const char *buf)
+{
+    double want = strtod(buf, NULL), got;
+    if (ingest_number_parse_float(buf, strlen(buf), &got) != NDT_OK)
+        fail_msg("%s rejected", buf);
+    if (memcmp(&want, &got, sizeof(got)) != 0)
+        fail_msg("%s: got %.17g want %.17g", buf, got, want);
+}
+
+/* The paths past Clinger's: 16 to 19 significant digits (shortest
+ * round-trip forms of doubles, which the encoders write), and decimals
+ * exactly on or next to the halfway point between two doubles, where a
+ * double rounding would go wrong. */
+static void numbers_long_and_halfway_are_bit_exact_with_strtod(void **state)
+{
+    (void)state;
+    char buf[80];
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 300000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+        /* A double from 1e-30 to 1e30, every mantissa bit random. */
+        double d = ldexp((double)(x >> 11) / 9007199254740992.0 + 0.5, (int)(x % 200) - 100);
+        snprintf(buf, sizeof(buf), "%.*g", 15 + (int)(x >> 60) % 3, d);
+        check_against_strtod(buf);
+        snprintf(buf, sizeof(buf), "%.17f", d); /* Go's 'f': no exponent */
+        if (strlen(buf) < 60)
+            check_against_strtod(buf);
+        /* m = a double in (2^53, 2^63) plus half its ulp: an integer of at
+         * most 19 digits exactly between two doubles; then m-1, m+1, and
+         * m shifted right of the point. */
+        int shift = 1 + (int)(x >> 58) % 10;
+        uint64_t a = ((x >> 1) | (UINT64_C(1) << 62)) >> shift;
+        if (a < (UINT64_C(1) << 53))
+            continue;
+        int bits = 64 - __builtin_clzll(a);
+        uint64_t half = UINT64_C(1) << (bits - 54);
+        uint64_t m = (a & ~(2 * half - 1)) + half;
+        for (int k = -1; k <= 1; k++) {
+            snprintf(buf, sizeof(buf), "%llu", (unsigned long long)(m + (uint64_t)k));
+            check_against_strtod(buf);
+            size_t n = strlen(buf);
+            int dot = (int)(x >> 40) % (int)n;
+            memmove(buf + dot + 1, buf + dot, n - (size_t)dot + 1);
+            buf[dot] = '.';
+            check_against_strtod(buf);
+        }
+    }
+    /* 2^53 + 1, the first integer no double holds: a tie, to even. */
+    check_against_strtod("9007199254740993");
+    check_against_strtod("9007199254740993e-5");
+    check_against_strtod("0.19358974368831172");
+    check_against_strtod("300.0000000000003");
+    check_against_strtod("9999999999999999999e27");
+    check_against_strtod("1234567890123456789e-27");
+}
+
 static void numbers_are_bit_exact_with_strtod(void **state)
 {
     (void)state;
@@ -831,6 +887,7 @@ int main(void)
         cmocka_unit_test(arena_cap_is_an_error_not_a_crash),
         cmocka_unit_test(callback_can_stop_the_parse),
         cmocka_unit_test(numbers_are_bit_exact_with_strtod),
+        cmocka_unit_test(numbers_long_and_halfway_are_bit_exact_with_strtod),
         cmocka_unit_test(huge_values_format_without_undefined_behaviour),
         cmocka_unit_test(content_type_selects_the_parser),
     };
