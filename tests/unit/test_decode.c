@@ -6,7 +6,10 @@
  * record written by Avro C itself, format detection, the liberal corners
  * of the json and line-protocol readers, and malformed inputs: every one
  * is NDT_EBADCONF with a reason naming what and where, never a crash
- * (every prefix of a valid message is tried under ASan).
+ * (every prefix of a valid message is tried under ASan).  The fast paths
+ * get their own: a special byte at every offset of strings and names of
+ * every length (the 16-byte scanners), values bit-exact with strtod,
+ * the per-thread timestamp cache.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -319,6 +322,177 @@ static void json_malformed_is_badconf_with_reason(void **state)
     ndt_buf_append_str(&b, "}}");
     assert_bad(HDL_FORMAT_JSON, b.data, b.len, "more than 128 labels");
     ndt_buf_free(&b);
+}
+
+/* The string scanner looks at 16 bytes at a time and decides from its
+ * masks whether the closing quote came first: a special byte at every
+ * offset of strings of every length, in the middle of the message (the
+ * name) and at its very end (the last label value), must read as a byte
+ * by byte reader would. */
+static void json_strings_at_every_offset(void **state)
+{
+    (void)state;
+    const char *ts = "\"timestamp\":\"2026-01-02T03:04:05.678Z\"";
+    static const struct {
+        const char *in;  /* inserted at offset k of a run of 'a' */
+        const char *out; /* what it reads as; NULL: refused */
+    } specials[] = {
+        { "", "" },
+        { "\\n", "\n" },
+        { "\\\"", "\"" },
+        { "\\\\", "\\" },
+        { "\\u00e9", "\xc3\xa9" },
+        { "\\ud83d\\ude00", "\xf0\x9f\x98\x80" },
+        { "\xc3\xa9", "\xc3\xa9" }, /* UTF-8 is plain */
+        { "\x7f", "\x7f" },
+        { "\x01", NULL },
+        { "\x1f", NULL },
+        { "\t", NULL },
+    };
+    char msg[512], want[128];
+    for (size_t i = 0; i < NDT_ARRAY_LEN(specials); i++) {
+        for (int len = 0; len <= 40; len++) {
+            for (int k = 0; k <= len; k++) {
+                char str[128];
+                int n = snprintf(str, sizeof(str), "%.*s%s%.*s", k, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                 specials[i].in, len - k, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+                int wn = specials[i].out
+                             ? snprintf(want, sizeof(want), "%.*s%s%.*s", k,
+                                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", specials[i].out,
+                                        len - k, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+                             : 0;
+                for (int where = 0; where < 2; where++) {
+                    int m = where == 0
+                                ? snprintf(msg, sizeof(msg),
+                                           "{%s,\"value\":\"1\",\"name\":\"x%.*s\","
+                                           "\"labels\":{\"job\":\"j\"}}", ts, n, str)
+                                : snprintf(msg, sizeof(msg),
+                                           "{%s,\"value\":\"1\",\"name\":\"x\","
+                                           "\"labels\":{\"job\":\"%.*s\"}}", ts, n, str);
+                    if (!specials[i].out) {
+                        assert_bad(HDL_FORMAT_JSON, msg, (size_t)m, "control byte in a string");
+                        continue;
+                    }
+                    collector c = { 0 };
+                    char err[NDT_ERRBUF_SIZE];
+                    if (decode(HDL_FORMAT_JSON, msg, (size_t)m, &c, err) != NDT_OK)
+                        fail_msg("%s: %s", msg, err);
+                    if (where == 0) {
+                        assert_int_equal(c.s[0].name_len, (size_t)wn + 1);
+                        assert_memory_equal(c.s[0].name + 1, want, (size_t)wn);
+                    } else {
+                        assert_int_equal(c.s[0].lvalue_len[0], (size_t)wn);
+                        assert_memory_equal(c.s[0].lvalue[0], want, (size_t)wn);
+                    }
+                    collector_free(&c);
+                }
+            }
+        }
+    }
+}
+
+/* Values as the adapter and other producers write them: Go's 'f' format
+ * (up to 309 integer digits, 17 significant ones, no exponent), NaN and
+ * the infinities spelled as Go spells them, bare JSON numbers with
+ * exponents; each read to strtod's bits.  Out of range is refused,
+ * underflow reads as Go reads it. */
+static void json_values_exact_as_strtod(void **state)
+{
+    (void)state;
+    static const char *values[] = {
+        "0", "-0", "1", "1.5", "0.1", "6.259740259740259", "0.19358974368831172",
+        "300.0000000000003", "4123168604", "9007199254740993", "18446744073709551616",
+        "12345678901234567890123", "0.000000000000000000000000000001",
+        "179769313486231570000000000000000000000000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+        "00000000000000000000000000000000000000000000000000000000",
+        "1e308", "1E+2", "-2.5e-300", "4.9e-324", "1e-400", "123456789012345678e-20",
+    };
+    char msg[512];
+    for (size_t i = 0; i < NDT_ARRAY_LEN(values); i++) {
+        for (int bare = 0; bare < 2; bare++) {
+            int m = snprintf(msg, sizeof(msg),
+                             "{\"timestamp\":\"2026-01-02T03:04:05.678Z\",\"value\":%s%s%s,"
+                             "\"name\":\"up\"}", bare ? "" : "\"", values[i], bare ? "" : "\"");
+            collector c = { 0 };
+            char err[NDT_ERRBUF_SIZE];
+            if (decode(HDL_FORMAT_JSON, msg, (size_t)m, &c, err) != NDT_OK)
+                fail_msg("%s: %s", values[i], err);
+            double want = strtod(values[i], NULL);
+            if (memcmp(&want, &c.s[0].value, sizeof(want)) != 0)
+                fail_msg("%s: got %.17g want %.17g", values[i], c.s[0].value, want);
+            collector_free(&c);
+        }
+    }
+    static const struct {
+        const char *text;
+        double want;
+    } specials[] = { { "\"NaN\"", NAN }, { "\"+Inf\"", INFINITY }, { "\"-Inf\"", -INFINITY },
+                     { "\"Inf\"", INFINITY } };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(specials); i++) {
+        int m = snprintf(msg, sizeof(msg),
+                         "{\"timestamp\":\"2026-01-02T03:04:05.678Z\",\"value\":%s,\"name\":\"up\"}",
+                         specials[i].text);
+        collector c = { 0 };
+        char err[NDT_ERRBUF_SIZE];
+        assert_int_equal(decode(HDL_FORMAT_JSON, msg, (size_t)m, &c, err), NDT_OK);
+        if (isnan(specials[i].want))
+            assert_true(isnan(c.s[0].value));
+        else
+            assert_true(c.s[0].value == specials[i].want);
+        collector_free(&c);
+    }
+    static const char *bad[] = { "\"2e308\"", "2e308", "\"nan\\u0000\"", "\"+NaN\"", "\"1e\"",
+                                 "\"0x1p3\"", "\" 1\"", "-", "1.", ".5", "+1" };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(bad); i++) {
+        int m = snprintf(msg, sizeof(msg),
+                         "{\"timestamp\":\"2026-01-02T03:04:05.678Z\",\"value\":%s,\"name\":\"up\"}",
+                         bad[i]);
+        collector c = { 0 };
+        char err[NDT_ERRBUF_SIZE];
+        if (decode(HDL_FORMAT_JSON, msg, (size_t)m, &c, err) != NDT_EBADCONF)
+            fail_msg("value %s accepted", bad[i]);
+        collector_free(&c);
+    }
+}
+
+/* The last timestamp parsed is kept per thread: a different one, one that
+ * failed, and one too long to keep must all still read right. */
+static void json_timestamp_cache_never_answers_wrong(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ts;
+        int64_t want; /* INT64_MIN: refused */
+    } seq[] = {
+        { "2026-01-02T03:04:05.678Z", TS_EXAMPLE },
+        { "2026-01-02T03:04:05.678Z", TS_EXAMPLE },
+        { "2026-01-02T03:04:05.679Z", TS_EXAMPLE + 1 },
+        { "2026-02-30T03:04:05.678Z", INT64_MIN },
+        { "2026-02-30T03:04:05.678Z", INT64_MIN },
+        { "2026-01-02T03:04:05.678Z", TS_EXAMPLE },
+        { "2026-01-02T05:04:05.678901234567890123456789+02:00", TS_EXAMPLE },
+        { "2026-01-02T05:04:05.678901234567890123456789+02:00", TS_EXAMPLE },
+        { "2026-01-02T03:04:05.678", INT64_MIN },
+        { "2026-01-02T03:04:05.678Z", TS_EXAMPLE },
+        { "", INT64_MIN },
+    };
+    char msg[256];
+    for (size_t i = 0; i < NDT_ARRAY_LEN(seq); i++) {
+        int m = snprintf(msg, sizeof(msg), "{\"timestamp\":\"%s\",\"value\":\"1\",\"name\":\"up\"}",
+                         seq[i].ts);
+        if (seq[i].want == INT64_MIN) {
+            assert_bad(HDL_FORMAT_JSON, msg, (size_t)m, "timestamp is not RFC 3339");
+            continue;
+        }
+        collector c = { 0 };
+        char err[NDT_ERRBUF_SIZE];
+        if (decode(HDL_FORMAT_JSON, msg, (size_t)m, &c, err) != NDT_OK)
+            fail_msg("%s: %s", seq[i].ts, err);
+        assert_int_equal(c.s[0].ts_ms, seq[i].want);
+        collector_free(&c);
+    }
 }
 
 /* ---- avro ----------------------------------------------------------------- */
@@ -656,6 +830,64 @@ static void influx_malformed_is_badconf_with_line(void **state)
     ndt_buf_free(&b);
 }
 
+/* Names are views into the message unless they hold an escape: every
+ * escaped byte at every offset of tag keys, tag values, field keys and
+ * measurements of every length round-trips through ingest's encoder. */
+static void influx_names_at_every_offset(void **state)
+{
+    (void)state;
+    const char specials[] = { ',', ' ', '=', '\\', '\t', '\n', 'z' };
+    const char *run = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    for (size_t i = 0; i < sizeof(specials); i++) {
+        for (int len = 0; len <= 36; len++) {
+            for (int k = 0; k <= len; k += (len > 20 ? 3 : 1)) {
+                if (specials[i] == '\\' && k == len)
+                    continue; /* the encoder drops a trailing backslash (encode_influx.c) */
+                char v[128];
+                snprintf(v, sizeof(v), "b%.*s%c%.*s", k, run, specials[i], len - k, run);
+                ndt_str sv = { v, strlen(v) }; /* "b...": sorts between "a" and "~last" */
+                ingest_label l[4] = {
+                    { NDT_STR_LIT("__name__"), sv },
+                    { NDT_STR_LIT("a"), sv },
+                    { sv, NDT_STR_LIT("x") },
+                    { NDT_STR_LIT("~last"), sv },
+                };
+                ingest_series series = { l, 4, 0.19358974368831172, 1767323045678LL,
+                                         INGEST_TYPE_UNKNOWN };
+                ndt_buf b;
+                ndt_buf_init(&b, 0);
+                assert_int_equal(ingest_encode_influx(&series, &b), NDT_OK);
+                collector c = { 0 };
+                char err[NDT_ERRBUF_SIZE];
+                if (decode(HDL_FORMAT_INFLUX, b.data, b.len, &c, err) != NDT_OK)
+                    fail_msg("%.*s: %s", (int)b.len, b.data, err);
+                assert_int_equal(c.n, 1);
+                assert_same(&c.s[0], &series, 0);
+                collector_free(&c);
+                ndt_buf_free(&b);
+            }
+        }
+    }
+    /* A measurement may hold an unescaped '='; timestamps past 18 digits
+     * take the general integer parser. */
+    const char msg[] = "m=x,t=v value=1 9223372036854775807\n"
+                       "n value=2 -9223372036854775808\n"
+                       "o value=3 -1767323045678";
+    collector c = { 0 };
+    char err[NDT_ERRBUF_SIZE];
+    if (decode(HDL_FORMAT_INFLUX, msg, sizeof(msg) - 1, &c, err) != NDT_OK)
+        fail_msg("%s", err);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.s[0].name, "m=x");
+    assert_true(c.s[0].ts_ms == INT64_MAX);
+    assert_true(c.s[1].ts_ms == INT64_MIN);
+    assert_int_equal(c.s[2].ts_ms, -1767323045678LL);
+    collector_free(&c);
+    assert_bad(HDL_FORMAT_INFLUX, "m value=1 9223372036854775808", 29, "timestamp is not an integer");
+    assert_bad(HDL_FORMAT_INFLUX, "m value=1 -", 11, "timestamp is not an integer");
+    assert_bad(HDL_FORMAT_INFLUX, "m value=1 12345678901234567890", 30, "timestamp is not an integer");
+}
+
 /* ---- detection, names, the callback's say ---------------------------------- */
 
 static void detection_and_names(void **state)
@@ -764,6 +996,9 @@ int main(void)
         cmocka_unit_test(json_unescapes_like_a_json_parser),
         cmocka_unit_test(json_reads_what_the_adapter_writes),
         cmocka_unit_test(json_malformed_is_badconf_with_reason),
+        cmocka_unit_test(json_strings_at_every_offset),
+        cmocka_unit_test(json_values_exact_as_strtod),
+        cmocka_unit_test(json_timestamp_cache_never_answers_wrong),
         cmocka_unit_test(avro_round_trips_framed_and_unframed),
         cmocka_unit_test(avro_empty_job_unframed_is_not_mistaken_for_framing),
         cmocka_unit_test(avro_reads_what_avro_c_writes),
@@ -772,6 +1007,7 @@ int main(void)
         cmocka_unit_test(influx_round_trips_with_escapes),
         cmocka_unit_test(influx_reads_other_producers_lines),
         cmocka_unit_test(influx_malformed_is_badconf_with_line),
+        cmocka_unit_test(influx_names_at_every_offset),
         cmocka_unit_test(detection_and_names),
         cmocka_unit_test(callback_error_stops_decoding),
         cmocka_unit_test(native_histograms_round_trip_in_every_format),
