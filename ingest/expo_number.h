@@ -12,8 +12,10 @@
  * case-insensitive.  Results are bit-exact with strtod: a fast path handles
  * the decimals that can be computed exactly in one IEEE operation
  * (Clinger's fast path: <= 19 significant digits that fit in 2^53 and a
- * power of ten <= 22), everything else is validated here and then handed
- * to strtod.
+ * power of ten <= 22), a second one on x86-64 the shortest round-trip
+ * forms past it (<= 19 digits, power of ten <= 27, through the x87's
+ * 64-bit significand, halfway cases excluded; see expo_number.c),
+ * everything else is validated here and then handed to strtod.
  */
 #ifndef INGEST_EXPO_NUMBER_H
 #define INGEST_EXPO_NUMBER_H
