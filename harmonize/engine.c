@@ -1101,25 +1101,36 @@ static int json_string(ndt_buf *b, const char *s)
 }
 
 /* RFC 3339 UTC with milliseconds; the attributes of a batch share a few
- * instants, so the last one formatted is kept. */
+ * instants, so the last ones formatted are kept.  Four of them: a fragment
+ * alternates between its attributes' instant and its twin state's older
+ * one, which a single entry would format again for every fragment. */
+#define JSON_TIME_CACHE 4
+
 static int json_time(ndt_buf *b, int64_t ms)
 {
-    static __thread int64_t cached_ms = INT64_MIN;
-    static __thread char cached[40];
-    static __thread size_t cached_len;
-    if (ms != cached_ms) {
-        time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-        struct tm tm;
-        gmtime_r(&secs, &tm);
-        int n = snprintf(cached, sizeof(cached), "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
-                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                         tm.tm_sec, (int)(ms - (int64_t)secs * 1000));
-        if (n <= 0 || (size_t)n >= sizeof(cached))
-            return NDT_ERROR;
-        cached_len = (size_t)n;
-        cached_ms = ms;
+    static __thread int64_t cached_ms[JSON_TIME_CACHE] = { INT64_MIN, INT64_MIN, INT64_MIN,
+                                                           INT64_MIN };
+    static __thread char cached[JSON_TIME_CACHE][40];
+    static __thread size_t cached_len[JSON_TIME_CACHE];
+    static __thread unsigned next;
+    for (unsigned i = 0; i < JSON_TIME_CACHE; i++) {
+        if (cached_ms[i] == ms && cached_len[i]) /* a length: INT64_MIN is a time too */
+            return ndt_buf_append(b, cached[i], cached_len[i]);
     }
-    return ndt_buf_append(b, cached, cached_len);
+    unsigned k = next++ % JSON_TIME_CACHE;
+    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    int n = snprintf(cached[k], sizeof(cached[k]), "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, (int)(ms - (int64_t)secs * 1000));
+    if (n <= 0 || (size_t)n >= sizeof(cached[k])) {
+        cached_len[k] = 0;
+        return NDT_ERROR;
+    }
+    cached_len[k] = (size_t)n;
+    cached_ms[k] = ms;
+    return ndt_buf_append(b, cached[k], cached_len[k]);
 }
 
 /* The entity whole, NGSI-LD normalized. */
