@@ -5,7 +5,7 @@
  * names must cost one hash lookup):
  *   - metric name -> the rules naming it: an open-addressing table built
  *     once from the rules;
- *   - entity id -> entity: open addressing on a 64-bit FNV-1a hash, the
+ *   - entity id -> entity: open addressing on a 64-bit hash, the
  *     entity holding one slot per attribute rule of its type (rules.h
  *     numbers them), so an attribute update is an array store;
  *   - (rule, series) -> previous counter value for rates, or previous
@@ -159,17 +159,33 @@ struct hdl_engine {
 
 /* ---- hashing ------------------------------------------------------------ */
 
-static uint64_t fnv(uint64_t h, const void *data, size_t len)
+/* A multiply-fold hash, eight bytes a step: the 128-bit product of the
+ * state (with the next word mixed in) and an odd constant, its halves
+ * folded.  FNV-1a, its predecessor here, is a chain of one multiply per
+ * byte; over metric names, entity ids and series it was about a tenth of
+ * the engine's time.  A value is only ever compared within one process
+ * (tables, series identity), never stored. */
+static inline uint64_t hash_fold(uint64_t x)
 {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
+    __uint128_t r = (__uint128_t)x * 0x9e3779b97f4a7c15ull;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
-#define FNV_INIT 0xcbf29ce484222325ull
+static uint64_t hash_bytes(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = hash_fold(h ^ w);
+    }
+    /* The tail, with its length in the top byte: "a" and "a\0" differ. */
+    uint64_t w = (uint64_t)len << 56;
+    memcpy(&w, p, len);
+    return hash_fold(h ^ w ^ 0x5851f42d4c957f2dull);
+}
+
+#define HASH_INIT 0xcbf29ce484222325ull
 
 static size_t pow2_at_least(size_t n)
 {
@@ -184,7 +200,7 @@ static size_t pow2_at_least(size_t n)
 static metric_bucket *metric_find(const hdl_engine *e, const char *name, size_t len)
 {
     size_t mask = e->metrics_cap - 1;
-    uint64_t h = fnv(FNV_INIT, name, len);
+    uint64_t h = hash_bytes(HASH_INIT, name, len);
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         metric_bucket *b = &e->metrics[i];
         if (!b->metric)
@@ -234,7 +250,7 @@ static int build_metric_index(hdl_engine *e)
             return NDT_ERROR;
         b->metric = m;
         b->len = strlen(m);
-        b->hash = fnv(FNV_INIT, m, b->len);
+        b->hash = hash_bytes(HASH_INIT, m, b->len);
         b->rules = r;
         b->rules[b->nrules++] = i;
     }
@@ -272,7 +288,7 @@ static int entities_grow(hdl_engine *e)
 
 static entity *entity_get(hdl_engine *e, const char *id, size_t len, size_t type)
 {
-    uint64_t h = fnv(FNV_INIT, id, len);
+    uint64_t h = hash_bytes(HASH_INIT, id, len);
     entity **b = entity_bucket(e, id, len, h);
     if (*b)
         return *b;
@@ -530,13 +546,13 @@ static int rule_matches(hdl_engine *e, const hdl_rule *r, const hdl_sample *s)
 
 static uint64_t series_key(size_t rule, const hdl_sample *s)
 {
-    uint64_t h = fnv(FNV_INIT, &rule, sizeof(rule));
-    h = fnv(h, s->name.ptr, s->name.len);
+    uint64_t h = hash_bytes(HASH_INIT, &rule, sizeof(rule));
+    h = hash_bytes(h, s->name.ptr, s->name.len);
     for (size_t i = 0; i < s->nlabels; i++) {
-        h = fnv(h, "\xff", 1);
-        h = fnv(h, s->labels[i].name.ptr, s->labels[i].name.len);
-        h = fnv(h, "\xfe", 1);
-        h = fnv(h, s->labels[i].value.ptr, s->labels[i].value.len);
+        h = hash_bytes(h, "\xff", 1);
+        h = hash_bytes(h, s->labels[i].name.ptr, s->labels[i].name.len);
+        h = hash_bytes(h, "\xfe", 1);
+        h = hash_bytes(h, s->labels[i].value.ptr, s->labels[i].value.len);
     }
     return h ? h : 1;
 }
@@ -894,7 +910,7 @@ static int apply_attribute(hdl_engine *e, size_t ri, const hdl_rule *r, const sa
     if (r->kind == HDL_RULE_ATTRIBUTE) {
         ndt_str instance;
         if (sample_label(s, "instance", &instance))
-            en->source = fnv(FNV_INIT, instance.ptr, instance.len) | 1;
+            en->source = hash_bytes(HASH_INIT, instance.ptr, instance.len) | 1;
         if (twin_observe(e, en, s->ts_ms) != NDT_OK)
             return NDT_ERROR;
     }
@@ -971,7 +987,7 @@ static int source_down(hdl_engine *e, const hdl_sample *s)
     ndt_str instance;
     if (!sample_label(s, "instance", &instance))
         return NDT_OK;
-    uint64_t source = fnv(FNV_INIT, instance.ptr, instance.len) | 1;
+    uint64_t source = hash_bytes(HASH_INIT, instance.ptr, instance.len) | 1;
     for (size_t i = 0; i < e->entities_cap; i++) {
         entity *en = e->entities[i];
         if (en && en->source == source &&
@@ -1385,7 +1401,7 @@ void hdl_engine_get_stats(const hdl_engine *e, hdl_engine_stats *out)
 
 hdl_twin_state hdl_engine_twin_state(const hdl_engine *e, const char *id)
 {
-    entity *const *b = entity_bucket(e, id, strlen(id), fnv(FNV_INIT, id, strlen(id)));
+    entity *const *b = entity_bucket(e, id, strlen(id), hash_bytes(HASH_INIT, id, strlen(id)));
     return *b ? (*b)->state : HDL_TWIN_NSTATES;
 }
 
