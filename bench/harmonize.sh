@@ -53,6 +53,7 @@ wait_port "$TB" 10 || die "testbed did not listen"
 printf 'global:\n  scrape_interval: 20ms\nscrape_configs:\n  - job_name: testbed\n    static_configs: [{targets: ["127.0.0.1:%s"]}]\n' \
     "$TB" >"$B/scrape.yml"
 bg scrape "$NDTPIPE" scrape --config "$B/scrape.yml" --brokers "$BROKERS" ${SCRAPE_ARGS:-}
+S=$BG_PID
 WEB=$(free_port)
 bg harmonize "$NDTPIPE" harmonize --brokers "$BROKERS" --udr "$udr_url" -o spool_dir="$B/spool" \
     -X session.timeout.ms=6000 --web.listen-address "127.0.0.1:$WEB" ${HARMONIZE_ARGS:-}
@@ -64,10 +65,10 @@ for _ in $(seq 1 100); do
 done
 sleep 3 # the backlog of the group join drains
 curl -sf "http://127.0.0.1:$WEB/metrics" >"$B/m0"
-c0=$(cpu_seconds "$H")
+c0=$(cpu_seconds "$H") s0=$(cpu_seconds "$S") load=$(cut -d' ' -f1 /proc/loadavg)
 sleep "$DURATION"
 curl -sf "http://127.0.0.1:$WEB/metrics" >"$B/m1"
-c1=$(cpu_seconds "$H")
+c1=$(cpu_seconds "$H") s1=$(cpu_seconds "$S")
 
 # quantile Q: from the bucket counts' difference between m1 and m0.
 quantile() {
@@ -95,6 +96,7 @@ instants=$(delta ndtpipe_harmonize_freshness_seconds_count)
 samples=$(delta ndtpipe_harmonize_samples_total)
 live=$(awk -v s="$samples" -v c0="$c0" -v c1="$c1" 'BEGIN { printf "%.0f", s / (c1 - c0) }')
 cpu=$(awk -v d="$DURATION" -v c0="$c0" -v c1="$c1" 'BEGIN { printf "%.1f", 100 * (c1 - c0) / d }')
+scpu=$(awk -v d="$DURATION" -v c0="$s0" -v c1="$s1" 'BEGIN { printf "%.1f", 100 * (c1 - c0) / d }')
 
 echo "| harmonize | samples/scrape | samples/s per core | goal |"
 echo "|---|---:|---:|---:|"
@@ -106,6 +108,6 @@ for f in avro json influx; do
 done
 echo "| live stage (decode + engine + $udr_name + Kafka), 20 ms scrapes, ${cpu}% of a core | $(echo "$e3" | field per_scrape) | $live | |"
 echo
-echo "| freshness, scrape -> durable in the UDR ($udr_name), 20 ms scrapes, ${DURATION} s | scrape instants | p50 ms | p99 ms | p99 / scrape interval |"
-echo "|---|---:|---:|---:|---:|"
-echo "| embedded broker, avro | $instants | $p50 | $p99 | $(awk -v p="$p99" 'BEGIN { printf "%.2f", p / 20 }') |"
+echo "| freshness, scrape -> durable in the UDR ($udr_name), 20 ms scrapes, ${DURATION} s | scrape instants | p50 ms | p99 ms | p99 / scrape interval | stage CPU | scraper CPU | load |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| embedded broker, avro | $instants | $p50 | $p99 | $(awk -v p="$p99" 'BEGIN { printf "%.2f", p / 20 }') | ${cpu}% | ${scpu}% | $load |"

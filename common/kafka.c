@@ -186,6 +186,13 @@ int ndt_broker_start(int nbrokers, ndt_broker **out, char *err, size_t errlen)
         goto fail;
     }
     rd_kafka_conf_set_log_cb(conf, log_to_debug);
+    /* The mock's sockets take this handle's settings.  With Nagle on, a
+     * response written while an earlier one is still unacknowledged waits
+     * for the client's next request or its delayed ACK (40 ms on Linux):
+     * the last ProduceResponse of a burst, a commit answered right after a
+     * heartbeat.  Kafka's own broker sets TCP_NODELAY on every socket. */
+    if (conf_set(conf, "broker: ", "socket.nagle.disable", "true", err, errlen) != NDT_OK)
+        goto fail;
     b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
     if (!b->rk) {
         snprintf(err, errlen, "broker: cannot create the host handle: %s", why);

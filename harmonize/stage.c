@@ -14,7 +14,9 @@
  *      consuming and encoding the next batch while InfluxDB stores it
  *      (its sender thread; SQLite flushes at once); once udr_flush_done()
  *      says the ticket is durable, and the producer has delivered the
- *      batch's fragments and dead letters, its offsets are committed.  A
+ *      batch's fragments and dead letters, its offsets are committed
+ *      (asynchronously: Kafka's answer is counted when consumer_poll
+ *      serves it; a stop or a long-pending commit waits for it).  A
  *      failed flush falls back to udr_flush() until it returns NDT_OK
  *      (retried with backoff: a UDR that refuses makes the stage wait,
  *      never skip).
@@ -134,6 +136,7 @@ struct hdl_stage {
     hdl_engine *engine;
     udr *u;
     rd_kafka_t *consumer;
+    rd_kafka_queue_t *commit_q;   /* the consumer's: answers to async commits */
     rd_kafka_t *producer;
     rd_kafka_topic_t *out_topic;
     rd_kafka_topic_t *dlq_topic;
@@ -603,6 +606,28 @@ static int inflight_check(hdl_stage *st, int wait)
     return NDT_OK;
 }
 
+/* Counts a commit's outcome: its return (synchronous) or Kafka's answer. */
+static void commit_result(hdl_stage *st, rd_kafka_resp_err_t e)
+{
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        st->stats.commits++;
+        return;
+    }
+    st->stats.commit_failures++;
+    ndt_log(NDT_LOG_WARN, STAGE, "offset commit failed (the batch will be consumed again)",
+            NDT_KV_STR("error", rd_kafka_err2str(e)));
+}
+
+/* Kafka's answer to an asynchronous commit, served by consumer_poll. */
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    NDT_UNUSED(rk);
+    for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && offsets && i < offsets->cnt; i++)
+        err = offsets->elems[i].err;
+    commit_result(opaque, err);
+}
+
 /* Commits what the UDR has once the producer has delivered everything
  * produced before (fragments, dead letters).  Waiting for the producer is
  * not on the path to the UDR: a delivery round trip of the embedded broker
@@ -622,14 +647,14 @@ static int try_commit(hdl_stage *st, int force)
     }
     if (rd_kafka_outq_len(st->producer) > 0)
         return NDT_OK; /* later */
-    rd_kafka_resp_err_t e = rd_kafka_commit(st->consumer, st->pending, 0);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        st->stats.commits++;
-    } else {
-        st->stats.commit_failures++;
-        ndt_log(NDT_LOG_WARN, STAGE, "offset commit failed (the batch will be consumed again)",
-                NDT_KV_STR("error", rd_kafka_err2str(e)));
-    }
+    /* Asynchronous unless forced: a synchronous commit is a round trip
+     * through three librdkafka threads and the coordinator, in front of
+     * the next batch (end_batch commits before it finishes that batch). */
+    if (force)
+        commit_result(st, rd_kafka_commit(st->consumer, st->pending, 0));
+    else
+        commit_result(st, rd_kafka_commit_queue(st->consumer, st->pending, st->commit_q,
+                                                on_commit, st));
     rd_kafka_topic_partition_list_destroy(st->pending);
     st->pending = rd_kafka_topic_partition_list_new(16);
     st->pending_since_ms = 0;
@@ -779,6 +804,7 @@ static int kafka_clients(hdl_stage *st, char *err, size_t errlen)
         return NDT_ERROR;
     }
     rd_kafka_poll_set_consumer(st->consumer);
+    st->commit_q = rd_kafka_queue_get_consumer(st->consumer);
     rd_kafka_conf_t *pc = ndt_kafka_conf_new(st->o.brokers, producer_defaults, &st->o.xopts, err, errlen);
     if (!pc)
         return NDT_EBADCONF;
@@ -909,6 +935,8 @@ void hdl_stage_destroy(hdl_stage *st)
         ndt_httpd_stop(st->httpd);
     if (st->registered)
         ndt_metrics_unregister(st);
+    if (st->commit_q)
+        rd_kafka_queue_destroy(st->commit_q);
     if (st->consumer) {
         rd_kafka_consumer_close(st->consumer);
         rd_kafka_destroy(st->consumer);

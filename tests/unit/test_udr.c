@@ -8,9 +8,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "udr/udr.h"
@@ -219,6 +221,86 @@ static void data_survives_reopen(void **state)
     assert_int_equal(c.n, 1);
 }
 
+/* The WAL's size in frames and how many of them a checkpoint has copied
+ * into the database, read from the wal-index (the -shm file) in SQLite's
+ * documented format: mxFrame at byte 16 of its header, nBackfill at 96. */
+static void wal_state(const fixture *f, uint32_t *frames, uint32_t *backfilled)
+{
+    char path[128];
+    unsigned char hdr[100];
+    snprintf(path, sizeof(path), "%s/udr.db-shm", f->dir);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fread(hdr, 1, sizeof(hdr), fp), sizeof(hdr));
+    fclose(fp);
+    memcpy(frames, hdr + 16, sizeof(*frames));
+    memcpy(backfilled, hdr + 96, sizeof(*backfilled));
+}
+
+/* A batch of points wide enough to fill a few WAL pages, then a flush. */
+static void write_wide_batch(udr *u, int batch)
+{
+    static const char *names[] = { "a", "b", "c", "d", "e", "f", "g", "h" };
+    udr_field fields[8];
+    char text[8][160];
+    char id[64];
+    char err[NDT_ERRBUF_SIZE];
+    for (int i = 0; i < 8; i++) {
+        memset(text[i], 'x', sizeof(text[i]) - 1);
+        text[i][sizeof(text[i]) - 1] = '\0';
+        fields[i] = (udr_field){ .name = names[i], .kind = UDR_FIELD_STRING, .text = text[i] };
+    }
+    for (int k = 0; k < 20; k++) {
+        snprintf(id, sizeof(id), "urn:ngsi-ld:ServiceComponent:pod-%d", k);
+        udr_point p = { .type = "ServiceComponent", .id = id, .ts_ms = 1000 + batch,
+                        .fields = fields, .nfields = 8 };
+        assert_int_equal(udr_write_points(u, &p, 1, err, sizeof(err)), NDT_OK);
+    }
+    assert_int_equal(udr_flush(u, err, sizeof(err)), NDT_OK);
+}
+
+static int count_point(void *ctx, const udr_point *p)
+{
+    (void)p;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+/* Checkpoints run beside the writer (udr_sqlite.c): once the WAL passes
+ * 1000 pages another thread copies it into the database while the writer
+ * goes on, and the writer then starts the WAL over; nothing is lost. */
+static void checkpoints_run_beside_the_writer(void **state)
+{
+    fixture *f = *state;
+    uint32_t frames = 0, backfilled = 0;
+    int batches = 0;
+    while (frames < 1100 && batches < 2000) {
+        write_wide_batch(f->u, batches++);
+        wal_state(f, &frames, &backfilled);
+    }
+    assert_true(frames >= 1100);
+    /* The checkpointer catches up on its own (nothing here checkpoints). */
+    const struct timespec tick = { 0, 20 * 1000 * 1000 };
+    for (int i = 0; i < 500 && backfilled < frames; i++) {
+        nanosleep(&tick, NULL);
+        wal_state(f, &frames, &backfilled);
+    }
+    assert_true(backfilled > 0);
+    assert_int_equal(backfilled, frames);
+    /* The next transaction writes from the start of the WAL again. */
+    write_wide_batch(f->u, batches++);
+    wal_state(f, &frames, &backfilled);
+    assert_true(frames < 100);
+    /* Every point is there, after a reopen too. */
+    char err[NDT_ERRBUF_SIZE];
+    udr_close(f->u);
+    assert_int_equal(udr_open(&f->u, f->url, NULL, err, sizeof(err)), NDT_OK);
+    size_t n = 0;
+    assert_int_equal(udr_read_range(f->u, "ServiceComponent", 0, INT64_MAX, count_point, &n,
+                                    err, sizeof(err)), NDT_OK);
+    assert_int_equal(n, (size_t)batches * 20);
+}
+
 static void bad_input_is_refused_with_a_reason(void **state)
 {
     fixture *f = *state;
@@ -310,6 +392,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(relationship_changes_close_the_previous_interval, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(data_survives_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(checkpoints_run_beside_the_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_input_is_refused_with_a_reason, setup, teardown),
         cmocka_unit_test(bad_urls_are_refused_with_a_reason),
         cmocka_unit_test_setup_teardown(influx2_backend_refuses_reads_clearly, setup, teardown),
