@@ -101,12 +101,16 @@ static int next_field(pb_reader *r, pb_field *f)
 static pb_reader sub_reader(const pb_field *f) { return (pb_reader){ f->data, f->data + f->len }; }
 
 /* Label { string name = 1; string value = 2; }
- * NDT_AGAIN for a name or value holding a NUL byte. */
+ * NDT_AGAIN for a name or value holding a NUL byte.  One memchr over the
+ * whole Label usually settles that: without a 0 byte anywhere in it, no
+ * string inside has one (an empty value's length byte is a 0, and then
+ * each string is checked on its own). */
 static int read_label(const pb_field *f, ndt_str *name, ndt_str *value)
 {
     pb_reader r = sub_reader(f);
     pb_field g;
     int rc;
+    int check_strings = memchr(f->data, '\0', f->len) != NULL;
     *name = *value = (ndt_str){ "", 0 };
     while ((rc = next_field(&r, &g)) == NDT_OK) {
         if (g.number != 1 && g.number != 2)
@@ -114,7 +118,7 @@ static int read_label(const pb_field *f, ndt_str *name, ndt_str *value)
         if (g.wire != WIRE_LEN)
             return NDT_ERROR;
         ndt_str s = { (const char *)g.data, g.len };
-        if (memchr(g.data, '\0', g.len))
+        if (check_strings && memchr(g.data, '\0', g.len))
             return NDT_AGAIN; /* no label name or value may hold NUL: every consumer reads C strings */
         if (g.number == 1)
             *name = s;
@@ -146,30 +150,18 @@ static int read_sample(const pb_field *f, double *value, int64_t *timestamp)
     return rc == NDT_AGAIN ? NDT_OK : NDT_ERROR;
 }
 
-typedef struct ts_counts {
-    size_t labels;
-    size_t samples;
-    size_t histograms;
-} ts_counts;
-
-/* First pass over a TimeSeries: counts, and wire types of known fields. */
-static int count_timeseries(const pb_field *f, ts_counts *c)
+/* Byte-wise order of label names (ndt_str_cmp), with the first byte
+ * compared inline: sorted senders' neighbouring names mostly differ there. */
+static int name_cmp(ndt_str a, ndt_str b)
 {
-    pb_reader r = sub_reader(f);
-    pb_field g;
-    int rc;
-    memset(c, 0, sizeof(*c));
-    while ((rc = next_field(&r, &g)) == NDT_OK) {
-        if (g.number >= 1 && g.number <= 4 && g.wire != WIRE_LEN)
-            return NDT_ERROR;
-        if (g.number == 1)
-            c->labels++;
-        else if (g.number == 2)
-            c->samples++;
-        else if (g.number == 4)
-            c->histograms++;
-    }
-    return rc == NDT_AGAIN ? NDT_OK : NDT_ERROR;
+    if (a.len && b.len && a.ptr[0] != b.ptr[0])
+        return (unsigned char)a.ptr[0] < (unsigned char)b.ptr[0] ? -1 : 1;
+    return ndt_str_cmp(a, b);
+}
+
+static int is_metric_name(ndt_str name)
+{
+    return name.len == 8 && memcmp(name.ptr, "__name__", 8) == 0;
 }
 
 /* Lays a label into ingest's order: __name__ first, the rest sorted by name
@@ -178,7 +170,7 @@ static int count_timeseries(const pb_field *f, ts_counts *c)
  * repeats one gets it twice. */
 static void place_label(ingest_label *labels, size_t *count, int *named, ndt_str name, ndt_str value)
 {
-    if (ndt_str_eq_cstr(name, "__name__")) {
+    if (is_metric_name(name)) {
         labels[0].name = name;
         labels[0].value = value;
         *named = value.len > 0;
@@ -187,7 +179,7 @@ static void place_label(ingest_label *labels, size_t *count, int *named, ndt_str
     if (!value.len)
         return;
     size_t j = (*count)++;
-    while (j > 1 && ndt_str_cmp(labels[j - 1].name, name) > 0) {
+    while (j > 1 && name_cmp(labels[j - 1].name, name) > 0) {
         labels[j] = labels[j - 1];
         j--;
     }
@@ -195,91 +187,141 @@ static void place_label(ingest_label *labels, size_t *count, int *named, ndt_str
     labels[j].value = value;
 }
 
-static int read_timeseries(const pb_field *f, ndt_arena *arena, ingest_rw_request *out)
+/* The request's series array, grown by doubling inside the arena (the
+ * old copy stays there until the reset: at most as much again), so the
+ * request is read in one pass instead of being counted first. */
+static ingest_series *next_series(ndt_arena *arena, ingest_rw_request *out, size_t *cap)
 {
-    ts_counts c;
-    if (count_timeseries(f, &c) != NDT_OK)
-        return NDT_ERROR;
-    out->histograms_skipped += c.histograms;
-    ingest_label *labels = ndt_arena_alloc(arena, (c.labels + 1) * sizeof(*labels));
-    if (!labels)
-        return NDT_AGAIN;
-    size_t nlabels = 1;
-    int named = 0;
-    labels[0].name = (ndt_str){ "__name__", 8 };
-    labels[0].value = (ndt_str){ "", 0 };
-
-    pb_reader r = sub_reader(f);
-    pb_field g;
-    size_t first = out->nseries;
-    while (next_field(&r, &g) == NDT_OK) {
-        if (g.number == 1) {
-            ndt_str name, value;
-            int rc = read_label(&g, &name, &value);
-            if (rc != NDT_OK)
-                return rc == NDT_AGAIN ? NDT_EBADCONF : NDT_ERROR;
-            place_label(labels, &nlabels, &named, name, value);
-        } else if (g.number == 2) {
-            ingest_series *s = &out->series[out->nseries++];
-            if (read_sample(&g, &s->value, &s->timestamp_ms) != NDT_OK)
-                return NDT_ERROR;
-            s->type = INGEST_TYPE_UNKNOWN;
-            s->native = NULL;
-        }
+    if (out->nseries == *cap) {
+        size_t grown = *cap * 2;
+        ingest_series *bigger = ndt_arena_alloc(arena, grown * sizeof(*bigger));
+        if (!bigger)
+            return NULL;
+        if (out->nseries)
+            memcpy(bigger, out->series, out->nseries * sizeof(*bigger));
+        out->series = bigger;
+        *cap = grown;
     }
-    if (!named) {
-        out->unnamed_skipped += out->nseries - first;
-        out->nseries = first;
-        return NDT_OK;
-    }
-    for (size_t i = first; i < out->nseries; i++) {
-        out->series[i].labels = labels;
-        out->series[i].nlabels = nlabels;
-    }
-    return NDT_OK;
+    return &out->series[out->nseries++];
 }
 
-/* Pre-pass: how many samples the request holds, so the series array is
- * allocated once. */
-static int count_samples(pb_reader r, size_t *total)
+/* Label views of one TimeSeries are gathered on the stack, then copied
+ * into the arena at their exact count; a series with more labels than
+ * this (none that Prometheus sends) is counted first instead. */
+#define RW_STACK_LABELS 64
+
+/* TimeSeries { repeated Label labels = 1; repeated Sample samples = 2;
+ *              repeated Exemplar exemplars = 3; repeated Histogram histograms = 4; }
+ * NDT_AGAIN: the arena's cap; NDT_EBADCONF: a NUL in a label. */
+static int read_timeseries(const pb_field *f, ndt_arena *arena, ingest_rw_request *out, size_t *cap)
 {
-    pb_field f;
+    ingest_label stack_labels[RW_STACK_LABELS];
+    ingest_label *labels = stack_labels;
+    size_t max_labels = RW_STACK_LABELS;
+    size_t nlabels = 1;
+    int named = 0;
+    pb_reader r;
+    pb_field g;
     int rc;
-    *total = 0;
-    while ((rc = next_field(&r, &f)) == NDT_OK) {
-        if (f.number != 1)
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        r = sub_reader(f);
+        nlabels = 1;
+        named = 0;
+        labels[0].name = (ndt_str){ "__name__", 8 };
+        labels[0].value = (ndt_str){ "", 0 };
+        size_t first = out->nseries;
+        size_t histograms = 0;
+        while ((rc = next_field(&r, &g)) == NDT_OK) {
+            if (g.number < 1 || g.number > 4)
+                continue;
+            if (g.wire != WIRE_LEN)
+                return NDT_ERROR;
+            if (g.number == 1) {
+                if (nlabels == max_labels)
+                    break; /* more labels than the stack holds */
+                ndt_str name, value;
+                int lrc = read_label(&g, &name, &value);
+                if (lrc != NDT_OK)
+                    return lrc == NDT_AGAIN ? NDT_EBADCONF : NDT_ERROR;
+                place_label(labels, &nlabels, &named, name, value);
+            } else if (g.number == 2) {
+                ingest_series *s = next_series(arena, out, cap);
+                if (!s)
+                    return NDT_AGAIN;
+                if (read_sample(&g, &s->value, &s->timestamp_ms) != NDT_OK)
+                    return NDT_ERROR;
+                s->type = INGEST_TYPE_UNKNOWN;
+                s->native = NULL;
+            } else if (g.number == 4) {
+                histograms++;
+            }
+        }
+        if (rc == NDT_OK) {
+            /* Too many labels for the stack: count them, start over with
+             * room for all of them in the arena. */
+            out->nseries = first;
+            pb_reader count = sub_reader(f);
+            size_t total = 1;
+            while (next_field(&count, &g) == NDT_OK)
+                total += g.number == 1;
+            labels = ndt_arena_alloc(arena, total * sizeof(*labels));
+            if (!labels)
+                return NDT_AGAIN;
+            max_labels = total + 1; /* never reached: the pass reads them all */
             continue;
-        if (f.wire != WIRE_LEN)
+        }
+        if (rc != NDT_AGAIN)
             return NDT_ERROR;
-        ts_counts c;
-        if (count_timeseries(&f, &c) != NDT_OK)
-            return NDT_ERROR;
-        *total += c.samples;
+        out->histograms_skipped += histograms;
+        if (!named) {
+            out->unnamed_skipped += out->nseries - first;
+            out->nseries = first;
+            return NDT_OK;
+        }
+        if (first == out->nseries)
+            return NDT_OK; /* no samples: the labels are not needed */
+        if (labels == stack_labels) {
+            labels = ndt_arena_alloc(arena, nlabels * sizeof(*labels));
+            if (!labels)
+                return NDT_AGAIN;
+            memcpy(labels, stack_labels, nlabels * sizeof(*labels));
+        }
+        for (size_t i = first; i < out->nseries; i++) {
+            out->series[i].labels = labels;
+            out->series[i].nlabels = nlabels;
+        }
+        return NDT_OK;
     }
-    return rc == NDT_AGAIN ? NDT_OK : NDT_ERROR;
+    return NDT_ERROR; /* not reached */
+}
+
+/* A first guess at the series count, from the decoded size (remote write
+ * spends ~100-200 bytes per sample on labels); next_series grows it. */
+static size_t initial_series_capacity(size_t len)
+{
+    size_t guess = len / 128;
+    return guess < 64 ? 64 : guess;
 }
 
 /* WriteRequest { repeated TimeSeries timeseries = 1; ... metadata = 3; } */
 static int read_request(const uint8_t *buf, size_t len, ndt_arena *arena, ingest_rw_request *out,
                         char *err, size_t errlen)
 {
-    pb_reader whole = { buf, buf + len };
-    size_t total;
-    if (count_samples(whole, &total) != NDT_OK)
-        goto bad;
-    out->series = ndt_arena_alloc(arena, (total ? total : 1) * sizeof(*out->series));
+    size_t cap = initial_series_capacity(len);
+    out->series = ndt_arena_alloc(arena, cap * sizeof(*out->series));
     if (!out->series)
         goto too_large;
-    pb_reader r = whole;
+    pb_reader r = { buf, buf + len };
     pb_field f;
     int rc;
     while ((rc = next_field(&r, &f)) == NDT_OK) {
-        if (f.number == 3 && f.wire != WIRE_LEN)
+        if ((f.number == 1 || f.number == 3) && f.wire != WIRE_LEN)
             goto bad;
         if (f.number != 1)
             continue;
         out->ntimeseries++;
-        int ts = read_timeseries(&f, arena, out);
+        int ts = read_timeseries(&f, arena, out, &cap);
         if (ts == NDT_AGAIN)
             goto too_large;
         if (ts == NDT_EBADCONF) {
