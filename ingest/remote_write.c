@@ -40,7 +40,7 @@ typedef struct pb_field {
     size_t len;
 } pb_field;
 
-static int read_varint(pb_reader *r, uint64_t *out)
+static int read_varint_slow(pb_reader *r, uint64_t *out)
 {
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
@@ -56,8 +56,18 @@ static int read_varint(pb_reader *r, uint64_t *out)
     return NDT_ERROR; /* more than 10 bytes */
 }
 
+/* Keys and most lengths are one byte: that case inline. */
+static inline int read_varint(pb_reader *r, uint64_t *out)
+{
+    if (r->p < r->end && *r->p < 0x80) {
+        *out = *r->p++;
+        return NDT_OK;
+    }
+    return read_varint_slow(r, out);
+}
+
 /* Next field of the message r walks; NDT_AGAIN at its end. */
-static int next_field(pb_reader *r, pb_field *f)
+__attribute__((always_inline)) static inline int next_field(pb_reader *r, pb_field *f)
 {
     uint64_t key;
     if (r->p >= r->end)
@@ -107,10 +117,24 @@ static pb_reader sub_reader(const pb_field *f) { return (pb_reader){ f->data, f-
  * each string is checked on its own). */
 static int read_label(const pb_field *f, ndt_str *name, ndt_str *value)
 {
+    const uint8_t *p = f->data;
+    int check_strings = memchr(p, '\0', f->len) != NULL;
+    /* The layout every sender writes: name (key 0x0a) then value (0x12),
+     * each shorter than 128 bytes, nothing else.  Read it in place. */
+    if (f->len >= 4 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 4 <= f->len) {
+        const uint8_t *q = p + 2 + p[1];
+        if (q[0] == 0x12 && q[1] < 0x80 && (size_t)(q + 2 + q[1] - p) == f->len) {
+            *name = (ndt_str){ (const char *)p + 2, p[1] };
+            *value = (ndt_str){ (const char *)q + 2, q[1] };
+            if (check_strings && (memchr(name->ptr, '\0', name->len) || memchr(value->ptr, '\0', value->len)))
+                return NDT_AGAIN;
+            return NDT_OK;
+        }
+    }
+    /* Any other layout: field by field (repeats, unknown fields, long strings). */
     pb_reader r = sub_reader(f);
-    pb_field g;
+    pb_field g = { 0 }; /* gcc cannot see that data and len are set for WIRE_LEN */
     int rc;
-    int check_strings = memchr(f->data, '\0', f->len) != NULL;
     *name = *value = (ndt_str){ "", 0 };
     while ((rc = next_field(&r, &g)) == NDT_OK) {
         if (g.number != 1 && g.number != 2)
@@ -131,6 +155,16 @@ static int read_label(const pb_field *f, ndt_str *name, ndt_str *value)
 /* Sample { double value = 1; int64 timestamp = 2; } */
 static int read_sample(const pb_field *f, double *value, int64_t *timestamp)
 {
+    /* The usual layout: value (key 0x09, 8 bytes), then timestamp (0x10). */
+    if (f->len >= 11 && f->data[0] == 0x09 && f->data[9] == 0x10) {
+        pb_reader t = { f->data + 10, f->data + f->len };
+        uint64_t ts;
+        if (read_varint(&t, &ts) == NDT_OK && t.p == t.end) {
+            memcpy(value, f->data + 1, sizeof(*value));
+            *timestamp = (int64_t)ts;
+            return NDT_OK;
+        }
+    }
     pb_reader r = sub_reader(f);
     pb_field g;
     int rc;

@@ -272,6 +272,75 @@ static void many_labels_and_many_series(void **state)
     ndt_arena_free(&arena);
 }
 
+/* Layouts the decoder's in-place fast paths do not take, written byte by
+ * byte: a Label with its value before its name, a name of 200 bytes (a
+ * two-byte length), a Sample with its timestamp first, and one whose value
+ * is 0 (proto3 leaves the field out). */
+static void decodes_the_uncommon_layouts(void **state)
+{
+    (void)state;
+    unsigned char raw[512];
+    size_t n = 0;
+    char longname[200];
+    memset(longname, 'x', sizeof(longname));
+    /* TimeSeries body, length patched in below */
+    raw[n++] = 0x0a;
+    size_t ts_len_at = n;
+    raw[n++] = 0x81; /* two-byte length placeholder */
+    raw[n++] = 0x00;
+    size_t ts_start = n;
+    /* Label { value = "up", name = "__name__" } (reversed) */
+    const unsigned char l1[] = { 0x0a, 0x0e, 0x12, 0x02, 'u', 'p', 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e', '_', '_' };
+    memcpy(raw + n, l1, sizeof(l1));
+    n += sizeof(l1);
+    /* Label { name = 200 x 'x', value = "v" } */
+    raw[n++] = 0x0a;
+    raw[n++] = 3 + 200 + 3 - 128 + 0x80; /* 206 = 0xce 0x01 */
+    raw[n++] = 0x01;
+    raw[n++] = 0x0a;
+    raw[n++] = 0xc8; /* 200 */
+    raw[n++] = 0x01;
+    memcpy(raw + n, longname, sizeof(longname));
+    n += sizeof(longname);
+    raw[n++] = 0x12;
+    raw[n++] = 0x01;
+    raw[n++] = 'v';
+    /* Sample { timestamp = 5, value = 1.5 } (reversed) */
+    const unsigned char s1[] = { 0x12, 0x0b, 0x10, 0x05, 0x09, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f };
+    memcpy(raw + n, s1, sizeof(s1));
+    n += sizeof(s1);
+    /* Sample { timestamp = 7 } (value 0 left out) */
+    const unsigned char s2[] = { 0x12, 0x02, 0x10, 0x07 };
+    memcpy(raw + n, s2, sizeof(s2));
+    n += sizeof(s2);
+    size_t ts_len = n - ts_start;
+    raw[ts_len_at] = (unsigned char)(0x80 | (ts_len & 0x7f));
+    raw[ts_len_at + 1] = (unsigned char)(ts_len >> 7);
+
+    char packed[1024];
+    size_t plen = sizeof(packed);
+    assert_int_equal(snappy_compress((const char *)raw, n, packed, &plen), SNAPPY_OK);
+    ndt_arena arena;
+    ndt_arena_init(&arena, 4096, 1 << 20);
+    ingest_rw_request out;
+    char err[256];
+    assert_int_equal(ingest_rw_decode(packed, plen, 1 << 20, &arena, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.nseries, 2);
+    for (size_t i = 0; i < 2; i++) {
+        const ingest_series *s = &out.series[i];
+        assert_int_equal(s->nlabels, 2);
+        assert_true(ndt_str_eq_cstr(s->labels[0].value, "up"));
+        assert_int_equal(s->labels[1].name.len, 200);
+        assert_memory_equal(s->labels[1].name.ptr, longname, 200);
+        assert_true(ndt_str_eq_cstr(s->labels[1].value, "v"));
+    }
+    assert_true(out.series[0].value == 1.5);
+    assert_int_equal(out.series[0].timestamp_ms, 5);
+    assert_true(out.series[1].value == 0);
+    assert_int_equal(out.series[1].timestamp_ms, 7);
+    ndt_arena_free(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +348,7 @@ int main(void)
         cmocka_unit_test(rejects_bad_bodies_with_reasons),
         cmocka_unit_test(arena_cap_bounds_a_request),
         cmocka_unit_test(many_labels_and_many_series),
+        cmocka_unit_test(decodes_the_uncommon_layouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
