@@ -330,19 +330,24 @@ static int read_timeseries(const pb_field *f, ndt_arena *arena, ingest_rw_reques
     return NDT_ERROR; /* not reached */
 }
 
-/* A first guess at the series count, from the decoded size (remote write
- * spends ~100-200 bytes per sample on labels); next_series grows it. */
-static size_t initial_series_capacity(size_t len)
+/* A first guess at the series count: the TimeSeries in the request
+ * (senders put one sample in each, mostly), counted without looking
+ * inside them; next_series grows the array when there are more. */
+static size_t initial_series_capacity(const uint8_t *buf, size_t len)
 {
-    size_t guess = len / 128;
-    return guess < 64 ? 64 : guess;
+    pb_reader r = { buf, buf + len };
+    pb_field f;
+    size_t n = 0;
+    while (next_field(&r, &f) == NDT_OK)
+        n += f.number == 1;
+    return n < 16 ? 16 : n;
 }
 
 /* WriteRequest { repeated TimeSeries timeseries = 1; ... metadata = 3; } */
 static int read_request(const uint8_t *buf, size_t len, ndt_arena *arena, ingest_rw_request *out,
                         char *err, size_t errlen)
 {
-    size_t cap = initial_series_capacity(len);
+    size_t cap = initial_series_capacity(buf, len);
     out->series = ndt_arena_alloc(arena, cap * sizeof(*out->series));
     if (!out->series)
         goto too_large;
