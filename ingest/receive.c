@@ -49,13 +49,15 @@
 #define RECEIVE_POLL_INTERVAL_US 100000
 
 /* The producer of a receiver batches longer than the scraper's 5 ms: a
- * remote-write sender already batched for up to seconds and the 204 does
- * not wait for Kafka, so 50 ms costs no answer any latency, and it turns
- * ~100 small produce requests a second (one wake-up, system calls and lz4
- * frame each) into ~20 larger ones (bench/receive.sh, docs/PERFORMANCE.md).
- * -X linger.ms=N still overrides it. */
+ * remote-write sender already batched for up to seconds (Prometheus's
+ * batch_send_deadline is 5 s) and the 204 does not wait for Kafka, so
+ * 100 ms adds no latency to any answer and little to the samples' age,
+ * while it turns a produce request every few ms (each a wake-up of
+ * librdkafka's broker thread, system calls and an lz4 frame) into ten a
+ * second: 1.86x vmagent at 5 ms, ~2x at 50 ms, 2.2x at 200 ms in
+ * bench/receive.sh (docs/PERFORMANCE.md).  -X linger.ms=N overrides it. */
 static const char *const receive_kafka_defaults[] = {
-    "linger.ms", "50",
+    "linger.ms", "100",
     NULL,
 };
 
