@@ -9,8 +9,9 @@
 # BENCH_SECONDS (default 30) sets the run length, BENCH_TARGETS (default 10)
 # the scraped pages, BENCH_INTERVAL (default 100ms) their scrape interval.
 # Before any traffic each receiver's idle CPU is measured for IDLE_SECONDS
-# (default 5; it stays in the totals, as it would in production): at this
-# light a stream, fixed costs (threads waking up) weigh on both.
+# (default 5; it stays in the totals, as it would in production), to show
+# whether threads waking up with nothing to do weigh on either at this light
+# a stream (in docs/PERFORMANCE.md's runs they did not).
 # BENCH_PROFILE=DIR records `perf record -g` of both receivers during the
 # traffic into DIR/ndtpipe.data and DIR/vmagent.data.  RECEIVE_ARGS adds
 # options to `ndtpipe receive` (e.g. "-X linger.ms=5" to compare settings).
