@@ -220,12 +220,35 @@ static inline char *put_double(char *p, double v)
     return p + 8;
 }
 
+/* Label names and values are mostly under 16 bytes, where a call to
+ * memcpy costs more than the copy (a fifth of a remote-write request's
+ * encoding in callgrind): two overlapping fixed-size moves do it inline,
+ * reading and writing only [0, len). */
 static inline char *put_string(char *p, ndt_str s)
 {
     p = put_long(p, (int64_t)s.len);
-    if (s.len)
-        memcpy(p, s.ptr, s.len);
-    return p + s.len;
+    const char *src = s.ptr;
+    size_t n = s.len;
+    if (n >= 8 && n <= 16) {
+        uint64_t head, tail;
+        memcpy(&head, src, 8);
+        memcpy(&tail, src + n - 8, 8);
+        memcpy(p, &head, 8);
+        memcpy(p + n - 8, &tail, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t head, tail;
+        memcpy(&head, src, 4);
+        memcpy(&tail, src + n - 4, 4);
+        memcpy(p, &head, 4);
+        memcpy(p + n - 4, &tail, 4);
+    } else if (n && n < 4) {
+        p[0] = src[0];
+        p[n / 2] = src[n / 2];
+        p[n - 1] = src[n - 1];
+    } else if (n) {
+        memcpy(p, src, n);
+    }
+    return p + n;
 }
 
 /* Bytes needed for a series, an upper bound computed before writing, so

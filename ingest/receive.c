@@ -44,6 +44,22 @@
 #define RECEIVE_ARENA_BLOCK (4u << 20)
 #define RECEIVE_DEFAULT_BACKPRESSURE_MS 1000
 #define RECEIVE_MAX_CONNECTIONS 256
+/* How often the main thread serves delivery reports; publishing serves
+ * them too, so this only matters when no request comes. */
+#define RECEIVE_POLL_INTERVAL_US 100000
+
+/* The producer of a receiver batches longer than the scraper's 5 ms: a
+ * remote-write sender already batched for up to seconds (Prometheus's
+ * batch_send_deadline is 5 s) and the 204 does not wait for Kafka, so
+ * 100 ms adds no latency to any answer and little to the samples' age,
+ * while it turns a produce request every few ms (each a wake-up of
+ * librdkafka's broker thread, system calls and an lz4 frame) into ten a
+ * second: 1.86x vmagent at 5 ms, ~2x at 50 ms, 2.2x at 200 ms in
+ * bench/receive.sh (docs/PERFORMANCE.md).  -X linger.ms=N overrides it. */
+static const char *const receive_kafka_defaults[] = {
+    "linger.ms", "100",
+    NULL,
+};
 
 struct ingest_receiver {
     ingest_receive_options options;
@@ -54,6 +70,7 @@ struct ingest_receiver {
     size_t max_body;
     size_t max_decoded;
     int per_sample_format;     /* json, influx: one message per sample */
+    struct MHD_Response *no_content; /* the 204, built once and shared by every answer */
     ingest_receive_totals totals;
 };
 
@@ -131,6 +148,21 @@ static void check_request(ingest_receiver *r, struct MHD_Connection *conn, const
     }
 }
 
+/* The body's buffer at its announced size (checked against max_body above),
+ * so it is read without growing and copying; a sender that announces none
+ * (chunked) grows it as it comes. */
+static void reserve_body(struct MHD_Connection *conn, receive_request *req)
+{
+    const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (req->early_status || !length)
+        return;
+    unsigned long long n = strtoull(length, NULL, 10);
+    if (n > RECEIVE_ARENA_BLOCK)
+        n = RECEIVE_ARENA_BLOCK; /* a false announcement reserves no more than this */
+    if (n > 0)
+        (void)ndt_buf_reserve(&req->body, (size_t)n); /* on failure append still grows it */
+}
+
 /* ---- publishing ------------------------------------------------------- */
 
 static ndt_str label_of(const ingest_series *s, const char *name)
@@ -141,19 +173,59 @@ static ndt_str label_of(const ingest_series *s, const char *name)
     return (ndt_str){ "", 0 };
 }
 
-/* A series and its instance, found once: sorting compares these. */
-typedef struct keyed_series {
+/* Grouping by instance.  A request holds a few instances' series,
+ * interleaved (Prometheus shards by series hash), or, from an aggregating
+ * vmagent, thousands; one pass puts each series in its instance's group
+ * through a hash table of the instances seen (the previous series' instance
+ * is tried first: neighbours mostly share it), then a counting placement
+ * lays the groups out in order of first appearance, each in request order.
+ * Linear in the series, no comparison sort. */
+typedef struct instance_slot {
     ndt_str instance;
-    size_t index;
-} keyed_series;
+    size_t group;          /* index into the groups, + 1; 0 = empty slot */
+} instance_slot;
 
-static int keyed_cmp(const void *a, const void *b)
+static uint64_t instance_hash(ndt_str s)
 {
-    const keyed_series *x = a, *y = b;
-    int c = ndt_str_cmp(x->instance, y->instance);
-    if (c)
-        return c;
-    return x->index < y->index ? -1 : x->index > y->index; /* request order within an instance */
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < s.len; i++)
+        h = (h ^ (unsigned char)s.ptr[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The group of each series (group_of[i]) and each group's size
+ * (sizes[g]); returns the number of groups, or 0 on the arena's cap. */
+static size_t group_by_instance(ndt_arena *arena, const ingest_rw_request *rw, ndt_str *instances,
+                                size_t *group_of, size_t *sizes)
+{
+    size_t nslots = 16;
+    while (nslots < 2 * rw->nseries)
+        nslots *= 2;
+    instance_slot *slots = ndt_arena_alloc(arena, nslots * sizeof(*slots));
+    if (!slots)
+        return 0;
+    memset(slots, 0, nslots * sizeof(*slots));
+    size_t ngroups = 0;
+    for (size_t i = 0; i < rw->nseries; i++) {
+        ndt_str inst = label_of(&rw->series[i], "instance");
+        if (i && ndt_str_eq(inst, instances[group_of[i - 1]])) {
+            group_of[i] = group_of[i - 1];
+            sizes[group_of[i]]++;
+            continue;
+        }
+        size_t at = (size_t)instance_hash(inst) & (nslots - 1);
+        while (slots[at].group && !ndt_str_eq(slots[at].instance, inst))
+            at = (at + 1) & (nslots - 1);
+        if (!slots[at].group) {
+            slots[at].instance = inst;
+            slots[at].group = ++ngroups;
+            instances[ngroups - 1] = inst;
+            sizes[ngroups - 1] = 0;
+        }
+        group_of[i] = slots[at].group - 1;
+        sizes[group_of[i]]++;
+    }
+    return ngroups;
 }
 
 static int publish_batch(ingest_receiver *r, const ingest_series *series, size_t n, ndt_str instance)
@@ -169,8 +241,8 @@ static int publish_batch(ingest_receiver *r, const ingest_series *series, size_t
 
 /* Publishes the request with each sample keyed by its instance.  Avro
  * carries one record per batch, so there the samples are grouped into one
- * batch per instance, like a scrape's; the per-sample formats need no
- * grouping. */
+ * batch per instance, like a scrape's (group_by_instance); the per-sample
+ * formats need no grouping. */
 static int publish_request(ingest_receiver *r, const ingest_rw_request *rw, int per_sample)
 {
     int rc = NDT_OK;
@@ -182,25 +254,29 @@ static int publish_request(ingest_receiver *r, const ingest_rw_request *rw, int 
             rc = publish_batch(r, &rw->series[i], 1, label_of(&rw->series[i], "instance"));
         goto out;
     }
-    keyed_series *keys = ndt_arena_alloc(&r->arena, rw->nseries * sizeof(*keys));
-    ingest_series *sorted = ndt_arena_alloc(&r->arena, rw->nseries * sizeof(*sorted));
-    if (!keys || !sorted) {
+    size_t n = rw->nseries;
+    ndt_str *instances = ndt_arena_alloc(&r->arena, n * sizeof(*instances));
+    size_t *group_of = ndt_arena_alloc(&r->arena, n * sizeof(*group_of));
+    size_t *starts = ndt_arena_alloc(&r->arena, (n + 1) * sizeof(*starts));
+    ingest_series *grouped = ndt_arena_alloc(&r->arena, n * sizeof(*grouped));
+    size_t ngroups = instances && group_of && starts && grouped
+                         ? group_by_instance(&r->arena, rw, instances, group_of, starts)
+                         : 0;
+    if (!ngroups) {
         rc = NDT_ERROR;
         goto out;
     }
-    for (size_t i = 0; i < rw->nseries; i++) {
-        keys[i].instance = label_of(&rw->series[i], "instance");
-        keys[i].index = i;
+    /* sizes -> start offsets, then place; starts[g] ends as group g's end */
+    for (size_t g = 0, at = 0; g < ngroups; g++) {
+        size_t size = starts[g];
+        starts[g] = at;
+        at += size;
     }
-    qsort(keys, rw->nseries, sizeof(*keys), keyed_cmp);
-    for (size_t i = 0; i < rw->nseries; i++)
-        sorted[i] = rw->series[keys[i].index];
-    for (size_t start = 0; start < rw->nseries && rc == NDT_OK;) {
-        size_t end = start + 1;
-        while (end < rw->nseries && ndt_str_eq(keys[end].instance, keys[start].instance))
-            end++;
-        rc = publish_batch(r, &sorted[start], end - start, keys[start].instance);
-        start = end;
+    for (size_t i = 0; i < n; i++)
+        grouped[starts[group_of[i]]++] = rw->series[i];
+    for (size_t g = 0, start = 0; g < ngroups && rc == NDT_OK; g++) {
+        rc = publish_batch(r, &grouped[start], starts[g] - start, instances[g]);
+        start = starts[g];
     }
 out:
     pthread_mutex_unlock(&r->sink_lock);
@@ -226,7 +302,7 @@ static enum MHD_Result finish_request(ingest_receiver *r, struct MHD_Connection 
     int rc = publish_request(r, &rw, r->per_sample_format);
     if (rc == NDT_OK) {
         r->totals.samples += rw.nseries;
-        ret = answer(conn, MHD_HTTP_NO_CONTENT, NULL, NULL);
+        ret = MHD_queue_response(conn, MHD_HTTP_NO_CONTENT, r->no_content);
     } else if (rc == NDT_AGAIN) {
         r->totals.backpressure_rejections++;
         ret = answer(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "backpressure",
@@ -255,6 +331,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         ndt_buf_init(&req->body, r->max_body);
         check_request(r, conn, url, method, req);
+        reserve_body(conn, req);
         *state = req;
         return MHD_YES;
     }
@@ -317,12 +394,19 @@ int ingest_receiver_new(const ingest_receive_options *options, ingest_receiver *
 
     int max_wait = options->backpressure_ms > 0 ? options->backpressure_ms
                                                 : RECEIVE_DEFAULT_BACKPRESSURE_MS;
-    rc = ingest_sink_new_for_output(&options->output, options->stop, max_wait, &r->sink, err, errlen);
+    rc = ingest_sink_new_for_role(&options->output, options->stop, max_wait, receive_kafka_defaults,
+                                  &r->sink, err, errlen);
     if (rc != NDT_OK)
         goto fail;
     ingest_format format = INGEST_FORMAT_AVRO;
     ingest_format_parse(options->output.format ? options->output.format : "avro", &format);
     r->per_sample_format = format != INGEST_FORMAT_AVRO;
+    r->no_content = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!r->no_content) {
+        snprintf(err, errlen, "out of memory");
+        rc = NDT_ERROR;
+        goto fail;
+    }
     r->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0, NULL, NULL,
                                  on_request, r, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)RECEIVE_MAX_CONNECTIONS,
@@ -357,7 +441,7 @@ int ingest_receiver_run(ingest_receiver *r)
         pthread_mutex_lock(&r->sink_lock);
         ingest_sink_poll(r->sink);
         pthread_mutex_unlock(&r->sink_lock);
-        usleep(20000);
+        usleep(RECEIVE_POLL_INTERVAL_US);
     }
     /* Stop taking requests (senders retry elsewhere or later), then flush
      * what was accepted. */
@@ -405,6 +489,8 @@ void ingest_receiver_destroy(ingest_receiver *r)
         MHD_stop_daemon(r->daemon);
     if (r->sink)
         ingest_sink_destroy(r->sink);
+    if (r->no_content)
+        MHD_destroy_response(r->no_content);
     ndt_arena_free(&r->arena);
     pthread_mutex_destroy(&r->sink_lock);
     free(r);

@@ -40,7 +40,7 @@ typedef struct pb_field {
     size_t len;
 } pb_field;
 
-static int read_varint(pb_reader *r, uint64_t *out)
+static int read_varint_slow(pb_reader *r, uint64_t *out)
 {
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
@@ -56,8 +56,18 @@ static int read_varint(pb_reader *r, uint64_t *out)
     return NDT_ERROR; /* more than 10 bytes */
 }
 
+/* Keys and most lengths are one byte: that case inline. */
+static inline int read_varint(pb_reader *r, uint64_t *out)
+{
+    if (r->p < r->end && *r->p < 0x80) {
+        *out = *r->p++;
+        return NDT_OK;
+    }
+    return read_varint_slow(r, out);
+}
+
 /* Next field of the message r walks; NDT_AGAIN at its end. */
-static int next_field(pb_reader *r, pb_field *f)
+__attribute__((always_inline)) static inline int next_field(pb_reader *r, pb_field *f)
 {
     uint64_t key;
     if (r->p >= r->end)
@@ -101,11 +111,29 @@ static int next_field(pb_reader *r, pb_field *f)
 static pb_reader sub_reader(const pb_field *f) { return (pb_reader){ f->data, f->data + f->len }; }
 
 /* Label { string name = 1; string value = 2; }
- * NDT_AGAIN for a name or value holding a NUL byte. */
+ * NDT_AGAIN for a name or value holding a NUL byte.  One memchr over the
+ * whole Label usually settles that: without a 0 byte anywhere in it, no
+ * string inside has one (an empty value's length byte is a 0, and then
+ * each string is checked on its own). */
 static int read_label(const pb_field *f, ndt_str *name, ndt_str *value)
 {
+    const uint8_t *p = f->data;
+    int check_strings = memchr(p, '\0', f->len) != NULL;
+    /* The layout every sender writes: name (key 0x0a) then value (0x12),
+     * each shorter than 128 bytes, nothing else.  Read it in place. */
+    if (f->len >= 4 && p[0] == 0x0a && p[1] < 0x80 && (size_t)p[1] + 4 <= f->len) {
+        const uint8_t *q = p + 2 + p[1];
+        if (q[0] == 0x12 && q[1] < 0x80 && (size_t)(q + 2 + q[1] - p) == f->len) {
+            *name = (ndt_str){ (const char *)p + 2, p[1] };
+            *value = (ndt_str){ (const char *)q + 2, q[1] };
+            if (check_strings && (memchr(name->ptr, '\0', name->len) || memchr(value->ptr, '\0', value->len)))
+                return NDT_AGAIN;
+            return NDT_OK;
+        }
+    }
+    /* Any other layout: field by field (repeats, unknown fields, long strings). */
     pb_reader r = sub_reader(f);
-    pb_field g;
+    pb_field g = { 0 }; /* gcc cannot see that data and len are set for WIRE_LEN */
     int rc;
     *name = *value = (ndt_str){ "", 0 };
     while ((rc = next_field(&r, &g)) == NDT_OK) {
@@ -114,7 +142,7 @@ static int read_label(const pb_field *f, ndt_str *name, ndt_str *value)
         if (g.wire != WIRE_LEN)
             return NDT_ERROR;
         ndt_str s = { (const char *)g.data, g.len };
-        if (memchr(g.data, '\0', g.len))
+        if (check_strings && memchr(g.data, '\0', g.len))
             return NDT_AGAIN; /* no label name or value may hold NUL: every consumer reads C strings */
         if (g.number == 1)
             *name = s;
@@ -127,6 +155,16 @@ static int read_label(const pb_field *f, ndt_str *name, ndt_str *value)
 /* Sample { double value = 1; int64 timestamp = 2; } */
 static int read_sample(const pb_field *f, double *value, int64_t *timestamp)
 {
+    /* The usual layout: value (key 0x09, 8 bytes), then timestamp (0x10). */
+    if (f->len >= 11 && f->data[0] == 0x09 && f->data[9] == 0x10) {
+        pb_reader t = { f->data + 10, f->data + f->len };
+        uint64_t ts;
+        if (read_varint(&t, &ts) == NDT_OK && t.p == t.end) {
+            memcpy(value, f->data + 1, sizeof(*value));
+            *timestamp = (int64_t)ts;
+            return NDT_OK;
+        }
+    }
     pb_reader r = sub_reader(f);
     pb_field g;
     int rc;
@@ -146,30 +184,18 @@ static int read_sample(const pb_field *f, double *value, int64_t *timestamp)
     return rc == NDT_AGAIN ? NDT_OK : NDT_ERROR;
 }
 
-typedef struct ts_counts {
-    size_t labels;
-    size_t samples;
-    size_t histograms;
-} ts_counts;
-
-/* First pass over a TimeSeries: counts, and wire types of known fields. */
-static int count_timeseries(const pb_field *f, ts_counts *c)
+/* Byte-wise order of label names (ndt_str_cmp), with the first byte
+ * compared inline: sorted senders' neighbouring names mostly differ there. */
+static int name_cmp(ndt_str a, ndt_str b)
 {
-    pb_reader r = sub_reader(f);
-    pb_field g;
-    int rc;
-    memset(c, 0, sizeof(*c));
-    while ((rc = next_field(&r, &g)) == NDT_OK) {
-        if (g.number >= 1 && g.number <= 4 && g.wire != WIRE_LEN)
-            return NDT_ERROR;
-        if (g.number == 1)
-            c->labels++;
-        else if (g.number == 2)
-            c->samples++;
-        else if (g.number == 4)
-            c->histograms++;
-    }
-    return rc == NDT_AGAIN ? NDT_OK : NDT_ERROR;
+    if (a.len && b.len && a.ptr[0] != b.ptr[0])
+        return (unsigned char)a.ptr[0] < (unsigned char)b.ptr[0] ? -1 : 1;
+    return ndt_str_cmp(a, b);
+}
+
+static int is_metric_name(ndt_str name)
+{
+    return name.len == 8 && memcmp(name.ptr, "__name__", 8) == 0;
 }
 
 /* Lays a label into ingest's order: __name__ first, the rest sorted by name
@@ -178,7 +204,7 @@ static int count_timeseries(const pb_field *f, ts_counts *c)
  * repeats one gets it twice. */
 static void place_label(ingest_label *labels, size_t *count, int *named, ndt_str name, ndt_str value)
 {
-    if (ndt_str_eq_cstr(name, "__name__")) {
+    if (is_metric_name(name)) {
         labels[0].name = name;
         labels[0].value = value;
         *named = value.len > 0;
@@ -187,7 +213,7 @@ static void place_label(ingest_label *labels, size_t *count, int *named, ndt_str
     if (!value.len)
         return;
     size_t j = (*count)++;
-    while (j > 1 && ndt_str_cmp(labels[j - 1].name, name) > 0) {
+    while (j > 1 && name_cmp(labels[j - 1].name, name) > 0) {
         labels[j] = labels[j - 1];
         j--;
     }
@@ -195,91 +221,146 @@ static void place_label(ingest_label *labels, size_t *count, int *named, ndt_str
     labels[j].value = value;
 }
 
-static int read_timeseries(const pb_field *f, ndt_arena *arena, ingest_rw_request *out)
+/* The request's series array, grown by doubling inside the arena (the
+ * old copy stays there until the reset: at most as much again), so the
+ * request is read in one pass instead of being counted first. */
+static ingest_series *next_series(ndt_arena *arena, ingest_rw_request *out, size_t *cap)
 {
-    ts_counts c;
-    if (count_timeseries(f, &c) != NDT_OK)
-        return NDT_ERROR;
-    out->histograms_skipped += c.histograms;
-    ingest_label *labels = ndt_arena_alloc(arena, (c.labels + 1) * sizeof(*labels));
-    if (!labels)
-        return NDT_AGAIN;
-    size_t nlabels = 1;
-    int named = 0;
-    labels[0].name = (ndt_str){ "__name__", 8 };
-    labels[0].value = (ndt_str){ "", 0 };
-
-    pb_reader r = sub_reader(f);
-    pb_field g;
-    size_t first = out->nseries;
-    while (next_field(&r, &g) == NDT_OK) {
-        if (g.number == 1) {
-            ndt_str name, value;
-            int rc = read_label(&g, &name, &value);
-            if (rc != NDT_OK)
-                return rc == NDT_AGAIN ? NDT_EBADCONF : NDT_ERROR;
-            place_label(labels, &nlabels, &named, name, value);
-        } else if (g.number == 2) {
-            ingest_series *s = &out->series[out->nseries++];
-            if (read_sample(&g, &s->value, &s->timestamp_ms) != NDT_OK)
-                return NDT_ERROR;
-            s->type = INGEST_TYPE_UNKNOWN;
-            s->native = NULL;
-        }
+    if (out->nseries == *cap) {
+        size_t grown = *cap * 2;
+        ingest_series *bigger = ndt_arena_alloc(arena, grown * sizeof(*bigger));
+        if (!bigger)
+            return NULL;
+        if (out->nseries)
+            memcpy(bigger, out->series, out->nseries * sizeof(*bigger));
+        out->series = bigger;
+        *cap = grown;
     }
-    if (!named) {
-        out->unnamed_skipped += out->nseries - first;
-        out->nseries = first;
-        return NDT_OK;
-    }
-    for (size_t i = first; i < out->nseries; i++) {
-        out->series[i].labels = labels;
-        out->series[i].nlabels = nlabels;
-    }
-    return NDT_OK;
+    return &out->series[out->nseries++];
 }
 
-/* Pre-pass: how many samples the request holds, so the series array is
- * allocated once. */
-static int count_samples(pb_reader r, size_t *total)
+/* Label views of one TimeSeries are gathered on the stack, then copied
+ * into the arena at their exact count; a series with more labels than
+ * this (none that Prometheus sends) is counted first instead. */
+#define RW_STACK_LABELS 64
+
+/* TimeSeries { repeated Label labels = 1; repeated Sample samples = 2;
+ *              repeated Exemplar exemplars = 3; repeated Histogram histograms = 4; }
+ * NDT_AGAIN: the arena's cap; NDT_EBADCONF: a NUL in a label. */
+static int read_timeseries(const pb_field *f, ndt_arena *arena, ingest_rw_request *out, size_t *cap)
 {
-    pb_field f;
+    ingest_label stack_labels[RW_STACK_LABELS];
+    ingest_label *labels = stack_labels;
+    size_t max_labels = RW_STACK_LABELS;
+    size_t nlabels = 1;
+    int named = 0;
+    pb_reader r;
+    pb_field g;
     int rc;
-    *total = 0;
-    while ((rc = next_field(&r, &f)) == NDT_OK) {
-        if (f.number != 1)
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        r = sub_reader(f);
+        nlabels = 1;
+        named = 0;
+        labels[0].name = (ndt_str){ "__name__", 8 };
+        labels[0].value = (ndt_str){ "", 0 };
+        size_t first = out->nseries;
+        size_t histograms = 0;
+        while ((rc = next_field(&r, &g)) == NDT_OK) {
+            if (g.number < 1 || g.number > 4)
+                continue;
+            if (g.wire != WIRE_LEN)
+                return NDT_ERROR;
+            if (g.number == 1) {
+                if (nlabels == max_labels)
+                    break; /* more labels than the stack holds */
+                ndt_str name, value;
+                int lrc = read_label(&g, &name, &value);
+                if (lrc != NDT_OK)
+                    return lrc == NDT_AGAIN ? NDT_EBADCONF : NDT_ERROR;
+                place_label(labels, &nlabels, &named, name, value);
+            } else if (g.number == 2) {
+                ingest_series *s = next_series(arena, out, cap);
+                if (!s)
+                    return NDT_AGAIN;
+                if (read_sample(&g, &s->value, &s->timestamp_ms) != NDT_OK)
+                    return NDT_ERROR;
+                s->type = INGEST_TYPE_UNKNOWN;
+                s->native = NULL;
+            } else if (g.number == 4) {
+                histograms++;
+            }
+        }
+        if (rc == NDT_OK) {
+            /* Too many labels for the stack: count them, start over with
+             * room for all of them in the arena. */
+            out->nseries = first;
+            pb_reader count = sub_reader(f);
+            size_t total = 1;
+            while (next_field(&count, &g) == NDT_OK)
+                total += g.number == 1;
+            labels = ndt_arena_alloc(arena, total * sizeof(*labels));
+            if (!labels)
+                return NDT_AGAIN;
+            max_labels = total + 1; /* never reached: the pass reads them all */
             continue;
-        if (f.wire != WIRE_LEN)
+        }
+        if (rc != NDT_AGAIN)
             return NDT_ERROR;
-        ts_counts c;
-        if (count_timeseries(&f, &c) != NDT_OK)
-            return NDT_ERROR;
-        *total += c.samples;
+        out->histograms_skipped += histograms;
+        if (!named) {
+            out->unnamed_skipped += out->nseries - first;
+            out->nseries = first;
+            return NDT_OK;
+        }
+        if (first == out->nseries)
+            return NDT_OK; /* no samples: the labels are not needed */
+        if (labels == stack_labels) {
+            labels = ndt_arena_alloc(arena, nlabels * sizeof(*labels));
+            if (!labels)
+                return NDT_AGAIN;
+            memcpy(labels, stack_labels, nlabels * sizeof(*labels));
+        }
+        for (size_t i = first; i < out->nseries; i++) {
+            out->series[i].labels = labels;
+            out->series[i].nlabels = nlabels;
+        }
+        return NDT_OK;
     }
-    return rc == NDT_AGAIN ? NDT_OK : NDT_ERROR;
+    return NDT_ERROR; /* not reached */
+}
+
+/* A first guess at the series count: the TimeSeries in the request
+ * (senders put one sample in each, mostly), counted without looking
+ * inside them; next_series grows the array when there are more. */
+static size_t initial_series_capacity(const uint8_t *buf, size_t len)
+{
+    pb_reader r = { buf, buf + len };
+    pb_field f;
+    size_t n = 0;
+    while (next_field(&r, &f) == NDT_OK)
+        n += f.number == 1;
+    return n < 16 ? 16 : n;
 }
 
 /* WriteRequest { repeated TimeSeries timeseries = 1; ... metadata = 3; } */
 static int read_request(const uint8_t *buf, size_t len, ndt_arena *arena, ingest_rw_request *out,
                         char *err, size_t errlen)
 {
-    pb_reader whole = { buf, buf + len };
-    size_t total;
-    if (count_samples(whole, &total) != NDT_OK)
-        goto bad;
-    out->series = ndt_arena_alloc(arena, (total ? total : 1) * sizeof(*out->series));
+    size_t cap = initial_series_capacity(buf, len);
+    out->series = ndt_arena_alloc(arena, cap * sizeof(*out->series));
     if (!out->series)
         goto too_large;
-    pb_reader r = whole;
+    pb_reader r = { buf, buf + len };
     pb_field f;
     int rc;
     while ((rc = next_field(&r, &f)) == NDT_OK) {
-        if (f.number == 3 && f.wire != WIRE_LEN)
+        if ((f.number == 1 || f.number == 3) && f.wire != WIRE_LEN)
             goto bad;
         if (f.number != 1)
             continue;
         out->ntimeseries++;
-        int ts = read_timeseries(&f, arena, out);
+        int ts = read_timeseries(&f, arena, out, &cap);
         if (ts == NDT_AGAIN)
             goto too_large;
         if (ts == NDT_EBADCONF) {

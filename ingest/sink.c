@@ -27,7 +27,9 @@
  *       librdkafka backs off up to 10 s between reconnects by default; a
  *       broker that is back should drain the queue within a second, not
  *       leave scrapes waiting on a full queue for ten.
- * Every one of them can be overridden with -X.
+ * Every one of them can be overridden with -X.  A stage may lay its own
+ * defaults over these (role_defaults, still under -X): the remote-write
+ * receiver is not on a 20 ms schedule and batches longer (receive.c).
  *
  * Back-pressure: when rd_kafka_produce() says the queue is full, publish
  * serves delivery reports with rd_kafka_poll(rk, 5 ms) and retries,
@@ -185,6 +187,28 @@ static size_t sink_conf_max_message_bytes(rd_kafka_conf_t *conf)
     return n > SINK_MESSAGE_OVERHEAD * 2 ? (size_t)n : SINK_DEFAULT_MAX_MESSAGE_BYTES;
 }
 
+/* A stage's own defaults, then -X over everything. */
+static int sink_conf_apply(rd_kafka_conf_t *conf, const char *const *role_defaults,
+                           const ndt_kafka_opts *xopts, char *err, size_t errlen)
+{
+    char why[512];
+    for (size_t i = 0; role_defaults && role_defaults[i] && role_defaults[i + 1]; i += 2) {
+        if (rd_kafka_conf_set(conf, role_defaults[i], role_defaults[i + 1], why, sizeof(why)) !=
+            RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "kafka: %s: %s", role_defaults[i], why);
+            return NDT_ERROR;
+        }
+    }
+    for (size_t i = 0; xopts && i < xopts->n; i++) {
+        if (rd_kafka_conf_set(conf, xopts->keys[i], xopts->values[i], why, sizeof(why)) !=
+            RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "-X %s: %s", xopts->keys[i], why);
+            return NDT_ERROR;
+        }
+    }
+    return NDT_OK;
+}
+
 int ingest_sink_new(const ingest_sink_config *config, ingest_sink **out, char *err, size_t errlen)
 {
     char why[512];
@@ -206,9 +230,13 @@ int ingest_sink_new(const ingest_sink_config *config, ingest_sink **out, char *e
     const char *brokers = ndt_kafka_bootstrap(config->brokers, err, errlen);
     if (!brokers)
         goto fail;
-    rd_kafka_conf_t *conf = ndt_kafka_conf_new(brokers, sink_defaults, config->xopts, err, errlen);
+    rd_kafka_conf_t *conf = ndt_kafka_conf_new(brokers, sink_defaults, NULL, err, errlen);
     if (!conf)
         goto fail;
+    if (sink_conf_apply(conf, config->role_defaults, config->xopts, err, errlen) != NDT_OK) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
     sink->max_message_bytes = sink_conf_max_message_bytes(conf) - SINK_MESSAGE_OVERHEAD;
     rd_kafka_conf_set_opaque(conf, sink);
     rd_kafka_conf_set_dr_msg_cb(conf, sink_on_delivery);
@@ -238,6 +266,13 @@ fail:
 int ingest_sink_new_for_output(const ingest_output *output, const volatile int *stop, int max_wait_ms,
                                ingest_sink **out, char *err, size_t errlen)
 {
+    return ingest_sink_new_for_role(output, stop, max_wait_ms, NULL, out, err, errlen);
+}
+
+int ingest_sink_new_for_role(const ingest_output *output, const volatile int *stop, int max_wait_ms,
+                             const char *const *role_defaults, ingest_sink **out, char *err,
+                             size_t errlen)
+{
     ingest_sink_config sc;
     memset(&sc, 0, sizeof(sc));
     sc.brokers = output->brokers;
@@ -246,6 +281,7 @@ int ingest_sink_new_for_output(const ingest_output *output, const volatile int *
     sc.schema_id = output->schema_id;
     sc.stop = stop;
     sc.max_wait_ms = max_wait_ms;
+    sc.role_defaults = role_defaults;
     if (ingest_format_parse(output->format ? output->format : "avro", &sc.format) != NDT_OK) {
         snprintf(err, errlen, "--format: expected avro, json or influx, got '%s'", output->format);
         return NDT_EBADCONF;

@@ -54,6 +54,8 @@ typedef struct ingest_sink_config {
     int max_wait_ms;              /* >0: give up waiting on a full queue after this long
                                    * (NDT_AGAIN, counted as deferred: a remote-write
                                    * sender retries); 0: wait until stopped */
+    const char *const *role_defaults; /* key, value pairs (NULL-terminated) laid over the
+                                       * sink's defaults, under -X; may be NULL */
 } ingest_sink_config;
 
 typedef struct ingest_sink_stats {
@@ -78,6 +80,10 @@ int ingest_sink_new(const ingest_sink_config *config, ingest_sink **out, char *e
  * unknown format, NDT_ERROR otherwise. */
 int ingest_sink_new_for_output(const ingest_output *output, const volatile int *stop, int max_wait_ms,
                                ingest_sink **out, char *err, size_t errlen);
+/* The same with a stage's own producer defaults (ingest_sink_config.role_defaults). */
+int ingest_sink_new_for_role(const ingest_output *output, const volatile int *stop, int max_wait_ms,
+                             const char *const *role_defaults, ingest_sink **out, char *err,
+                             size_t errlen);
 int ingest_sink_publish(ingest_sink *sink, const ingest_batch *batch);
 /* Serves delivery reports without blocking. */
 void ingest_sink_poll(ingest_sink *sink);
