@@ -46,6 +46,7 @@ enum {
     FEAT_BACKLOG_FLOW,
     FEAT_COMPUTE_PRESSURE,
     FEAT_MEMORY_DENSITY,
+    FEAT_QUEUE_DELAY,
     FEAT_DIM
 };
 extern const char *const feat_names[FEAT_DIM];

@@ -16,17 +16,17 @@ rows=$(( $(wc -l <"$T/d.csv") - 1 ))
 
 # features: one output row per kept row, the documented header, values.
 run features --in "$T/d.csv" --out "$T/f.csv" --trim none 2>"$T/f.log" || fail "features: $(cat "$T/f.log")"
-[ "$(head -n 1 "$T/f.csv")" = "timestamp_ms,users,pods,workload_intensity,congestion_index,backlog_flow,compute_pressure,memory_density,log_latency,avg_total_infer_ms" ] \
+[ "$(head -n 1 "$T/f.csv")" = "timestamp_ms,users,pods,workload_intensity,congestion_index,backlog_flow,compute_pressure,memory_density,queue_delay_ms,log_latency,avg_total_infer_ms" ] \
     || fail "features header: $(head -n 1 "$T/f.csv")"
 [ $(( $(wc -l <"$T/f.csv") - 1 )) -eq "$rows" ] || fail "--trim none dropped rows"
 # Recompute every indicator with awk from the raw columns and compare.
 paste -d, "$T/d.csv" "$T/f.csv" | awk -F, 'NR > 1 {
-    # dataset: $1..$11 (9 contract columns + 2 extra); features: $12..$21
+    # dataset: $1..$11 (9 contract columns + 2 extra); features: $12..$22
     p = $3
     if ($12 != $1 || $13 != $2 || $14 != $3) { print "key columns row " NR; exit 1 }
     d[1] = $15 - $2 / p; d[2] = $16 - $4 / p; d[3] = $17 - $5 / p; d[4] = $18 - ($6 + $7); d[5] = $19 - $8 / p
-    d[6] = $20 - log(1 + $9)
-    for (i = 1; i <= 6; i++) if (d[i] > 1e-9 || d[i] < -1e-9) { print "row " NR " feature " i " off by " d[i]; exit 1 }
+    d[6] = $20 - 1000 * $5; d[7] = $21 - log(1 + $9)
+    for (i = 1; i <= 7; i++) if (d[i] > 1e-9 || d[i] < -1e-9) { print "row " NR " feature " i " off by " d[i]; exit 1 }
 }' || fail "feature values differ from the documented formulas"
 run features --in "$T/d.csv" --out "$T/p.csv" 2>"$T/p.log" || fail "features p1p99"
 kept=$(( $(wc -l <"$T/p.csv") - 1 ))
@@ -61,7 +61,7 @@ jq -e '.n_test == ([.per_regime[].n] | add)' "$T/m.json" >/dev/null || fail "n_t
 
 # The registry entry.
 [ -s "$T/reg/$id/model.ubj" ] || fail "no model.ubj"
-jq -e --arg id "$id" '.model_id == $id and (.features.names | length == 7) and .parameters.rounds == 100
+jq -e --arg id "$id" '.model_id == $id and (.features.names | length == 8) and .parameters.rounds == 100
     and .training.train == "users=200,400" and (.training.regimes | length == 12) and .grade != null' \
     "$T/reg/$id/model.json" >/dev/null || fail "model.json: $(cat "$T/reg/$id/model.json")"
 [ -z "$(ls -A "$T/reg" | grep -v "^$id\$")" ] || fail "registry has leftovers: $(ls -A "$T/reg")"
@@ -72,7 +72,7 @@ stride=$(( (n_test + 4999) / 5000 )); want=$(( (n_test + stride - 1) / stride ))
 [ "$(sed -n 2p "$T/reg/$id/predictions.csv" | cut -d, -f2)" = 600 ] || fail "predictions.csv holds non-test rows"
 
 # XGBoost's own dense predictor on a second load agrees bit for bit.
-"$tool" "$T/reg/$id/model.ubj" "$T/pred.csv" 7 >"$T/dense.txt" || fail "dense predictor disagrees: $(cat "$T/dense.txt")"
+"$tool" "$T/reg/$id/model.ubj" "$T/pred.csv" 8 >"$T/dense.txt" || fail "dense predictor disagrees: $(cat "$T/dense.txt")"
 note "$(cat "$T/dense.txt")"
 
 # --baseline backlog: the trees learn a correction of ln(1 + backlog ms),
@@ -89,8 +89,8 @@ jq -e '.features.baseline == "backlog"' "$T/reg/$idb/model.json" >/dev/null || f
 jq -e '.features.baseline == "none"' "$T/reg/$id/model.json" >/dev/null || fail "model.json: baseline none"
 jq -e --slurpfile a "$T/m.json" '.metrics.r2 > 0.7 and .metrics.r2 > $a[0].metrics.r2' "$T/mb.json" >/dev/null \
     || fail "--baseline backlog: R^2 $(jq .metrics.r2 "$T/mb.json") not above 0.7 and the plain model's"
-"$tool" "$T/reg/$idb/model.ubj" "$T/predb.csv" 7 >"$T/denseb.txt" || fail "dense predictor (baseline): $(cat "$T/denseb.txt")"
-awk -F, 'NR > 1 { d = $10 + log(1 + 1000 * $6 * $3) - $11; if (d > 1e-5 || d < -1e-5) { print "row " NR ": " d; exit 1 } }' \
+"$tool" "$T/reg/$idb/model.ubj" "$T/predb.csv" 8 >"$T/denseb.txt" || fail "dense predictor (baseline): $(cat "$T/denseb.txt")"
+awk -F, 'NR > 1 { d = $11 + log(1 + 1000 * $6 * $3) - $12; if (d > 1e-5 || d < -1e-5) { print "row " NR ": " d; exit 1 } }' \
     "$T/predb.csv" || fail "predicted_log != model_output + baseline"
 
 # report: the tables carry the registered numbers.

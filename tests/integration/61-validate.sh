@@ -109,7 +109,7 @@ mkdir -p "$T/reg/xgb-corrupt" && cp "$m" "$T/reg/xgb-corrupt/model.json" && echo
 cp "$m" "$T/corrupt-before.json"
 expect2 'model.ubj' validate --registry "$T/reg" --model xgb-corrupt --data "$T/d.csv"
 cmp -s "$T/reg/xgb-corrupt/model.json" "$T/corrupt-before.json" || fail "a corrupt model got a grade"
-sed 's/ndt-features-v1/ndt-features-v0/' "$m" >"$T/foreign.json"
+sed 's/ndt-features-v2:\([^;]*\),queue_delay_ms;/ndt-features-v1:\1;/' "$m" >"$T/foreign.json"
 mkdir -p "$T/reg/xgb-foreign" && cp "$T/foreign.json" "$T/reg/xgb-foreign/model.json" && cp "$T/reg/$good/model.ubj" "$T/reg/xgb-foreign/"
 expect2 'trained on features' validate --registry "$T/reg" --model xgb-foreign --data "$T/d.csv"
 expect2 '--data' validate --registry "$T/reg" --model "$good"
