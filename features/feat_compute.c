@@ -30,6 +30,15 @@ const char *const feat_names[FEAT_DIM] = {
     "backlog_flow",  "compute_pressure", "memory_density",     "queue_delay_ms",
 };
 
+/* More users, more load per pod, longer queues, more backlog: slower; more
+ * pods: faster.  CPU and memory are left free: both rise with load but
+ * also with background work and cold pods that say nothing of the queue. */
+const int feat_direction[FEAT_DIM] = {
+    [FEAT_USERS] = 1,         [FEAT_PODS] = -1,           [FEAT_WORKLOAD_INTENSITY] = 1,
+    [FEAT_CONGESTION_INDEX] = 1, [FEAT_BACKLOG_FLOW] = 1, [FEAT_COMPUTE_PRESSURE] = 0,
+    [FEAT_MEMORY_DENSITY] = 0, [FEAT_QUEUE_DELAY] = 1,
+};
+
 const char feat_spec[] = "ndt-features-v2:users,pods,workload_intensity,congestion_index,"
                          "backlog_flow,compute_pressure,memory_density,queue_delay_ms;"
                          "target=ln(1+ms)";
