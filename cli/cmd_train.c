@@ -36,6 +36,7 @@ enum {
     CLI_TRAIN_OPT_PREDICTIONS,
     CLI_TRAIN_OPT_MAX_ROWS,
     CLI_TRAIN_OPT_BASELINE,
+    CLI_TRAIN_OPT_MONOTONE,
     CLI_TRAIN_OPT_EPOCHS,
     CLI_TRAIN_OPT_BATCH,
     CLI_TRAIN_OPT_LR,
@@ -60,6 +61,9 @@ static const char cli_train_help[] =
     "  --depth D        maximum tree depth (default 8)\n"
     "  --eta X          learning rate (default 0.05)\n"
     "  --threads T      training threads, 0 = all cores (default 0)\n"
+    "  --monotone M     on (default without --baseline): latency only rises with\n"
+    "                   users, load and queue and falls with pods (docs/MODELS.md);\n"
+    "                   off: free trees, the paper's configuration\n"
     "dnn options (256-128-64, batch normalisation, Huber loss, Adam):\n"
     "  --epochs N       passes over the training rows (default 60)\n"
     "  --batch N        mini-batch rows (default 256)\n"
@@ -82,6 +86,7 @@ typedef struct cli_train_opts {
     model_params params;
     model_dnn_params dnn;
     int is_dnn;
+    int monotone_set; /* --monotone given */
 } cli_train_opts;
 
 typedef struct cli_progress {
@@ -147,6 +152,7 @@ static int cli_train_parse(int argc, char **argv, cli_train_opts *o)
         { "predictions", required_argument, NULL, CLI_TRAIN_OPT_PREDICTIONS },
         { "max-rows", required_argument, NULL, CLI_TRAIN_OPT_MAX_ROWS },
         { "baseline", required_argument, NULL, CLI_TRAIN_OPT_BASELINE },
+        { "monotone", required_argument, NULL, CLI_TRAIN_OPT_MONOTONE },
         { "epochs", required_argument, NULL, CLI_TRAIN_OPT_EPOCHS },
         { "batch", required_argument, NULL, CLI_TRAIN_OPT_BATCH },
         { "lr", required_argument, NULL, CLI_TRAIN_OPT_LR },
@@ -228,6 +234,15 @@ static int cli_train_parse(int argc, char **argv, cli_train_opts *o)
             if (feat_baseline_parse(optarg, &o->baseline) != NDT_OK)
                 return cli_usage_error(cmd, "--baseline: expected none or backlog, got '%s'", optarg);
             break;
+        case CLI_TRAIN_OPT_MONOTONE:
+            o->monotone_set = 1;
+            if (strcmp(optarg, "on") == 0)
+                o->params.monotone = 1;
+            else if (strcmp(optarg, "off") == 0)
+                o->params.monotone = 0;
+            else
+                return cli_usage_error(cmd, "--monotone: expected on or off, got '%s'", optarg);
+            break;
         case 'h': fputs(cli_train_help, stdout); return -1;
         default:
             if (cli_common_option(cmd, opt, optarg) == NDT_OK)
@@ -252,6 +267,14 @@ static int cli_train_parse(int argc, char **argv, cli_train_opts *o)
         return cli_usage_error(cmd, "--test: required, e.g. users=600");
     if (!o->registry)
         return cli_usage_error(cmd, "--registry: the registry directory is required");
+    /* The directions hold for the log latency itself; with a baseline the
+     * trees learn latency / backlog, which falls as the queue grows. */
+    if (o->baseline != FEAT_BASELINE_NONE) {
+        if (o->monotone_set && o->params.monotone)
+            return cli_usage_error(cmd, "--monotone on: the constraints hold the log latency, and with "
+                                        "--baseline backlog the trees learn its ratio to the backlog");
+        o->params.monotone = 0;
+    }
     return NDT_EXIT_OK;
 }
 

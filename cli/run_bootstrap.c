@@ -27,8 +27,13 @@
 
 #include "cli/cli.h"
 #include "common/log.h"
+#include "features/features.h"
 
-/* Reads DIR/ID/model.json's deployment_grade; 1 if Excellent or Reliable. */
+/* Reads DIR/ID/model.json; 1 if its deployment_grade is Excellent or
+ * Reliable and it was trained on this build's feature spec.  A model of an
+ * older spec (a registry kept from before docs/FEATURES.md's v2) cannot be
+ * loaded, so it must not stop the bootstrap: a new model is trained beside
+ * it and, being the newest servable one, is the one the API serves. */
 static int model_is_gated(const char *registry, const char *id)
 {
     char path[PATH_MAX];
@@ -42,8 +47,11 @@ static int model_is_gated(const char *registry, const char *id)
     buf[n] = '\0';
     cJSON *doc = cJSON_Parse(buf);
     const cJSON *grade = cJSON_GetObjectItemCaseSensitive(doc, "deployment_grade");
+    const cJSON *features = cJSON_GetObjectItemCaseSensitive(doc, "features");
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(features, "spec");
     int ok = cJSON_IsString(grade) && (strcmp(grade->valuestring, "Excellent") == 0 ||
-                                      strcmp(grade->valuestring, "Reliable") == 0);
+                                      strcmp(grade->valuestring, "Reliable") == 0) &&
+             cJSON_IsString(spec) && strcmp(spec->valuestring, feat_spec) == 0;
     cJSON_Delete(doc);
     return ok;
 }

@@ -27,11 +27,21 @@ const char *const feat_pod_attrs[FEAT_POD_NATTR] = {
 
 const char *const feat_names[FEAT_DIM] = {
     "users",         "pods",           "workload_intensity", "congestion_index",
-    "backlog_flow",  "compute_pressure", "memory_density",
+    "backlog_flow",  "compute_pressure", "memory_density",     "queue_delay_ms",
 };
 
-const char feat_spec[] = "ndt-features-v1:users,pods,workload_intensity,congestion_index,"
-                         "backlog_flow,compute_pressure,memory_density;target=ln(1+ms)";
+/* More users, more load per pod, longer queues, more backlog: slower; more
+ * pods: faster.  CPU and memory are left free: both rise with load but
+ * also with background work and cold pods that say nothing of the queue. */
+const int feat_direction[FEAT_DIM] = {
+    [FEAT_USERS] = 1,         [FEAT_PODS] = -1,           [FEAT_WORKLOAD_INTENSITY] = 1,
+    [FEAT_CONGESTION_INDEX] = 1, [FEAT_BACKLOG_FLOW] = 1, [FEAT_COMPUTE_PRESSURE] = 0,
+    [FEAT_MEMORY_DENSITY] = 0, [FEAT_QUEUE_DELAY] = 1,
+};
+
+const char feat_spec[] = "ndt-features-v2:users,pods,workload_intensity,congestion_index,"
+                         "backlog_flow,compute_pressure,memory_density,queue_delay_ms;"
+                         "target=ln(1+ms)";
 
 void feat_compute(const feat_raw *r, double x[FEAT_DIM])
 {
@@ -43,6 +53,7 @@ void feat_compute(const feat_raw *r, double x[FEAT_DIM])
     x[FEAT_BACKLOG_FLOW] = r->backlog_s / pods;
     x[FEAT_COMPUTE_PRESSURE] = r->cpu_process + r->cpu_system;
     x[FEAT_MEMORY_DENSITY] = r->mem_system / pods;
+    x[FEAT_QUEUE_DELAY] = 1000.0 * r->backlog_s;
 }
 
 /* log1p rather than ln(ms): defined at 0 ms, and equal to ln(ms) within

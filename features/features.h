@@ -46,9 +46,15 @@ enum {
     FEAT_BACKLOG_FLOW,
     FEAT_COMPUTE_PRESSURE,
     FEAT_MEMORY_DENSITY,
+    FEAT_QUEUE_DELAY,
     FEAT_DIM
 };
 extern const char *const feat_names[FEAT_DIM];
+/* The direction latency takes when one feature grows and the others stay
+ * (+1 up, -1 down, 0 either): queueing physics, docs/FEATURES.md.  XGBoost
+ * is held to it (monotone constraints, docs/MODELS.md) so that a what-if's
+ * sign cannot come from a tree's wiggle. */
+extern const int feat_direction[FEAT_DIM];
 /* One string naming the spec ("v1:users,pods,..."), stored with models. */
 extern const char feat_spec[];
 

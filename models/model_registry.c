@@ -145,6 +145,10 @@ char *model_info_json(const model_info *info, int with_params)
         cJSON_AddNumberToObject(p, "eta", info->params.eta);
         cJSON_AddNumberToObject(p, "nthread", info->params.threads);
         cJSON_AddNumberToObject(p, "seed", (double)info->params.seed);
+        char monotone[4 * FEAT_DIM + 8] = "none";
+        if (info->params.monotone)
+            model_monotone_constraints(monotone, sizeof(monotone));
+        cJSON_AddStringToObject(p, "monotone_constraints", monotone);
     params_done:;
     }
     char *text = cJSON_PrintUnformatted(root);

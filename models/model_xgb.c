@@ -28,7 +28,16 @@ struct model_xgb {
 void model_params_default(model_params *p)
 {
     *p = (model_params){ .rounds = MODEL_DEFAULT_ROUNDS, .depth = MODEL_DEFAULT_DEPTH,
-                         .eta = MODEL_DEFAULT_ETA, .threads = 0, .seed = 1 };
+                         .eta = MODEL_DEFAULT_ETA, .threads = 0, .seed = 1, .monotone = 1 };
+}
+
+void model_monotone_constraints(char *buf, size_t size)
+{
+    size_t used = 0;
+    for (int j = 0; j < FEAT_DIM && used < size; j++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%d", j ? "," : "(", feat_direction[j]);
+    if (used < size)
+        snprintf(buf + used, size - used, ")");
 }
 
 static int model_xgb_fail(const char *what, char *err, size_t errlen)
@@ -47,7 +56,7 @@ static int model_xgb_matrix(const float *x, size_t n, DMatrixHandle *out, char *
 
 static int model_xgb_set_params(BoosterHandle b, const model_params *p, char *err, size_t errlen)
 {
-    char depth[16], eta[32], threads[16], seed[32];
+    char depth[16], eta[32], threads[16], seed[32], monotone[4 * FEAT_DIM + 8];
     snprintf(depth, sizeof(depth), "%d", p->depth);
     snprintf(eta, sizeof(eta), "%.17g", p->eta);
     snprintf(threads, sizeof(threads), "%d", p->threads);
@@ -61,6 +70,15 @@ static int model_xgb_set_params(BoosterHandle b, const model_params *p, char *er
     for (size_t i = 0; i < NDT_ARRAY_LEN(kv); i++)
         if (XGBoosterSetParam(b, kv[i][0], kv[i][1]) != 0)
             return model_xgb_fail(kv[i][0], err, errlen);
+    /* Latency moves with each feature only in its physical direction
+     * (feat_direction): a what-if changes several features at once, and
+     * unconstrained trees let a small change (5 -> 6 pods) come out with
+     * the wrong sign for some states (docs/MODELS.md, "Monotone"). */
+    if (p->monotone) {
+        model_monotone_constraints(monotone, sizeof(monotone));
+        if (XGBoosterSetParam(b, "monotone_constraints", monotone) != 0)
+            return model_xgb_fail("monotone_constraints", err, errlen);
+    }
     return NDT_OK;
 }
 

@@ -38,9 +38,12 @@ typedef struct model_params {
     double eta;
     int threads; /* 0: all cores */
     uint64_t seed;
+    int monotone; /* 1 (default): trees held to feat_direction; 0: free (the paper's) */
 } model_params;
 
 void model_params_default(model_params *p);
+/* XGBoost's monotone_constraints for feat_direction, "(1,-1,...)". */
+void model_monotone_constraints(char *buf, size_t size);
 
 /* Called after each boosting round; return non-zero to stop training. */
 typedef int (*model_progress_fn)(void *ctx, int round, int rounds);

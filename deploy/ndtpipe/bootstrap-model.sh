@@ -4,7 +4,10 @@
 # train XGBoost on 200/400 users, test it on the unseen 600, and validate it
 # (matched pairs), which writes its deployment grade; `serve` answers
 # what-ifs only with a graded model.  Idempotent: a registry that already
-# has a graded model is left alone, so restarting the stack costs nothing.
+# has a graded model of this build's feature spec is left alone, so
+# restarting the stack costs nothing; models of an older spec (kept in a
+# volume across an upgrade, docs/FEATURES.md) cannot be served, so a new
+# one is trained beside them.
 #
 #   [NDT_BOOTSTRAP_DWELL=2m] ndtpipe-bootstrap-model REGISTRY_DIR DATA_DIR
 set -eu
@@ -12,10 +15,15 @@ registry=${1:?usage: ndtpipe-bootstrap-model REGISTRY_DIR DATA_DIR}
 data=${2:?usage: ndtpipe-bootstrap-model REGISTRY_DIR DATA_DIR}
 mkdir -p "$registry" "$data"
 
-if grep -qs '"deployment_grade" *: *"\(Excellent\|Reliable\)"' "$registry"/*/model.json; then
-    echo "bootstrap: the registry already has a graded model" >&2
-    exit 0
-fi
+# The spec features/feat_compute.c computes (feat_spec), up to its first ':'.
+spec=ndt-features-v2
+for m in "$registry"/*/model.json; do
+    if grep -qs '"deployment_grade" *: *"\(Excellent\|Reliable\)"' "$m" &&
+        grep -qs "\"spec\" *: *\"$spec:" "$m"; then
+        echo "bootstrap: the registry already has a graded model ($spec)" >&2
+        exit 0
+    fi
+done
 echo "bootstrap: campaign (200/400/600 users x 1-6 pods)" >&2
 ndtpipe testbed campaign --users 200,400,600 --pods 1-6 --dwell "${NDT_BOOTSTRAP_DWELL:-2m}" --seed 1 \
     --out "$data/campaign.csv"

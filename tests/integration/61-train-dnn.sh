@@ -38,7 +38,7 @@ jq -e '.per_regime | length == 6' "$T/m.json" >/dev/null || fail "per-regime tab
 [ -s "$T/reg/$id/model.dnn" ] && [ ! -e "$T/reg/$id/model.ubj" ] || fail "registry files: $(ls "$T/reg/$id")"
 jq -e '.kind == "dnn" and .model == "dnn" and .parameters.hidden_layers == [256,128,64]
     and .parameters.epochs == 8 and .parameters.loss == "huber" and .parameters.dropout == 0.3
-    and (.features.names | length == 7)' "$T/reg/$id/model.json" >/dev/null \
+    and (.features.names | length == 8)' "$T/reg/$id/model.json" >/dev/null \
     || fail "model.json: $(cat "$T/reg/$id/model.json")"
 
 # report reads the DNN's entry like XGBoost's, with the DNN's parameters.

@@ -13,9 +13,9 @@ small=(--rounds 100 --depth 4 --eta 0.3 --threads 2 --seed 7)
 
 run testbed campaign --users 200,400,600 --pods 1-6 --dwell 30s --seed 3 --out "$T/d.csv" 2>/dev/null || fail "campaign"
 
-train() { # data registry -> $id (not through $(...): a subshell's exit would run lib.sh's cleanup)
+train() { # data registry [train options] -> $id (not through $(...): a subshell's exit would run lib.sh's cleanup)
     run train --data "$1" --model xgboost --train users=200,400 --test users=600 \
-        --registry "$2" --json "${small[@]}" >"$T/train.json" 2>"$T/train.log" || fail "train $1: $(cat "$T/train.log")"
+        --registry "$2" --json "${small[@]}" "${@:3}" >"$T/train.json" 2>"$T/train.log" || fail "train $1: $(cat "$T/train.log")"
     id=$(jq -r .model_id "$T/train.json")
 }
 
@@ -81,7 +81,10 @@ for users in sorted({r[1] for r in body}):
         body[i][8] = v
 open(sys.argv[2], 'w').write('\n'.join([head] + [','.join(r) for r in body]) + '\n')
 EOF
-train "$T/shuffled.csv" "$T/reg"; blind=$id
+# Trained without the monotone constraints (docs/MODELS.md): they would put
+# back by construction the direction this model is meant to lack, and the
+# check is of validation, not of the constraints.
+train "$T/shuffled.csv" "$T/reg" --monotone off; blind=$id
 run validate --registry "$T/reg" --model "$blind" --data "$T/d.csv" --json >"$T/vb.json" 2>"$T/vb.log" || fail "validate blind: $(cat "$T/vb.log")"
 note "pods-blind model: $(jq -c '{deployment_grade, sa: [.scenarios[] | {(.name): .sign_agreement}] | add, sens: [.scenarios[].counterfactual.sensitivity]}' "$T/vb.json")"
 jq -e '.deployment_grade == "Unreliable"' "$T/vb.json" >/dev/null || fail "pods-blind model graded $(jq -r .deployment_grade "$T/vb.json")"
@@ -109,7 +112,7 @@ mkdir -p "$T/reg/xgb-corrupt" && cp "$m" "$T/reg/xgb-corrupt/model.json" && echo
 cp "$m" "$T/corrupt-before.json"
 expect2 'model.ubj' validate --registry "$T/reg" --model xgb-corrupt --data "$T/d.csv"
 cmp -s "$T/reg/xgb-corrupt/model.json" "$T/corrupt-before.json" || fail "a corrupt model got a grade"
-sed 's/ndt-features-v1/ndt-features-v0/' "$m" >"$T/foreign.json"
+sed 's/ndt-features-v2:\([^;]*\),queue_delay_ms;/ndt-features-v1:\1;/' "$m" >"$T/foreign.json"
 mkdir -p "$T/reg/xgb-foreign" && cp "$T/foreign.json" "$T/reg/xgb-foreign/model.json" && cp "$T/reg/$good/model.ubj" "$T/reg/xgb-foreign/"
 expect2 'trained on features' validate --registry "$T/reg" --model xgb-foreign --data "$T/d.csv"
 expect2 '--data' validate --registry "$T/reg" --model "$good"

@@ -63,18 +63,19 @@ kcat -b "$BROKERS" -C -t rows -e -q >"$T/rows.json" || fail "kcat rows"
 # mem 30, latency 100 + i; users 400/600, pods 2.
 jq -r '[.window.first, .regime.users, .regime.pods, .rows, .features.workload_intensity,
         .features.congestion_index, .features.backlog_flow, .features.compute_pressure,
-        .features.memory_density, .latency_ms, .log_latency] | @tsv' "$T/rows.json" | sort >"$T/got.tsv"
+        .features.memory_density, .features.queue_delay_ms, .latency_ms, .log_latency] | @tsv' "$T/rows.json" \
+    | sort >"$T/got.tsv"
 awk -F'\t' -v t0=$T0 'BEGIN { bad = 0 } {
         i = NR - 1; users = i >= 50 ? 600 : 400
-        want = sprintf("%d %d 1 %.6f %.6f %.6f %.6f %.6f %.6f %.6f", users, 2, users / 2,
-                       (i + 0.5) / 2, (i + 0.5) / 20, 30.5, 15, 100 + i, log(101 + i))
-        got = sprintf("%d %d %d %.6f %.6f %.6f %.6f %.6f %.6f %.6f", $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        want = sprintf("%d %d 1 %.6f %.6f %.6f %.6f %.6f %.6f %.6f %.6f", users, 2, users / 2,
+                       (i + 0.5) / 2, (i + 0.5) / 20, 30.5, 15, 100 * (i + 0.5), 100 + i, log(101 + i))
+        got = sprintf("%d %d %d %.6f %.6f %.6f %.6f %.6f %.6f %.6f %.6f", $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         if (got != want) { print "instant " i ": got " got ", want " want; bad++ }
     } END { exit bad > 0 }' "$T/got.tsv" >&2 || fail "streamed features differ from the hand computation"
 
 run_stage windows windows 300 --window 1s --group g-windows
 kcat -b "$BROKERS" -C -t windows -e -q >"$T/windows.json" || fail "kcat windows"
-jq -e -s '(map(.rows) | add) == 100 and all(.spec | startswith("ndt-features-v1:"))' "$T/windows.json" >/dev/null \
+jq -e -s '(map(.rows) | add) == 100 and all(.spec | startswith("ndt-features-v2:"))' "$T/windows.json" >/dev/null \
     || fail "windows hold $(jq -s 'map(.rows) | add' "$T/windows.json") rows, want 100"
 jq -e -s 'map(.regime.users) | unique == [400, 600]' "$T/windows.json" >/dev/null \
     || fail "the regime change did not split the windows"

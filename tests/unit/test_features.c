@@ -42,6 +42,9 @@ static void features_exact_on_hand_made_rows(void **state)
     assert_true(x[FEAT_BACKLOG_FLOW] == 0.125);
     assert_true(x[FEAT_COMPUTE_PRESSURE] == 150.5);
     assert_true(x[FEAT_MEMORY_DENSITY] == 10.0);
+    /* The queue delay is the backlog estimate in ms, not divided by the
+     * pods: the column is already a per-pod average. */
+    assert_true(x[FEAT_QUEUE_DELAY] == 500.0);
     assert_true(fabs(feat_target(ds.rows[0].infer_ms) - log(100.0)) < 1e-12);
     assert_true(fabs(feat_target_inverse(feat_target(99.0)) - 99.0) < 1e-9);
     /* 400 users on 4 pods and 200 on 2 share the scale-invariant indicators. */

@@ -106,6 +106,65 @@ static void xgboost_recovers_a_known_law(void **state)
     synth_free(&test);
 }
 
+/* How many of the test rows' predictions move against feat_direction when
+ * one constrained feature alone is pushed its way. */
+static size_t count_wrong_direction(model_xgb *m, const synth *t)
+{
+    static const struct {
+        int feature;
+        float step;
+    } pushes[] = { { FEAT_USERS, 100 }, { FEAT_PODS, 1 }, { FEAT_WORKLOAD_INTENSITY, 20 },
+                   { FEAT_CONGESTION_INDEX, 0.5f }, { FEAT_BACKLOG_FLOW, 0.02f }, { FEAT_QUEUE_DELAY, 20 } };
+    float *moved = malloc(t->n * FEAT_DIM * sizeof(float));
+    double *before = malloc(t->n * sizeof(double)), *after = malloc(t->n * sizeof(double));
+    char err[512];
+    size_t wrong = 0;
+    assert_int_equal(model_xgb_predict(m, t->x, t->n, before, err, sizeof(err)), NDT_OK);
+    for (size_t k = 0; k < sizeof(pushes) / sizeof(pushes[0]); k++) {
+        int f = pushes[k].feature, dir = feat_direction[f];
+        assert_true(dir != 0);
+        memcpy(moved, t->x, t->n * FEAT_DIM * sizeof(float));
+        for (size_t i = 0; i < t->n; i++)
+            moved[i * FEAT_DIM + f] += pushes[k].step;
+        assert_int_equal(model_xgb_predict(m, moved, t->n, after, err, sizeof(err)), NDT_OK);
+        for (size_t i = 0; i < t->n; i++)
+            wrong += (after[i] - before[i]) * dir < 0;
+    }
+    free(moved);
+    free(before);
+    free(after);
+    return wrong;
+}
+
+/* Monotone constraints (the default): on noisy data, pushing any one
+ * constrained feature its physical way never moves a prediction the other
+ * way; the same data without them does (so the check can fail). */
+static void monotone_model_follows_feat_direction(void **state)
+{
+    (void)state;
+    char buf[64];
+    model_monotone_constraints(buf, sizeof(buf));
+    assert_string_equal(buf, "(1,-1,1,1,1,0,0,1)");
+    synth train, test;
+    synth_make(&train, 3000);
+    synth_make(&test, 600);
+    for (size_t i = 0; i < train.n; i++) /* +-15% noise: free trees chase it */
+        train.y[i] = (float)feat_target(train.rows[i].infer_ms * (0.85 + 0.3 * uniform()));
+    char err[512];
+    model_params p = small_params();
+    model_xgb *m = NULL;
+    assert_true(p.monotone == 1);
+    assert_int_equal(model_xgb_train(train.x, train.y, train.n, &p, NULL, NULL, &m, err, sizeof(err)), NDT_OK);
+    assert_int_equal(count_wrong_direction(m, &test), 0);
+    model_xgb_free(m);
+    p.monotone = 0;
+    assert_int_equal(model_xgb_train(train.x, train.y, train.n, &p, NULL, NULL, &m, err, sizeof(err)), NDT_OK);
+    assert_true(count_wrong_direction(m, &test) > 0);
+    model_xgb_free(m);
+    synth_free(&train);
+    synth_free(&test);
+}
+
 static void metrics_match_hand_computation(void **state)
 {
     (void)state;
@@ -249,6 +308,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(xgboost_recovers_a_known_law),
+        cmocka_unit_test(monotone_model_follows_feat_direction),
         cmocka_unit_test(metrics_match_hand_computation),
         cmocka_unit_test(grade_boundaries),
         cmocka_unit_test(evaluation_tables_count_the_right_rows),

@@ -93,6 +93,20 @@ static void columns_move_as_queueing_says(void **state)
     assert_true(fabs(more.mem_system - state_600x5.mem_system * 6 / 5) < 1e-9);
     assert_true(less_load.mem_system == state_600x5.mem_system);
     assert_true(more.timestamp_ms == state_600x5.timestamp_ms);
+    /* The feature vector of a derived row: queue_delay_ms (docs/MODELS.md,
+     * the rules) is MVA's queue times the fitted service time, in ms, so it
+     * falls with a pod more and with fewer users, rises with a pod less,
+     * while backlog_flow also divides by the changed pod count. */
+    double x_now[FEAT_DIM], x_more[FEAT_DIM], x_fewer[FEAT_DIM], x_less[FEAT_DIM];
+    feat_compute(&state_600x5, x_now);
+    feat_compute(&more, x_more);
+    feat_compute(&fewer, x_fewer);
+    feat_compute(&less_load, x_less);
+    double s = state_600x5.backlog_s / state_600x5.depth;
+    assert_true(fabs(x_more[FEAT_QUEUE_DELAY] - 1000.0 * more.depth * s) < 1e-9);
+    assert_true(x_more[FEAT_QUEUE_DELAY] < x_now[FEAT_QUEUE_DELAY]);
+    assert_true(x_fewer[FEAT_QUEUE_DELAY] > x_now[FEAT_QUEUE_DELAY]);
+    assert_true(x_less[FEAT_QUEUE_DELAY] < x_more[FEAT_QUEUE_DELAY]);
 }
 
 static void saturation_is_bounded_by_capacity(void **state)
