@@ -14,6 +14,7 @@
  * with one line of Python).  Both bounds are inclusive.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,49 @@ const char *const feat_pod_attrs[FEAT_POD_NATTR] = {
     "avgDepthOnEnqueue", "avgBacklogEstimate", "processCpuUsage",
     "systemCpuUsage",    "systemMemoryUsage",  "avgInferenceTime",
 };
+
+void feat_pod_mean_add(feat_pod_mean *m, const double v[FEAT_POD_NATTR], unsigned has)
+{
+    m->members++;
+    for (int a = 0; a < FEAT_POD_NATTR; a++) {
+        if (has & (1u << a)) {
+            m->sum[a] += v[a];
+            m->n[a]++;
+        }
+    }
+}
+
+static double pod_mean(const feat_pod_mean *m, int a)
+{
+    return m->sum[a] / (double)m->n[a];
+}
+
+int feat_pod_mean_row(const feat_pod_mean *m, int64_t ts_ms, double users, const double *service_pods,
+                      feat_raw *row)
+{
+    if (m->members == 0)
+        return NDT_AGAIN;
+    for (int a = 0; a < FEAT_POD_NATTR; a++) {
+        if (m->n[a] == 0)
+            return NDT_AGAIN;
+    }
+    double pods = service_pods ? *service_pods : (double)m->members;
+    /* Written so that NaN fails too. */
+    if (!(users >= 0 && users <= INT_MAX && pods >= 1 && pods <= INT_MAX))
+        return NDT_AGAIN;
+    *row = (feat_raw){
+        .timestamp_ms = ts_ms,
+        .users = (int)llround(users),
+        .pods = (int)llround(pods),
+        .depth = pod_mean(m, FEAT_POD_DEPTH),
+        .backlog_s = pod_mean(m, FEAT_POD_BACKLOG),
+        .cpu_process = pod_mean(m, FEAT_POD_CPU_PROCESS),
+        .cpu_system = pod_mean(m, FEAT_POD_CPU_SYSTEM),
+        .mem_system = pod_mean(m, FEAT_POD_MEM_SYSTEM),
+        .infer_ms = pod_mean(m, FEAT_POD_INFER),
+    };
+    return NDT_OK;
+}
 
 const char *const feat_names[FEAT_DIM] = {
     "users",         "pods",           "workload_intensity", "congestion_index",

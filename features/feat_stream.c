@@ -330,44 +330,22 @@ static int window_add(feat_stream *s, service_info *sv, const feat_raw *row)
 static int close_service_row(feat_stream *s, const instant *in, int svc)
 {
     service_info *sv = &s->services[svc];
-    double sum[NCOLS] = { 0 };
-    size_t n[NCOLS] = { 0 }, members = 0;
+    feat_pod_mean mean = { 0 };
     for (size_t i = 0; i < in->nobs; i++) {
         const pod_obs *o = &in->obs[i];
-        if (s->pods[o->pod].service != svc)
-            continue;
-        members++;
-        for (int c = 0; c < NCOLS; c++) {
-            if (o->has & (1u << c)) {
-                sum[c] += o->v[c];
-                n[c]++;
-            }
-        }
+        if (s->pods[o->pod].service == svc)
+            feat_pod_mean_add(&mean, o->v, o->has);
     }
-    if (!members)
+    if (!mean.members)
         return NDT_OK;
     double users = 0, pods = 0;
-    int complete = history_at(sv->users, sv->nusers, in->ts_ms, &users);
-    for (int c = 0; c < NCOLS; c++)
-        complete &= n[c] > 0;
-    if (!complete) {
+    int have_pods = history_at(sv->pods, sv->npods, in->ts_ms, &pods);
+    feat_raw row;
+    if (!history_at(sv->users, sv->nusers, in->ts_ms, &users) ||
+        feat_pod_mean_row(&mean, in->ts_ms, users, have_pods ? &pods : NULL, &row) != NDT_OK) {
         s->st.incomplete++;
         return NDT_OK;
     }
-    if (!history_at(sv->pods, sv->npods, in->ts_ms, &pods))
-        pods = (double)members;
-    if (!(pods >= 1) || !(users >= 0)) {
-        s->st.incomplete++;
-        return NDT_OK;
-    }
-    feat_raw row = { .timestamp_ms = in->ts_ms, .users = (int)llround(users),
-                     .pods = (int)llround(pods) };
-    row.depth = sum[COL_DEPTH] / (double)n[COL_DEPTH];
-    row.backlog_s = sum[COL_BACKLOG] / (double)n[COL_BACKLOG];
-    row.cpu_process = sum[COL_CPU_PROCESS] / (double)n[COL_CPU_PROCESS];
-    row.cpu_system = sum[COL_CPU_SYSTEM] / (double)n[COL_CPU_SYSTEM];
-    row.mem_system = sum[COL_MEM] / (double)n[COL_MEM];
-    row.infer_ms = sum[COL_INFER] / (double)n[COL_INFER];
     s->st.rows++;
     if (s->o.on_row) {
         int rc = s->o.on_row(s->o.ctx, sv->id, &row);

@@ -412,23 +412,14 @@ static int build_row(udr *u, udr_reader *r, size_t begin, size_t end, const serv
             break;
         }
     }
-    double sum[FEAT_POD_NATTR] = { 0 };
-    int count[FEAT_POD_NATTR] = { 0 };
-    int members = 0;
+    feat_pod_mean mean = { 0 };
     for (size_t i = begin; i < end; i++) {
         const pod_point *pp = &r->points[i];
         const pod_entry *pod = &r->pods[pp->pod];
-        if (!(pod->known && pod->member && pod->from_ms <= t && t < pod->to_ms))
-            continue;
-        members++;
-        for (int a = 0; a < FEAT_POD_NATTR; a++) {
-            if (pp->has & (1u << a)) {
-                sum[a] += pp->v[a];
-                count[a]++;
-            }
-        }
+        if (pod->known && pod->member && pod->from_ms <= t && t < pod->to_ms)
+            feat_pod_mean_add(&mean, pp->v, pp->has);
     }
-    if (!members) {
+    if (!mean.members) {
         st->no_member++;
         return NDT_OK;
     }
@@ -436,23 +427,11 @@ static int build_row(udr *u, udr_reader *r, size_t begin, size_t end, const serv
         st->no_service++;
         return NDT_OK;
     }
-    for (int a = 0; a < FEAT_POD_NATTR; a++) {
-        if (!count[a]) {
-            st->incomplete++;
-            return NDT_OK;
-        }
+    feat_raw row;
+    if (feat_pod_mean_row(&mean, t, svc->users, svc->has_pods ? &svc->pods : NULL, &row) != NDT_OK) {
+        st->incomplete++;
+        return NDT_OK;
     }
-    feat_raw row = {
-        .timestamp_ms = t,
-        .users = (int)lround(svc->users),
-        .pods = svc->has_pods ? (int)lround(svc->pods) : members,
-        .depth = sum[FEAT_POD_DEPTH] / count[FEAT_POD_DEPTH],
-        .backlog_s = sum[FEAT_POD_BACKLOG] / count[FEAT_POD_BACKLOG],
-        .cpu_process = sum[FEAT_POD_CPU_PROCESS] / count[FEAT_POD_CPU_PROCESS],
-        .cpu_system = sum[FEAT_POD_CPU_SYSTEM] / count[FEAT_POD_CPU_SYSTEM],
-        .mem_system = sum[FEAT_POD_MEM_SYSTEM] / count[FEAT_POD_MEM_SYSTEM],
-        .infer_ms = sum[FEAT_POD_INFER] / count[FEAT_POD_INFER],
-    };
     if (push_row(out, &row) != NDT_OK) {
         snprintf(err, errlen, "more than %u rows (or out of memory): read a shorter range",
                  FEAT_MAX_ROWS_DEFAULT);

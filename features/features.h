@@ -165,6 +165,24 @@ extern const char *const feat_pod_attrs[FEAT_POD_NATTR];
 #define FEAT_SERVICE_USERS_ATTR "currentUsers"
 #define FEAT_SERVICE_PODS_ATTR "desiredReplicas"
 
+/* One instant of a service, rebuilt from its member pods the same way by
+ * both readers: each per-pod column is the mean over the member pods that
+ * carry it, and the row exists only when every column was seen on at least
+ * one member and the Service's users and pods are sane (pods >= 1, users
+ * >= 0, both within an int).  pods is the Service's own count when it has
+ * one, else the number of members observed. */
+typedef struct feat_pod_mean {
+    double sum[FEAT_POD_NATTR];
+    unsigned n[FEAT_POD_NATTR];
+    unsigned members;
+} feat_pod_mean;
+/* has: bit a set when v[a] was observed on this pod. */
+void feat_pod_mean_add(feat_pod_mean *m, const double v[FEAT_POD_NATTR], unsigned has);
+/* pods NULL: the Service has no count, the members observed stand in.
+ * NDT_AGAIN (row untouched) when the instant makes no row. */
+int feat_pod_mean_row(const feat_pod_mean *m, int64_t ts_ms, double users, const double *pods,
+                      feat_raw *row);
+
 /* The twin's state as the paper's raw telemetry, read back from the UDR
  * (features/feat_udr.c; docs/DATA-MODEL.md says which entity attribute
  * feeds each dataset column).  One row per instant at which the service's

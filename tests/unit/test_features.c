@@ -267,6 +267,44 @@ static void quantile_matches_numpy_convention(void **state)
     assert_true(fabs(feat_quantile(v, 4, 0.5) - 2.5) < 1e-12);
 }
 
+/* The row two readers (export, streaming) rebuild from member pods. */
+static void pod_mean_row_averages_members_and_refuses_what_is_not_a_row(void **state)
+{
+    (void)state;
+    feat_pod_mean m = { 0 };
+    feat_raw row = { .users = -7 };
+    assert_int_equal(feat_pod_mean_row(&m, 1, 400, NULL, &row), NDT_AGAIN); /* no member */
+    const double a[FEAT_POD_NATTR] = { 2, 0.5, 40, 10, 30, 100 };
+    const double b[FEAT_POD_NATTR] = { 4, 1.5, 60, 20, 50, 999 };
+    const double c[FEAT_POD_NATTR] = { 9, 9, 9, 9, 9, 200 };
+    feat_pod_mean_add(&m, a, 0x3f);
+    feat_pod_mean_add(&m, b, 0x1f);               /* no latency on this pod */
+    assert_int_equal(feat_pod_mean_row(&m, 1, 400, NULL, &row), NDT_OK);
+    assert_int_equal(row.pods, 2);                /* members stand in */
+    assert_true(row.depth == 3 && row.backlog_s == 1 && row.cpu_process == 50);
+    assert_true(row.cpu_system == 15 && row.mem_system == 40 && row.infer_ms == 100);
+    feat_pod_mean_add(&m, c, 1u << FEAT_POD_INFER); /* latency only */
+    double pods = 3;
+    assert_int_equal(feat_pod_mean_row(&m, 77, 400.4, &pods, &row), NDT_OK);
+    assert_int_equal(row.timestamp_ms, 77);
+    assert_int_equal(row.users, 400);
+    assert_int_equal(row.pods, 3);
+    assert_true(row.depth == 3 && row.infer_ms == 150);
+
+    feat_raw before = row;
+    const double bad_pods[] = { 0, -1, NAN, 1e12 };
+    for (size_t i = 0; i < sizeof(bad_pods) / sizeof(bad_pods[0]); i++)
+        assert_int_equal(feat_pod_mean_row(&m, 1, 400, &bad_pods[i], &row), NDT_AGAIN);
+    const double bad_users[] = { -1, NAN, INFINITY, 3e9 };
+    for (size_t i = 0; i < sizeof(bad_users) / sizeof(bad_users[0]); i++)
+        assert_int_equal(feat_pod_mean_row(&m, 1, bad_users[i], NULL, &row), NDT_AGAIN);
+    assert_memory_equal(&row, &before, sizeof(row));
+
+    feat_pod_mean partial = { 0 };
+    feat_pod_mean_add(&partial, a, 0x3f & ~(1u << FEAT_POD_MEM_SYSTEM));
+    assert_int_equal(feat_pod_mean_row(&partial, 1, 400, NULL, &row), NDT_AGAIN); /* a column unseen */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +317,7 @@ int main(void)
         cmocka_unit_test(regimes_group_and_sort),
         cmocka_unit_test(selectors_parse_and_match),
         cmocka_unit_test(quantile_matches_numpy_convention),
+        cmocka_unit_test(pod_mean_row_averages_members_and_refuses_what_is_not_a_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
