@@ -211,6 +211,12 @@ int ingest_loop_wait(ingest_loop *loop, int64_t deadline_ns)
     struct epoll_event events[LOOP_MAX_EVENTS];
 
     for (;;) {
+        /* A timeout curl wants now (every started transfer asks for one)
+         * is served here: through the timerfd it would cost a timer
+         * programming, an epoll wake-up and a read, three system calls
+         * per scrape for nothing. */
+        drive_curl_timeout_if_due(loop);
+        report_finished(loop);
         int64_t wake = loop->curl_deadline_ns;
         if (deadline_ns && deadline_ns < wake)
             wake = deadline_ns;

@@ -321,7 +321,11 @@ typedef struct batch_builder {
 static int push_series(batch_builder *b, const ingest_series *s)
 {
     if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
+        /* Sized for the target's previous scrape (plus the synthetic
+         * series), so that a steady target never regrows the array. */
+        size_t cap = b->cap ? b->cap * 2 : b->target->last_nseries + 8;
+        if (cap < 256)
+            cap = 256;
         ingest_series *grown = ndt_arena_alloc(b->ctx->arena, cap * sizeof(*grown));
         if (!grown)
             return NDT_ERROR;
@@ -389,6 +393,8 @@ static int add_external_labels(ingest_labelset *ls, const ingest_owned_labels *e
 static int check_label_limits(batch_builder *b, const ingest_labelset *ls)
 {
     const ingest_job *job = b->target->job;
+    if (!job->label_limit && !job->label_name_length_limit && !job->label_value_length_limit)
+        return NDT_OK; /* the usual case: no walk over the labels */
     if (job->label_limit && ls->n > job->label_limit) {
         snprintf(b->fail, sizeof(b->fail), "label_limit exceeded (%zu labels, limit %llu)", ls->n,
                  (unsigned long long)job->label_limit);
@@ -483,34 +489,37 @@ static int needs_slow_path(const ingest_label *labels, size_t n, const ingest_ow
  * labels, external labels) straight into the published layout, __name__
  * first.  No label set, no binary searches, no moves. */
 static int build_series_labels_fast(batch_builder *b, const ingest_sample *sample,
-                                    ingest_label *sorted, ingest_series *out)
+                                    const ingest_label *sorted, ingest_series *out)
 {
     const ingest_owned_labels *tl = &b->target->def.labels;
     const ingest_owned_labels *ext = b->ctx->external_labels;
     size_t next = ext ? ext->n : 0;
     size_t cap = sample->nlabels + tl->n + next + 1;
-    ingest_label *merged = ndt_arena_alloc(b->ctx->arena, cap * sizeof(*merged));
     ingest_label *labels = ndt_arena_alloc(b->ctx->arena, cap * sizeof(*labels));
-    if (!merged || !labels)
+    if (!labels)
         return NDT_ERROR;
+    labels[0].name = NDT_STR_LIT("__name__");
+    labels[0].value = sample->name;
+    /* Without external labels the merge writes straight behind __name__;
+     * with them it goes through one scratch array. */
+    ingest_label *merged = labels + 1;
+    if (next) {
+        merged = ndt_arena_alloc(b->ctx->arena, cap * sizeof(*merged));
+        if (!merged)
+            return NDT_ERROR;
+    }
     /* honor_labels decides who wins a clash; without clashes (checked by the
      * caller) only empty exposition values meet target labels here. */
     size_t n = b->target->job->honor_labels
                    ? merge_sorted(sorted, sample->nlabels, tl->labels, tl->n, merged)
                    : merge_sorted(tl->labels, tl->n, sorted, sample->nlabels, merged);
+    if (next)
+        n = merge_sorted(merged, n, ext->labels, next, labels + 1);
+    /* Drop empty values in place (the write index never passes the read). */
     size_t total = 1;
-    labels[0].name = NDT_STR_LIT("__name__");
-    labels[0].value = sample->name;
-    if (next) {
-        ingest_label *with_ext = ndt_arena_alloc(b->ctx->arena, cap * sizeof(*with_ext));
-        if (!with_ext)
-            return NDT_ERROR;
-        n = merge_sorted(merged, n, ext->labels, next, with_ext);
-        merged = with_ext;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (merged[i].value.len)
-            labels[total++] = merged[i];
+    for (size_t i = 1; i <= n; i++) {
+        if (labels[i].value.len)
+            labels[total++] = labels[i];
     }
     out->labels = labels;
     out->nlabels = total;
@@ -555,7 +564,7 @@ static int64_t sample_timestamp(const batch_builder *b, const ingest_sample *sam
     return b->target->started_real_ms;
 }
 
-static int add_fast(batch_builder *b, const ingest_sample *sample, ingest_label *sorted)
+static int add_fast(batch_builder *b, const ingest_sample *sample, const ingest_label *sorted)
 {
     ingest_series s;
     memset(&s, 0, sizeof(s));
@@ -576,6 +585,15 @@ static int add_fast(batch_builder *b, const ingest_sample *sample, ingest_label 
     return NDT_OK;
 }
 
+static int labels_sorted(const ingest_label *labels, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        if (ndt_str_cmp(labels[i - 1].name, labels[i].name) > 0)
+            return 0;
+    }
+    return 1;
+}
+
 static int on_sample(void *userp, const ingest_sample *sample)
 {
     batch_builder *b = userp;
@@ -586,14 +604,17 @@ static int on_sample(void *userp, const ingest_sample *sample)
 
     b->scraped++;
     if (!job->metric_relabel_configs.n) {
-        ingest_label *sorted = NULL;
-        if (sample->nlabels) {
-            sorted = ndt_arena_alloc(b->ctx->arena, sample->nlabels * sizeof(*sorted));
-            if (!sorted)
+        /* Exporters mostly write labels in name order already (client
+         * libraries sort them): then the parser's array is used as is. */
+        const ingest_label *sorted = sample->labels;
+        if (!labels_sorted(sample->labels, sample->nlabels)) {
+            ingest_label *copy = ndt_arena_alloc(b->ctx->arena, sample->nlabels * sizeof(*copy));
+            if (!copy)
                 goto oom;
-            memcpy(sorted, sample->labels, sample->nlabels * sizeof(*sorted));
-            ingest_labelset view = labelset_view(sorted, sample->nlabels);
+            memcpy(copy, sample->labels, sample->nlabels * sizeof(*copy));
+            ingest_labelset view = labelset_view(copy, sample->nlabels);
             ingest_labelset_sort(&view);
+            sorted = copy;
         }
         if (!needs_slow_path(sorted, sample->nlabels, &t->def.labels))
             return add_fast(b, sample, sorted);
@@ -758,6 +779,7 @@ int ingest_target_finish(ingest_target *t, CURLcode result, const ingest_publish
     batch.scrape_timestamp_ms = t->started_real_ms;
     batch.series = b.series;
     batch.nseries = b.n;
+    t->last_nseries = b.n;
     int rc = ingest_sink_publish(ctx->sink, &batch);
     if (rc == NDT_OK)
         t->counters.samples_published += b.n;

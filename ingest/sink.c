@@ -83,6 +83,7 @@ struct ingest_sink {
     int max_wait_ms;
     ingest_avro_encoder *avro;
     ndt_buf buf;
+    size_t avro_size_hint; /* last Avro message's size plus slack */
     size_t max_message_bytes;
     ingest_sink_stats stats;
     /* error_cb rate limit */
@@ -256,14 +257,17 @@ int ingest_sink_new_for_output(const ingest_output *output, const volatile int *
 /* ---- publishing --------------------------------------------------------- */
 
 /* Hands one payload to librdkafka, waiting while its queue is full.
+ * With RD_KAFKA_MSG_F_FREE in msgflags librdkafka owns (and frees) the
+ * payload once it accepted it, else it copies it.
  * NDT_OK accepted, NDT_AGAIN stopped while waiting, NDT_ERROR refused. */
-static int sink_produce(ingest_sink *sink, const ndt_str *key, const char *payload, size_t len)
+static int sink_produce(ingest_sink *sink, const ndt_str *key, const char *payload, size_t len,
+                        int msgflags)
 {
     int waited = 0;
     int64_t give_up = 0;
     for (;;) {
-        if (rd_kafka_produce(sink->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-                             (void *)payload, len, key->ptr, key->len, NULL) == 0) {
+        if (rd_kafka_produce(sink->rkt, RD_KAFKA_PARTITION_UA, msgflags, (void *)payload, len,
+                             key->ptr, key->len, NULL) == 0) {
             sink->stats.messages++;
             sink->stats.bytes += len;
             return NDT_OK;
@@ -316,7 +320,8 @@ static int sink_publish_per_sample(ingest_sink *sink, const ingest_batch *batch)
             rc = NDT_ERROR;
             continue;
         }
-        int p = sink_produce(sink, &batch->instance, sink->buf.data, sink->buf.len);
+        int p = sink_produce(sink, &batch->instance, sink->buf.data, sink->buf.len,
+                             RD_KAFKA_MSG_F_COPY);
         if (p == NDT_AGAIN) {
             sink_count_unpublished(sink, batch->nseries - i);
             return NDT_AGAIN;
@@ -329,14 +334,36 @@ static int sink_publish_per_sample(ingest_sink *sink, const ingest_batch *batch)
     return rc;
 }
 
+/* Produces the encoded Avro message in sink->buf without copying it: the
+ * buffer goes to librdkafka (RD_KAFKA_MSG_F_FREE) and the next scrape
+ * encodes into a fresh one reserved at about this one's size.  A scrape's
+ * message is tens of kB, and the copy librdkafka would otherwise make cost
+ * more than the malloc (docs/PERFORMANCE.md).  Memory stays bounded by the
+ * producer queue's limits, which count these buffers. */
+static int sink_produce_avro_buf(ingest_sink *sink, const ndt_str *key)
+{
+    size_t len = sink->buf.len;
+    int p = sink_produce(sink, key, sink->buf.data, len, RD_KAFKA_MSG_F_FREE);
+    if (p == NDT_OK) {
+        sink->buf.data = NULL; /* librdkafka's now */
+        sink->buf.len = sink->buf.cap = 0;
+        sink->avro_size_hint = len + len / 8 + 256;
+    }
+    return p;
+}
+
 /* Avro: the whole batch as one record, halved until each part fits in a
  * message (a scrape of many thousands of series can pass 1 MB). */
 static int sink_publish_avro(ingest_sink *sink, const ingest_batch *batch)
 {
     ndt_buf_reset(&sink->buf);
+    /* One allocation of the right size rather than doublings; a failure
+     * here is retried (and reported) by the encoder's own reserves. */
+    if (sink->avro_size_hint > sink->buf.cap)
+        (void)ndt_buf_reserve(&sink->buf, sink->avro_size_hint);
     int enc = ingest_encode_avro(sink->avro, batch, sink->schema_id, &sink->buf);
     if (enc == NDT_OK && sink->buf.len + batch->instance.len <= sink->max_message_bytes) {
-        int p = sink_produce(sink, &batch->instance, sink->buf.data, sink->buf.len);
+        int p = sink_produce_avro_buf(sink, &batch->instance);
         if (p == NDT_AGAIN)
             sink_count_unpublished(sink, batch->nseries);
         else if (p != NDT_OK)
