@@ -214,10 +214,14 @@ static inline char *put_long(char *p, int64_t v)
 
 static inline char *put_double(char *p, double v)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 8); /* Avro's byte order is the host's: one store */
+#else
     uint64_t bits;
     memcpy(&bits, &v, 8);
     for (int i = 0; i < 8; i++)
         p[i] = (char)(bits >> (8 * i)); /* little-endian, whatever the host */
+#endif
     return p + 8;
 }
 

@@ -441,6 +441,16 @@ static int finish_labels(ndt_arena *arena, const ingest_labelset *ls, ingest_ser
     return NDT_OK;
 }
 
+/* ndt_str_cmp with the first bytes compared inline: label names that meet
+ * in a merge mostly differ there, and the memcmp call then costs more than
+ * the comparison (it was 2.5 % of the scraper's CPU). */
+static inline int name_cmp(ndt_str a, ndt_str b)
+{
+    if (a.len && b.len && a.ptr[0] != b.ptr[0])
+        return (unsigned char)a.ptr[0] < (unsigned char)b.ptr[0] ? -1 : 1;
+    return ndt_str_cmp(a, b);
+}
+
 /* Merges two name-sorted label lists into out; on equal names the label
  * from `first` wins unless its value is empty.  Returns the count. */
 static size_t merge_sorted(const ingest_label *first, size_t nfirst, const ingest_label *second,
@@ -448,7 +458,7 @@ static size_t merge_sorted(const ingest_label *first, size_t nfirst, const inges
 {
     size_t i = 0, j = 0, n = 0;
     while (i < nfirst || j < nsecond) {
-        int c = i == nfirst ? 1 : j == nsecond ? -1 : ndt_str_cmp(first[i].name, second[j].name);
+        int c = i == nfirst ? 1 : j == nsecond ? -1 : name_cmp(first[i].name, second[j].name);
         if (c < 0) {
             out[n++] = first[i++];
         } else if (c > 0) {
@@ -469,11 +479,11 @@ static int needs_slow_path(const ingest_label *labels, size_t n, const ingest_ow
 {
     size_t i = 0, j = 0;
     for (size_t k = 0; k < n; k++) {
-        if (ndt_str_eq_cstr(labels[k].name, "__name__"))
+        if (labels[k].name.len == 8 && memcmp(labels[k].name.ptr, "__name__", 8) == 0)
             return 1;
     }
     while (i < n && j < tl->n) {
-        int c = ndt_str_cmp(labels[i].name, tl->labels[j].name);
+        int c = name_cmp(labels[i].name, tl->labels[j].name);
         if (c == 0 && labels[i].value.len)
             return 1;
         if (c <= 0)
@@ -588,7 +598,7 @@ static int add_fast(batch_builder *b, const ingest_sample *sample, const ingest_
 static int labels_sorted(const ingest_label *labels, size_t n)
 {
     for (size_t i = 1; i < n; i++) {
-        if (ndt_str_cmp(labels[i - 1].name, labels[i].name) > 0)
+        if (name_cmp(labels[i - 1].name, labels[i].name) > 0)
             return 0;
     }
     return 1;
