@@ -6,7 +6,9 @@
  * wants to be called back (timer callback); we translate both into epoll
  * registrations and a deadline.  ingest_loop_wait arms the timerfd for the
  * earliest deadline, sleeps in epoll_wait, and hands every ready socket
- * and every expired curl timeout back to curl_multi_socket_action.
+ * and every expired curl timeout back to curl_multi_socket_action.  A
+ * curl timeout that is already due (every new transfer asks for one of
+ * 0 ms) is served before sleeping, without arming the timer for it.
  */
 #include "ingest/scrape_loop.h"
 

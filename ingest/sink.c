@@ -35,6 +35,11 @@
  * request ends the wait: the rest of the batch is counted as dropped and
  * NDT_AGAIN returned.
  *
+ * Avro messages (one per scrape, tens of kB) are not copied: the encode
+ * buffer is lent to librdkafka and comes back through the delivery report
+ * into a small pool (sink_produce_avro_buf).  json and influx messages
+ * (one per sample, small) are copied (RD_KAFKA_MSG_F_COPY).
+ *
  * Broker errors arrive through error_cb while polling.  An unreachable
  * broker makes librdkafka report the same error every retry, so the sink
  * logs an error code at most once per SINK_LOG_INTERVAL_MS and says how
