@@ -318,7 +318,7 @@ typedef struct batch_builder {
     char fail[256];          /* set when a limit fails the scrape */
 } batch_builder;
 
-static int push_series(batch_builder *b, const ingest_series *s)
+static inline int push_series(batch_builder *b, const ingest_series *s)
 {
     if (b->n == b->cap) {
         /* Sized for the target's previous scrape (plus the synthetic
@@ -472,32 +472,36 @@ static size_t merge_sorted(const ingest_label *first, size_t nfirst, const inges
     return n;
 }
 
-/* Does a name-sorted exposition label list share a non-empty-valued name
- * with the target's labels (a clash that honor_labels: false resolves by
- * renaming), or carry __name__ itself? */
-static int needs_slow_path(const ingest_label *labels, size_t n, const ingest_owned_labels *tl)
+/* Merges the exposition's name-sorted labels with the target's into out.
+ * A name in both lists with a non-empty exposition value is a clash (that
+ * honor_labels or exported_<name> resolves): SIZE_MAX is returned and the
+ * caller takes the label-set path.  With an empty exposition value the
+ * target's label is kept, whatever honor_labels says.  Returns the count. */
+static size_t merge_target_sorted(const ingest_label *expo, size_t nexpo, const ingest_label *tl,
+                                  size_t ntl, ingest_label *out)
 {
-    size_t i = 0, j = 0;
-    for (size_t k = 0; k < n; k++) {
-        if (labels[k].name.len == 8 && memcmp(labels[k].name.ptr, "__name__", 8) == 0)
-            return 1;
-    }
-    while (i < n && j < tl->n) {
-        int c = name_cmp(labels[i].name, tl->labels[j].name);
-        if (c == 0 && labels[i].value.len)
-            return 1;
-        if (c <= 0)
+    size_t i = 0, j = 0, n = 0;
+    while (i < nexpo || j < ntl) {
+        int c = i == nexpo ? 1 : j == ntl ? -1 : name_cmp(expo[i].name, tl[j].name);
+        if (c < 0) {
+            out[n++] = expo[i++];
+        } else if (c > 0) {
+            out[n++] = tl[j++];
+        } else {
+            if (expo[i].value.len)
+                return SIZE_MAX;
+            out[n++] = tl[j++];
             i++;
-        if (c >= 0)
-            j++;
+        }
     }
-    return 0;
+    return n;
 }
 
 /* The common case without metric_relabel_configs and without clashes:
- * sort the exposition's few labels in place, then two linear merges (target
+ * the exposition's labels in name order, then two linear merges (target
  * labels, external labels) straight into the published layout, __name__
- * first.  No label set, no binary searches, no moves. */
+ * first.  No label set, no binary searches, no moves.  NDT_AGAIN when the
+ * target merge finds a clash (nothing published yet). */
 static int build_series_labels_fast(batch_builder *b, const ingest_sample *sample,
                                     const ingest_label *sorted, ingest_series *out)
 {
@@ -518,11 +522,9 @@ static int build_series_labels_fast(batch_builder *b, const ingest_sample *sampl
         if (!merged)
             return NDT_ERROR;
     }
-    /* honor_labels decides who wins a clash; without clashes (checked by the
-     * caller) only empty exposition values meet target labels here. */
-    size_t n = b->target->job->honor_labels
-                   ? merge_sorted(sorted, sample->nlabels, tl->labels, tl->n, merged)
-                   : merge_sorted(tl->labels, tl->n, sorted, sample->nlabels, merged);
+    size_t n = merge_target_sorted(sorted, sample->nlabels, tl->labels, tl->n, merged);
+    if (n == SIZE_MAX)
+        return NDT_AGAIN;
     if (next)
         n = merge_sorted(merged, n, ext->labels, next, labels + 1);
     /* Drop empty values in place (the write index never passes the read). */
@@ -578,7 +580,10 @@ static int add_fast(batch_builder *b, const ingest_sample *sample, const ingest_
 {
     ingest_series s;
     memset(&s, 0, sizeof(s));
-    if (build_series_labels_fast(b, sample, sorted, &s) != NDT_OK) {
+    int rc = build_series_labels_fast(b, sample, sorted, &s);
+    if (rc == NDT_AGAIN)
+        return NDT_AGAIN;
+    if (rc != NDT_OK) {
         snprintf(b->fail, sizeof(b->fail), "scrape too large: per-scrape memory limit reached");
         return NDT_ERROR;
     }
@@ -595,13 +600,20 @@ static int add_fast(batch_builder *b, const ingest_sample *sample, const ingest_
     return NDT_OK;
 }
 
-static int labels_sorted(const ingest_label *labels, size_t n)
+enum { LABELS_UNSORTED = 1, LABELS_HAVE_NAME = 2 };
+
+/* One pass over the exposition's labels: out of name order?  A __name__
+ * label among them (only the label-set path handles that)? */
+static int scan_labels(const ingest_label *labels, size_t n)
 {
-    for (size_t i = 1; i < n; i++) {
-        if (name_cmp(labels[i - 1].name, labels[i].name) > 0)
-            return 0;
+    int flags = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i && name_cmp(labels[i - 1].name, labels[i].name) > 0)
+            flags |= LABELS_UNSORTED;
+        if (labels[i].name.len == 8 && memcmp(labels[i].name.ptr, "__name__", 8) == 0)
+            flags |= LABELS_HAVE_NAME;
     }
-    return 1;
+    return flags;
 }
 
 static int on_sample(void *userp, const ingest_sample *sample)
@@ -617,7 +629,8 @@ static int on_sample(void *userp, const ingest_sample *sample)
         /* Exporters mostly write labels in name order already (client
          * libraries sort them): then the parser's array is used as is. */
         const ingest_label *sorted = sample->labels;
-        if (!labels_sorted(sample->labels, sample->nlabels)) {
+        int flags = scan_labels(sample->labels, sample->nlabels);
+        if (flags & LABELS_UNSORTED) {
             ingest_label *copy = ndt_arena_alloc(b->ctx->arena, sample->nlabels * sizeof(*copy));
             if (!copy)
                 goto oom;
@@ -626,8 +639,11 @@ static int on_sample(void *userp, const ingest_sample *sample)
             ingest_labelset_sort(&view);
             sorted = copy;
         }
-        if (!needs_slow_path(sorted, sample->nlabels, &t->def.labels))
-            return add_fast(b, sample, sorted);
+        if (!(flags & LABELS_HAVE_NAME)) {
+            int rc = add_fast(b, sample, sorted);
+            if (rc != NDT_AGAIN)
+                return rc; /* else a clash: the label-set path below */
+        }
     }
     ingest_labelset_init(&ls, b->ctx->arena);
     for (size_t i = 0; i < sample->nlabels; i++) {
