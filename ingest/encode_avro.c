@@ -298,9 +298,30 @@ static char *put_native(char *p, const ingest_native_histogram *h)
     return put_native_buckets(p, &h->negative);
 }
 
-static int encode_series(const ingest_series *s, ndt_buf *out)
+/* The zig-zag varint of the batch's last timestamp: a scrape's samples
+ * nearly all carry the scrape's own, so it is encoded once per batch. */
+typedef struct ts_cache {
+    int64_t ts;
+    size_t len;
+    char bytes[AVRO_LONG_MAX_BYTES];
+} ts_cache;
+
+static inline char *put_timestamp(char *p, int64_t ts, ts_cache *c)
 {
-    if (ndt_buf_reserve(out, series_bound(s)) != NDT_OK)
+    if (ts != c->ts || !c->len) {
+        c->ts = ts;
+        c->len = (size_t)(put_long(c->bytes, ts) - c->bytes);
+    }
+    memcpy(p, c->bytes, AVRO_LONG_MAX_BYTES); /* the bound leaves room for all 10 */
+    return p + c->len;
+}
+
+static int encode_series(const ingest_series *s, ndt_buf *out, ts_cache *tsc)
+{
+    /* The pooled output buffer is usually large enough already: call
+     * reserve only when it is not (+1: ndt_buf keeps room for a NUL). */
+    size_t bound = series_bound(s);
+    if (out->cap - out->len < bound + 1 && ndt_buf_reserve(out, bound) != NDT_OK)
         return NDT_ERROR;
     char *p = out->data + out->len;
     size_t first = 0;
@@ -319,7 +340,7 @@ static int encode_series(const ingest_series *s, ndt_buf *out)
     }
     p = put_long(p, 0); /* end of the labels array */
     p = put_double(p, s->value);
-    p = put_long(p, s->timestamp_ms);
+    p = put_timestamp(p, s->timestamp_ms, tsc);
     unsigned type = (unsigned)s->type < NDT_ARRAY_LEN(type_symbols) ? (unsigned)s->type : 0;
     p = put_long(p, (int64_t)type);
     p = put_native(p, s->native);
@@ -357,8 +378,9 @@ int ingest_encode_avro(ingest_avro_encoder *enc, const ingest_batch *batch, int3
     size_t start = out->len;
     if (encode_header(batch, schema_id, out) != NDT_OK)
         goto fail;
+    ts_cache tsc = { 0, 0, { 0 } };
     for (size_t i = 0; i < batch->nseries; i++) {
-        if (encode_series(&batch->series[i], out) != NDT_OK)
+        if (encode_series(&batch->series[i], out, &tsc) != NDT_OK)
             goto fail;
     }
     if (ndt_buf_append_char(out, 0) != NDT_OK) /* end of the samples array */
