@@ -4,17 +4,24 @@
 #  1. CPU per sample: ndtpipe scrape (into Kafka), vmagent (remote-writing to
 #     VictoriaMetrics) and Prometheus scrape the same N cheap targets (a real
 #     node-exporter exposition served by nginx) at 20 ms, side by side in the
-#     same run.  Each one's CPU time (from /proc) is divided by the samples it
-#     says it scraped (its own counter).
+#     same run.  Each one's CPU time (from /proc, all threads) over a window
+#     after a warm-up is divided by the samples it says it scraped in that
+#     window (its own counter).  BENCH_ROUNDS rounds (default 3), each with
+#     fresh processes started in a rotating order; every round's ratio is
+#     printed, then the median and the spread.
 #  2. Timing: ndtpipe alone scraping 10, 100 and 500 small targets at 20 ms
 #     (and 500 at 100 ms): |actual - scheduled start| p50 / p99 and missed
-#     ticks.  BENCH_TIMING_RUNS="targets:interval ..." picks other runs.
+#     ticks.  BENCH_TIMING_RUNS="targets:interval ..." picks other runs, an
+#     empty BENCH_TIMING_RUNS skips part 2.
 #
-# BENCH_SECONDS (default 30) sets each run's length; BENCH_TARGETS (default
-# 10) the target count of part 1.
+# BENCH_SECONDS (default 30) sets each measurement window; BENCH_TARGETS
+# (default 10) the target count of part 1; BENCH_WARMUP (default 3 s) the
+# time every scraper runs before its window opens.
 . "$(dirname "$0")/lib.sh"
 SECONDS_PER_RUN=${BENCH_SECONDS:-30}
 NTARGETS=${BENCH_TARGETS:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+WARMUP=${BENCH_WARMUP:-3}
 for c in nginx vmagent victoria-metrics prometheus prometheus-node-exporter curl jq; do
     command -v "$c" >/dev/null || die "$c missing (make deps)"
 done
@@ -22,7 +29,7 @@ done
 capture_node_exposition "$B/node.prom"
 SAMPLES_PER_TARGET=$("$NDTPIPE" check metrics --dump "$B/node.prom" | wc -l)
 
-echo "## Scrape CPU per sample ($NTARGETS targets x $SAMPLES_PER_TARGET samples at 20 ms, ${SECONDS_PER_RUN} s)"
+echo "## Scrape CPU per sample ($NTARGETS targets x $SAMPLES_PER_TARGET samples at 20 ms, $ROUNDS rounds of ${SECONDS_PER_RUN} s after ${WARMUP} s of warm-up)"
 echo
 start_nginx_targets "$NTARGETS" "$B/node.prom"
 TARGETS=$(targets_yaml)
@@ -42,47 +49,88 @@ BROKERS=$(cat "$B/bootstrap")
 VM_PORT=$(free_port)
 bg victoria-metrics victoria-metrics -httpListenAddr="127.0.0.1:$VM_PORT" -storageDataPath="$B/vm-data"
 wait_port "$VM_PORT" 20 || die "victoria-metrics did not start"
-VMAGENT_PORT=$(free_port)
-PROM_PORT=$(free_port)
 
-bg ndtpipe "$NDTPIPE" scrape --config "$B/scrape.yml" --brokers "$BROKERS" --stats-file "$B/ndt-stats.json"
-NDT_PID=$BG_PID
-bg vmagent vmagent -promscrape.config="$B/scrape.yml" -httpListenAddr="127.0.0.1:$VMAGENT_PORT" \
-    -remoteWrite.url="http://127.0.0.1:$VM_PORT/api/v1/write" -remoteWrite.tmpDataPath="$B/vmagent-data"
-VMAGENT_PID=$BG_PID
-bg prometheus prometheus --config.file="$B/scrape.yml" --web.listen-address="127.0.0.1:$PROM_PORT" \
-    --storage.tsdb.path="$B/prom-data"
-PROM_PID=$BG_PID
-wait_port "$VMAGENT_PORT" 20 || die "vmagent did not start"
-wait_port "$PROM_PORT" 20 || die "prometheus did not start"
-sleep "$SECONDS_PER_RUN"
-
-ndt_cpu=$(cpu_seconds "$NDT_PID")
-vma_cpu=$(cpu_seconds "$VMAGENT_PID")
-prom_cpu=$(cpu_seconds "$PROM_PID")
-vma_samples=$(prom_metric "http://127.0.0.1:$VMAGENT_PORT/metrics" vm_promscrape_scraped_samples_sum)
-prom_scrapes=$(prom_metric "http://127.0.0.1:$PROM_PORT/metrics" prometheus_target_interval_length_seconds_count)
-prom_samples=$((prom_scrapes * SAMPLES_PER_TARGET))
-kill -TERM "$NDT_PID"
-wait "$NDT_PID"
-ndt_samples=$(jq .samples_scraped "$B/ndt-stats.json")
-
-row() { # name cpu samples
-    awk -v n="$1" -v c="$2" -v s="$3" 'BEGIN {
-        printf "| %s | %.2f | %d | %.3f |\n", n, c, s, (s > 0 ? c / s * 1e6 : 0) }'
+# ndtpipe re-renders its /metrics every 0.5 s: wait for a fresh rendering
+# (the value moves) so that the window's ends are exact to a few ms.
+fresh_metric() { # URL NAME
+    local v0 v
+    v0=$(prom_metric "$1" "$2")
+    for _ in $(seq 1 100); do
+        v=$(prom_metric "$1" "$2")
+        [ "$v" != "$v0" ] && break
+        sleep 0.01
+    done
+    echo "$v"
 }
-echo "| scraper | CPU s | samples scraped | us CPU / sample |"
-echo "|---|---|---|---|"
-row "ndtpipe scrape -> Kafka (avro)" "$ndt_cpu" "$ndt_samples"
-row "vmagent -> remote write" "$vma_cpu" "$vma_samples"
-row "prometheus (TSDB)" "$prom_cpu" "$prom_samples"
-awk -v a="$ndt_cpu" -v as="$ndt_samples" -v b="$vma_cpu" -v bs="$vma_samples" -v c="$prom_cpu" -v cs="$prom_samples" 'BEGIN {
-    na = a / as; nb = b / bs; nc = c / cs
-    printf "\nndtpipe / vmagent CPU per sample: %.2f; ndtpipe / prometheus: %.2f\n\n", na / nb, na / nc }'
-echo "ndtpipe stats: $(cat "$B/ndt-stats.json")"
-kill "$VMAGENT_PID" "$PROM_PID" 2>/dev/null
+
+start_ndtpipe() {
+    NDT_WEB=$(free_port)
+    bg "ndtpipe-$round" "$NDTPIPE" scrape --config "$B/scrape.yml" --brokers "$BROKERS" \
+        --web.listen-address "127.0.0.1:$NDT_WEB" --stats-file "$B/ndt-stats-$round.json"
+    NDT_PID=$BG_PID
+}
+start_vmagent() {
+    VMAGENT_PORT=$(free_port)
+    bg "vmagent-$round" vmagent -promscrape.config="$B/scrape.yml" -httpListenAddr="127.0.0.1:$VMAGENT_PORT" \
+        -remoteWrite.url="http://127.0.0.1:$VM_PORT/api/v1/write" -remoteWrite.tmpDataPath="$B/vmagent-data-$round"
+    VMAGENT_PID=$BG_PID
+}
+start_prometheus() {
+    PROM_PORT=$(free_port)
+    bg "prometheus-$round" prometheus --config.file="$B/scrape.yml" --web.listen-address="127.0.0.1:$PROM_PORT" \
+        --storage.tsdb.path="$B/prom-data-$round"
+    PROM_PID=$BG_PID
+}
+
+# window: CPU seconds and samples of the three scrapers now, as "ndt_cpu
+# ndt_samples vma_cpu vma_samples prom_cpu prom_samples".
+window() {
+    local ns vs ps
+    ns=$(fresh_metric "http://127.0.0.1:$NDT_WEB/metrics" ndtpipe_scrape_samples_total)
+    vs=$(prom_metric "http://127.0.0.1:$VMAGENT_PORT/metrics" vm_promscrape_scraped_samples_sum)
+    ps=$(prom_metric "http://127.0.0.1:$PROM_PORT/metrics" prometheus_target_interval_length_seconds_count)
+    echo "$(cpu_seconds "$NDT_PID") $ns $(cpu_seconds "$VMAGENT_PID") $vs $(cpu_seconds "$PROM_PID") $((ps * SAMPLES_PER_TARGET))"
+}
+
+echo "| round | start order | load avg | ndtpipe us CPU/sample | vmagent | Prometheus | ndtpipe / vmagent | ndtpipe / Prometheus |"
+echo "|---|---|---|---|---|---|---|---|"
+ORDERS=("ndtpipe vmagent prometheus" "vmagent prometheus ndtpipe" "prometheus ndtpipe vmagent")
+: >"$B/ratios"
+for round in $(seq 1 "$ROUNDS"); do
+    order=${ORDERS[$(((round - 1) % 3))]}
+    for who in $order; do "start_$who"; done
+    wait_port "$NDT_WEB" 20 || die "ndtpipe did not start"
+    wait_port "$VMAGENT_PORT" 20 || die "vmagent did not start"
+    wait_port "$PROM_PORT" 20 || die "prometheus did not start"
+    sleep "$WARMUP"
+    w0=$(window)
+    sleep "$SECONDS_PER_RUN"
+    w1=$(window)
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    kill -TERM "$NDT_PID"
+    wait "$NDT_PID"
+    kill "$VMAGENT_PID" "$PROM_PID" 2>/dev/null
+    wait "$VMAGENT_PID" "$PROM_PID" 2>/dev/null
+    awk -v r="$round" -v o="${order// /, }" -v l="$load" -v a="$w0" -v b="$w1" -v f="$B/ratios" 'BEGIN {
+        split(a, x, " "); split(b, y, " ")
+        for (i = 1; i <= 5; i += 2) { c = y[i] - x[i]; s = y[i + 1] - x[i + 1]; us[i] = s > 0 ? c / s * 1e6 : 0 }
+        printf "| %d | %s | %s | %.3f | %.3f | %.3f | %.2f | %.2f |\n", r, o, l, us[1], us[3], us[5],
+            us[1] / us[3], us[1] / us[5]
+        printf "%.4f %.4f\n", us[1] / us[3], us[1] / us[5] >> f }'
+    echo "ndtpipe stats, round $round: $(cat "$B/ndt-stats-$round.json")" >>"$B/ndt-stats.txt"
+done
+sort -n -k1,1 "$B/ratios" | awk '{ v[NR] = $1 } END {
+    m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "\nndtpipe / vmagent CPU per sample: median %.2f (min %.2f, max %.2f, %d rounds)\n", m, v[1], v[NR], NR }'
+sort -n -k2,2 "$B/ratios" | awk '{ v[NR] = $2 } END {
+    m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "ndtpipe / prometheus CPU per sample: median %.2f (min %.2f, max %.2f)\n\n", m, v[1], v[NR] }'
+cat "$B/ndt-stats.txt"
 echo
 
+if [ -z "${BENCH_TIMING_RUNS-x}" ]; then
+    exit 0
+fi
 echo "## Scrape start timing (small targets, ${SECONDS_PER_RUN} s each)"
 echo
 printf '# HELP demo_value A value.\n# TYPE demo_value gauge\n' >"$B/small.prom"

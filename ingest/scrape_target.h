@@ -62,6 +62,7 @@ typedef struct ingest_target {
     /* health */
     int up;                     /* -1 before the first scrape */
     char last_error[256];
+    size_t last_nseries;       /* series of the last scrape: sizes the next one's array */
     ingest_target_counters counters;
 } ingest_target;
 
