@@ -73,18 +73,22 @@ awk -v a="$lib_rate" -v r="$libraw_rate" -v p="$pipe_rate" -v b="$plain" 'BEGIN 
 
 [ "$ROUNDS" -gt 0 ] || exit 0
 echo
-echo "| round | plain writer points/s | UDR pipelined gzip points/s | ratio | stored (plain / UDR) |"
-echo "|---:|---:|---:|---:|---|"
-ratios=()
+echo "| round | plain writer points/s | UDR pipelined gzip points/s | ratio | UDR pipelined uncompressed points/s | ratio | stored (plain / gzip / uncompressed) |"
+echo "|---:|---:|---:|---:|---:|---:|---|"
+ratios=() raw_ratios=()
 for r in $(seq 1 "$ROUNDS"); do
-    for db in "plain$r" "pipe$r"; do
+    for db in "plain$r" "pipe$r" "raw$r"; do
         curl -sf -XPOST "http://127.0.0.1:$http/query" --data-urlencode "q=CREATE DATABASE $db" >/dev/null
     done
     p=$(plain_write "plain$r")
     u=$(BENCH_PIPELINE=1 "$BUILD/bench/bench_udr" "influx:http://127.0.0.1:$http/pipe$r" "$POINTS" 5000 "$B/spool" | rate)
+    w=$(BENCH_GZIP=-1 BENCH_PIPELINE=1 "$BUILD/bench/bench_udr" "influx:http://127.0.0.1:$http/raw$r" "$POINTS" 5000 "$B/spool" | rate)
     ratio=$(awk -v u="$u" -v p="$p" 'BEGIN { printf "%.2f", u / p }')
-    ratios+=("$ratio")
-    echo "| $r | $p | $u | $ratio | $(count "plain$r") / $(count "pipe$r") |"
+    raw_ratio=$(awk -v u="$w" -v p="$p" 'BEGIN { printf "%.2f", u / p }')
+    ratios+=("$ratio") raw_ratios+=("$raw_ratio")
+    echo "| $r | $p | $u | $ratio | $w | $raw_ratio | $(count "plain$r") / $(count "pipe$r") / $(count "raw$r") |"
 done
-printf '%s\n' "${ratios[@]}" | sort -n | awk -v LOAD="$(cut -d' ' -f1-3 /proc/loadavg)" '{ v[NR] = $1 } END {
-    printf "\nMedian ratio over %d alternating rounds: %.2f (goal >= 0.9), load average %s\n", NR, v[int((NR + 1) / 2)], LOAD }'
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+echo
+echo "Median ratio over $ROUNDS alternating rounds (goal >= 0.9): $(printf '%s\n' "${ratios[@]}" | median) gzip," \
+    "$(printf '%s\n' "${raw_ratios[@]}" | median) uncompressed; load average $(cut -d' ' -f1-3 /proc/loadavg)"

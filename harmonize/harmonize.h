@@ -49,6 +49,7 @@ typedef struct hdl_options {
     char *format;             /* auto | json | avro | influx */
     char *listen;             /* /metrics and /healthz; empty = none */
     char *spool_dir;          /* InfluxDB spool; empty = <udr-less default> */
+    char *content_encoding;   /* InfluxDB request bodies: gzip | identity */
     uint64_t batch_messages;  /* messages per batch at most */
     int64_t batch_wait_ns;    /* how long a batch waits to fill once begun */
     int64_t scrape_interval_ns; /* assumed interval until one is observed */

@@ -9,7 +9,8 @@
 # when the testbed goes away its entities go out of sync (twin state,
 # counted); SIGTERM exits 0; `ndtpipe export` reads the dataset back from
 # InfluxDB with one row per successful scrape, carrying the testbed's users
-# and pods before and after the change.
+# and pods before and after the change.  Request bodies go uncompressed
+# here (content_encoding=identity); 81 writes the default gzip ones.
 . "$(dirname "$0")/lib.sh"
 need influxd curl jq kcat python3 promtool
 python3 -c 'import jsonschema' 2>/dev/null || skip "python3-jsonschema missing (make deps)"
@@ -45,7 +46,7 @@ bg scrape "$NDTPIPE" scrape --config "$T/scrape.yml" --brokers "$BROKERS" --stat
 SCRAPE_PID=$BG_PID
 WEB=$(free_port)
 bg harmonize "$NDTPIPE" harmonize --brokers "$BROKERS" --udr "influx:http://127.0.0.1:$INFLUX_HTTP/ndt" \
-    --mapping "$root/sdm-schemas/mapping/testbed.yaml" -o spool_dir="$T/spool" \
+    --mapping "$root/sdm-schemas/mapping/testbed.yaml" -o spool_dir="$T/spool" -o content_encoding=identity \
     -X session.timeout.ms=6000 --web.listen-address "127.0.0.1:$WEB" --log-level debug
 HARMONIZE_PID=$BG_PID
 

@@ -27,6 +27,10 @@ grep -q "bad.yaml:6:16: transform: expected identity, rate, info or native_histo
 [ $rc = 2 ] || fail "unknown -o option: exit $rc, expected 2"
 grep -q "batch_wait" "$T/err.txt" || fail "unknown -o option: $(cat "$T/err.txt")"
 
+"$NDTPIPE" harmonize --brokers 127.0.0.1:1 -o content_encoding=br 2>"$T/err.txt"; rc=$?
+[ $rc = 2 ] || fail "unknown content_encoding: exit $rc, expected 2"
+grep -q "content_encoding: expected gzip or identity, got 'br'" "$T/err.txt" || fail "content_encoding: $(cat "$T/err.txt")"
+
 printf 'harmonize:\n  batch_wait: soon\n' >"$T/config.yaml"
 "$NDTPIPE" harmonize --brokers 127.0.0.1:1 --config "$T/config.yaml" 2>"$T/err.txt"; rc=$?
 [ $rc = 2 ] || fail "bad --config: exit $rc, expected 2"
