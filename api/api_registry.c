@@ -19,6 +19,7 @@
 
 #include <cJSON.h>
 
+#include "common/file.h"
 #include "api/api_internal.h"
 
 #define API_MODEL_JSON_MAX (4u << 20)
@@ -27,24 +28,6 @@
 int api_grade_servable(const char *grade)
 {
     return strcmp(grade, "Excellent") == 0 || strcmp(grade, "Reliable") == 0;
-}
-
-static int read_small(const char *path, size_t max, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NDT_EBADCONF;
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > max) {
-        free(buf);
-        return NDT_ERROR;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return NDT_OK;
 }
 
 /* A registry entry name: what model_registry_load accepts. */
@@ -62,9 +45,9 @@ static int load_entry(const char *dir, const char *id, api_model_entry *e, char 
     snprintf(path, sizeof(path), "%s/%s/model.json", dir, id);
     char *buf = NULL;
     size_t n = 0;
-    int rc = read_small(path, API_MODEL_JSON_MAX, &buf, &n);
-    if (rc != NDT_OK)
-        return rc;
+    char why[NDT_ERRBUF_SIZE];
+    if (ndt_file_read(path, API_MODEL_JSON_MAX, &buf, &n, why, sizeof(why)) != NDT_OK)
+        return NDT_EBADCONF; /* the callers skip or name the entry themselves */
     cJSON *root = cJSON_ParseWithLength(buf, n);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/file.h"
 #include "common/arena.h"
 #include "ingest/expo.h"
 
@@ -42,23 +43,14 @@ static double bench_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The whole file, or NULL (the reason on stderr). */
 static char *bench_load(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    char *data = NULL;
-    long size;
-    if (!f)
+    char err[NDT_ERRBUF_SIZE], *data;
+    if (ndt_file_read(path, (size_t)1 << 30, &data, len, err, sizeof(err)) != NDT_OK) {
+        fprintf(stderr, "%s\n", err);
         return NULL;
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-        goto out;
-    data = malloc((size_t)size + 1);
-    if (data && fread(data, 1, (size_t)size, f) != (size_t)size) {
-        free(data);
-        data = NULL;
     }
-    *len = (size_t)size;
-out:
-    fclose(f);
     return data;
 }
 

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/file.h"
 #include "common/arena.h"
 #include "common/buf.h"
 #include "ingest/remote_write.h"
@@ -32,21 +33,14 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The whole file, or NULL (the reason on stderr). */
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char err[NDT_ERRBUF_SIZE], *data;
+    if (ndt_file_read(path, (size_t)1 << 30, &data, len, err, sizeof(err)) != NDT_OK) {
+        fprintf(stderr, "%s\n", err);
         return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *data = malloc(n > 0 ? (size_t)n : 1);
-    if (data && fread(data, 1, (size_t)n, f) != (size_t)n) {
-        free(data);
-        data = NULL;
     }
-    fclose(f);
-    *len = (size_t)n;
     return data;
 }
 

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "common/arena.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "common/ndt.h"
 #include "ingest/scrape_config_internal.h"
@@ -82,29 +83,6 @@ static void group_list_free(group_list *gl)
 /* ------------------------------------------------------------------ */
 /* file_sd                                                             */
 /* ------------------------------------------------------------------ */
-
-static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NDT_ERROR;
-    }
-    char *buf = malloc(FILE_SD_MAX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, FILE_SD_MAX_BYTES + 1, f) : 0;
-    int failed = buf ? ferror(f) : 1;
-    fclose(f);
-    if (failed || n > FILE_SD_MAX_BYTES) {
-        free(buf);
-        snprintf(err, errlen, "%s: %s", path,
-                 failed ? "cannot read" : "larger than the 16 MiB file_sd limit");
-        return NDT_ERROR;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return NDT_OK;
-}
 
 static void json_position(const char *text, const char *at, size_t *line, size_t *col)
 {
@@ -191,7 +169,7 @@ static int load_json_file(const char *path, group_list *gl, char *err, size_t er
     char *text;
     size_t len;
     int rc = NDT_ERROR;
-    if (read_file(path, &text, &len, err, errlen) != NDT_OK)
+    if (ndt_file_read(path, FILE_SD_MAX_BYTES, &text, &len, err, errlen) != NDT_OK)
         return NDT_ERROR;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file.h"
 #include "common/log.h"
 #include "common/ndt.h"
 #include "ingest/scrape_config_internal.h"
@@ -246,23 +247,10 @@ static int resolve_in_place(const char *dir, char **path)
 static int read_secret_file(ndt_yaml *y, yaml_node_t *node, const char *key, const char *path,
                             char **out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ndt_yaml_error(y, node, key, err, errlen, "cannot read %s: %s", path,
-                              strerror(errno));
-    char *buf = malloc(MAX_CREDENTIAL_FILE + 1);
-    if (!buf) {
-        fclose(f);
-        return ndt_yaml_error(y, node, key, err, errlen, "out of memory");
-    }
-    size_t n = fread(buf, 1, MAX_CREDENTIAL_FILE + 1, f);
-    fclose(f);
-    if (n > MAX_CREDENTIAL_FILE) {
-        free(buf);
-        return ndt_yaml_error(y, node, key, err, errlen, "%s is larger than %d bytes", path,
-                              MAX_CREDENTIAL_FILE);
-    }
-    buf[n] = '\0';
+    char why[NDT_ERRBUF_SIZE], *buf;
+    size_t n;
+    if (ndt_file_read(path, MAX_CREDENTIAL_FILE, &buf, &n, why, sizeof(why)) != NDT_OK)
+        return ndt_yaml_error(y, node, key, err, errlen, "%s", why);
     size_t start = 0;
     while (start < n && isspace((unsigned char)buf[start]))
         start++;

@@ -43,6 +43,7 @@
 
 #include <cblas.h>
 
+#include "common/file.h"
 #include "models/models.h"
 
 
@@ -775,20 +776,10 @@ int model_dnn_load_buffer(const char *buf, size_t len, model_dnn **out, char *er
 
 int model_dnn_load_file(const char *path, model_dnn **out, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    char why[NDT_ERRBUF_SIZE];
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    char why[NDT_ERRBUF_SIZE], *buf;
+    size_t n;
+    if (ndt_file_read(path, DNN_FILE_MAX, &buf, &n, err, errlen) != NDT_OK)
         return NDT_EBADCONF;
-    }
-    char *buf = malloc(DNN_FILE_MAX + 1);
-    size_t n = buf ? fread(buf, 1, DNN_FILE_MAX + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > DNN_FILE_MAX) {
-        free(buf);
-        snprintf(err, errlen, "%s: larger than %u bytes", path, DNN_FILE_MAX);
-        return NDT_EBADCONF;
-    }
     int rc = model_dnn_load_buffer(buf, n, out, why, sizeof(why));
     free(buf);
     if (rc != NDT_OK)

@@ -29,6 +29,7 @@
 
 #include <cJSON.h>
 
+#include "common/file.h"
 #include "models/models.h"
 
 #define MODEL_JSON_MAX (4u << 20) /* model.json is metadata: a few kB */
@@ -263,27 +264,6 @@ fail:
     return rc;
 }
 
-/* Reads a whole small file into a NUL-terminated malloc'ed buffer. */
-static int model_read_small(const char *path, size_t max, char **out, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NDT_EBADCONF;
-    }
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > max) {
-        free(buf);
-        snprintf(err, errlen, "%s: larger than %zu bytes", path, max);
-        return NDT_EBADCONF;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    return NDT_OK;
-}
-
 /* Reads DIR/<id>/model.json: checks the feature spec, gives the kind
  * ("xgboost" when absent: models registered before the DNN) and baseline. */
 int model_registry_meta(const char *dir, const char *id, char *kind, size_t kind_size,
@@ -297,8 +277,9 @@ int model_registry_meta(const char *dir, const char *id, char *kind, size_t kind
         return NDT_EBADCONF;
     }
     snprintf(path, sizeof(path), "%s/%s/model.json", dir, id);
-    if ((rc = model_read_small(path, MODEL_JSON_MAX, &text, err, errlen)) != NDT_OK)
-        return rc;
+    size_t text_len;
+    if (ndt_file_read(path, MODEL_JSON_MAX, &text, &text_len, err, errlen) != NDT_OK)
+        return NDT_EBADCONF;
     root = cJSON_Parse(text);
     const cJSON *features = cJSON_GetObjectItemCaseSensitive(root, "features");
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(features, "spec");

@@ -21,6 +21,7 @@
 
 #include <cJSON.h>
 
+#include "common/file.h"
 #include "models/models.h"
 
 #define MODEL_REPORT_JSON_MAX (4u << 20)
@@ -331,20 +332,10 @@ int model_report_write(const char *dir, const char *id, const char *out_dir, cha
         return NDT_EBADCONF;
     }
     snprintf(path, sizeof(path), "%s/%s/model.json", dir, id);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    size_t n;
+    if (ndt_file_read(path, MODEL_REPORT_JSON_MAX, &text, &n, err, errlen) != NDT_OK)
         return NDT_EBADCONF;
-    }
-    text = malloc(MODEL_REPORT_JSON_MAX + 1);
-    size_t n = text ? fread(text, 1, MODEL_REPORT_JSON_MAX + 1, f) : 0;
-    fclose(f);
-    if (!text || n > MODEL_REPORT_JSON_MAX) {
-        snprintf(err, errlen, "%s: unreadable or larger than %u bytes", path, MODEL_REPORT_JSON_MAX);
-        goto done;
-    }
-    text[n] = '\0';
-    root = cJSON_Parse(text);
+    root = cJSON_ParseWithLength(text, n);
     if (!root || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "metrics")) ||
         !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "per_regime"))) {
         snprintf(err, errlen, "%s: not an ndtpipe model.json (no metrics or per_regime)", path);

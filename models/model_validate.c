@@ -33,6 +33,7 @@
 
 #include <cJSON.h>
 
+#include "common/file.h"
 #include "models/model_validate.h"
 
 const model_deploy_bound model_deploy_bounds[2] = {
@@ -507,21 +508,11 @@ static int read_model_json(const char *dir, const char *id, char *path, size_t s
         return NDT_EBADCONF;
     }
     snprintf(path, size, "%s/%s/model.json", dir, id);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    char *buf;
+    size_t n;
+    if (ndt_file_read(path, MODEL_JSON_MAX, &buf, &n, err, errlen) != NDT_OK)
         return NDT_EBADCONF;
-    }
-    char *buf = malloc(MODEL_JSON_MAX + 1);
-    size_t n = buf ? fread(buf, 1, MODEL_JSON_MAX + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > MODEL_JSON_MAX) {
-        free(buf);
-        snprintf(err, errlen, "%s: unreadable or larger than %u bytes", path, MODEL_JSON_MAX);
-        return NDT_EBADCONF;
-    }
-    buf[n] = '\0';
-    *out = cJSON_Parse(buf);
+    *out = cJSON_ParseWithLength(buf, n);
     free(buf);
     if (!*out || !cJSON_IsObject(*out)) {
         cJSON_Delete(*out);

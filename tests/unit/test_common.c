@@ -9,10 +9,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "common/arena.h"
 #include "common/buf.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "common/metrics.h"
 
@@ -207,6 +209,55 @@ static void metrics_registry(void **state)
     ndt_buf_free(&out);
 }
 
+/* Whole files with a bound: exact size, one byte over, missing, empty,
+ * and files that do not say their size (/proc, a character device). */
+static void file_read_bounded(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ndt-file.XXXXXX", err[NDT_ERRBUF_SIZE];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    char text[10000];
+    for (size_t i = 0; i < sizeof(text); i++)
+        text[i] = (char)('a' + i % 26);
+    assert_int_equal(write(fd, text, sizeof(text)), (ssize_t)sizeof(text));
+    close(fd);
+
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(ndt_file_read(path, sizeof(text), &out, &len, err, sizeof(err)), NDT_OK);
+    assert_int_equal(len, sizeof(text));
+    assert_memory_equal(out, text, sizeof(text));
+    assert_int_equal(out[len], '\0');
+    free(out);
+    out = NULL;
+    assert_int_equal(ndt_file_read(path, sizeof(text) - 1, &out, &len, err, sizeof(err)), NDT_ERROR);
+    assert_null(out);
+    assert_non_null(strstr(err, ": larger than 9999 bytes"));
+
+    assert_int_equal(truncate(path, 0), 0);
+    assert_int_equal(ndt_file_read(path, 10, &out, &len, err, sizeof(err)), NDT_OK);
+    assert_int_equal(len, 0);
+    assert_string_equal(out, "");
+    free(out);
+    unlink(path);
+    out = NULL;
+    assert_int_equal(ndt_file_read(path, 10, &out, &len, err, sizeof(err)), NDT_ERROR);
+    assert_null(out);
+    assert_non_null(strstr(err, ": cannot open: No such file"));
+
+    /* st_size 0 although it has content: read by growing the buffer. */
+    assert_int_equal(ndt_file_read("/proc/self/status", 1 << 20, &out, &len, err, sizeof(err)), NDT_OK);
+    assert_true(len > 0 && strlen(out) == len);
+    assert_non_null(strstr(out, "Name:"));
+    free(out);
+    out = NULL;
+    /* Endless: stops at the bound, across several doublings. */
+    assert_int_equal(ndt_file_read("/dev/zero", 50000, &out, &len, err, sizeof(err)), NDT_ERROR);
+    assert_null(out);
+    assert_non_null(strstr(err, "/dev/zero: larger than 50000 bytes"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +269,7 @@ int main(void)
         cmocka_unit_test(log_formats),
         cmocka_unit_test(log_redacts_credentials),
         cmocka_unit_test(metrics_registry),
+        cmocka_unit_test(file_read_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

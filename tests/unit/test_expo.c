@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file.h"
 #include "common/arena.h"
 #include "common/buf.h"
 #include "ingest/expo.h"
@@ -75,23 +76,14 @@ static void parsed_free(parsed *p)
     ndt_arena_free(&p->arena);
 }
 
+/* The whole file, or NULL (the reason on stderr). */
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char err[NDT_ERRBUF_SIZE], *data;
+    if (ndt_file_read(path, (size_t)1 << 30, &data, len, err, sizeof(err)) != NDT_OK) {
+        fprintf(stderr, "%s\n", err);
         return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *data = malloc((size_t)n + 1);
-    if (data && fread(data, 1, (size_t)n, f) != (size_t)n) {
-        free(data);
-        data = NULL;
     }
-    fclose(f);
-    if (data)
-        data[n] = '\0';
-    *len = (size_t)n;
     return data;
 }
 

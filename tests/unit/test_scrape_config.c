@@ -300,7 +300,7 @@ static const error_case errors[] = {
       "t.yml:5:22: basic_auth: at most one of basic_auth password & password_file must be "
       "configured" },
     { "scrape_configs:\n  - job_name: a\n    basic_auth:\n      password_file: /nonexistent/pw\n",
-      "t.yml:4:22: password_file: cannot read /nonexistent/pw: No such file or directory" },
+      "t.yml:4:22: password_file: /nonexistent/pw: cannot open: No such file or directory" },
     { "scrape_configs:\n  - job_name: a\n    authorization:\n      type: Basic\n",
       "t.yml:4:13: type: authorization type cannot be set to \"basic\", use \"basic_auth\" "
       "instead" },
