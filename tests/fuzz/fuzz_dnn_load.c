@@ -10,7 +10,7 @@
  * Invariants: a failure always comes with a message; a model that loads
  * predicts a row without a memory error.
  *
- * fuzz-sources: models/model_dnn.c features/feat_compute.c
+ * fuzz-sources: models/model_dnn.c features/feat_compute.c common/file.c
  * fuzz-seeds: none
  */
 #include <stdint.h>
