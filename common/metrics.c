@@ -51,9 +51,21 @@ void ndt_metrics_unregister(void *ctx)
 
 /* ---- process families (as Prometheus's client libraries name them) --- */
 
+void ndt_metrics_family(ndt_buf *b, const char *name, const char *type, const char *help)
+{
+    ndt_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void ndt_metrics_value(ndt_buf *b, const char *name, const char *type, const char *help, uint64_t v)
+{
+    ndt_metrics_family(b, name, type, help);
+    ndt_buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
 static void family(ndt_buf *b, const char *name, const char *type, const char *help, double v)
 {
-    ndt_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s ", name, help, name, type, name);
+    ndt_metrics_family(b, name, type, help);
+    ndt_buf_printf(b, "%s ", name);
     ndt_buf_append_double(b, v);
     ndt_buf_append_char(b, '\n');
 }

@@ -35,4 +35,9 @@ void ndt_metrics_unregister(void *ctx);
 /* The process families, then every source in registration order. */
 int ndt_metrics_render(ndt_buf *out);
 
+/* For sources: a family's # HELP and # TYPE lines; and a whole family of
+ * one unlabelled integer sample (most counters and gauges of a stage). */
+void ndt_metrics_family(ndt_buf *b, const char *name, const char *type, const char *help);
+void ndt_metrics_value(ndt_buf *b, const char *name, const char *type, const char *help, uint64_t v);
+
 #endif

@@ -180,40 +180,33 @@ static void commit_done(stage *st, int all)
 
 /* ---- own metrics ------------------------------------------------------------ */
 
-static void counter(ndt_buf *b, const char *name, const char *type, const char *help,
-                    uint64_t v)
-{
-    ndt_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-                   (unsigned long long)v);
-}
-
 static void render_metrics(stage *st)
 {
     feat_stream_stats s;
     feat_stream_get_stats(st->stream, &s);
     ndt_buf b;
     ndt_buf_init(&b, 0);
-    counter(&b, "ndtpipe_features_fragments_total", "counter", "Entity fragments read.",
+    ndt_metrics_value(&b, "ndtpipe_features_fragments_total", "counter", "Entity fragments read.",
             s.fragments);
-    counter(&b, "ndtpipe_features_bad_fragments_total", "counter",
+    ndt_metrics_value(&b, "ndtpipe_features_bad_fragments_total", "counter",
             "Messages on the input topic that are not NGSI-LD entities (skipped).",
             st->bad_fragments);
-    counter(&b, "ndtpipe_features_rows_total", "counter", "Raw rows rebuilt per service.",
+    ndt_metrics_value(&b, "ndtpipe_features_rows_total", "counter", "Raw rows rebuilt per service.",
             s.rows);
-    counter(&b, "ndtpipe_features_incomplete_rows_total", "counter",
+    ndt_metrics_value(&b, "ndtpipe_features_incomplete_rows_total", "counter",
             "Service instants without a full row (a column or the users value missing).",
             s.incomplete);
-    counter(&b, "ndtpipe_features_late_observations_total", "counter",
+    ndt_metrics_value(&b, "ndtpipe_features_late_observations_total", "counter",
             "Observations that arrived after their instant was closed (dropped).", s.late);
-    counter(&b, "ndtpipe_features_forced_closes_total", "counter",
+    ndt_metrics_value(&b, "ndtpipe_features_forced_closes_total", "counter",
             "Instants closed early because too many were open.", s.forced_closes);
-    counter(&b, "ndtpipe_features_windows_published_total", "counter",
+    ndt_metrics_value(&b, "ndtpipe_features_windows_published_total", "counter",
             "Windows published on the output topic.", st->published);
-    counter(&b, "ndtpipe_features_delivery_failures_total", "counter",
+    ndt_metrics_value(&b, "ndtpipe_features_delivery_failures_total", "counter",
             "Windows Kafka did not acknowledge.", st->delivery_failures);
-    counter(&b, "ndtpipe_features_commits_total", "counter", "Input offset commits.",
+    ndt_metrics_value(&b, "ndtpipe_features_commits_total", "counter", "Input offset commits.",
             st->commits);
-    counter(&b, "ndtpipe_features_open_instants", "gauge", "Instants waiting for late data.",
+    ndt_metrics_value(&b, "ndtpipe_features_open_instants", "gauge", "Instants waiting for late data.",
             s.open_instants);
     pthread_mutex_lock(&st->metrics_lock);
     ndt_buf tmp = st->metrics;

@@ -427,11 +427,6 @@ static int serve_metrics(void *ctx, ndt_buf *out)
     return rc;
 }
 
-static void metric(ndt_buf *b, const char *name, const char *type, const char *help)
-{
-    ndt_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 static void render_metrics(hdl_stage *st)
 {
     if (!st->registered)
@@ -442,38 +437,38 @@ static void render_metrics(hdl_stage *st)
     udr_get_stats(st->u, &us);
     ndt_buf *b = &st->scratch;
     ndt_buf_reset(b);
-    metric(b, "ndtpipe_harmonize_messages_total", "counter", "Kafka messages consumed, by detected format.");
+    ndt_metrics_family(b, "ndtpipe_harmonize_messages_total", "counter", "Kafka messages consumed, by detected format.");
     for (int f = HDL_FORMAT_JSON; f <= HDL_FORMAT_INFLUX; f++)
         ndt_buf_printf(b, "ndtpipe_harmonize_messages_total{format=\"%s\"} %llu\n",
                        hdl_format_name((hdl_format)f), (unsigned long long)st->stats.messages[f]);
-    metric(b, "ndtpipe_harmonize_dead_letters_total", "counter", "Messages sent to the dead-letter topic.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_dead_letters_total %llu\n", (unsigned long long)st->stats.dead_letters);
-    metric(b, "ndtpipe_harmonize_samples_total", "counter", "Samples decoded and mapped.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_samples_total %llu\n", (unsigned long long)es.samples);
-    metric(b, "ndtpipe_harmonize_samples_unmapped_total", "counter", "Samples no rule matched.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_samples_unmapped_total %llu\n", (unsigned long long)es.samples_unmapped);
-    metric(b, "ndtpipe_harmonize_values_total", "counter", "Attribute values computed.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_values_total %llu\n", (unsigned long long)es.values);
-    metric(b, "ndtpipe_harmonize_values_skipped_total", "counter", "Values not computable (no divisor yet, NaN, unknown state).");
-    ndt_buf_printf(b, "ndtpipe_harmonize_values_skipped_total %llu\n", (unsigned long long)es.values_skipped);
-    metric(b, "ndtpipe_harmonize_values_clamped_total", "counter", "Values outside their rule's min / max, set to the bound.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_values_clamped_total %llu\n", (unsigned long long)es.values_clamped);
-    metric(b, "ndtpipe_harmonize_rate_resets_total", "counter", "Counter resets seen by rate rules.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_rate_resets_total %llu\n", (unsigned long long)es.counter_resets);
-    metric(b, "ndtpipe_harmonize_relationship_changes_total", "counter", "Relationships whose object changed.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_relationship_changes_total %llu\n", (unsigned long long)es.relation_changes);
-    metric(b, "ndtpipe_harmonize_points_total", "counter", "Points written to the UDR.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_points_total %llu\n", (unsigned long long)es.points);
-    metric(b, "ndtpipe_harmonize_fragments_total", "counter", "NGSI-LD fragments published.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_fragments_total %llu\n", (unsigned long long)st->stats.fragments_produced);
-    metric(b, "ndtpipe_harmonize_dropped_total", "counter", "Samples dropped at a bound, by bound.");
+    ndt_metrics_value(b, "ndtpipe_harmonize_dead_letters_total", "counter", "Messages sent to the dead-letter topic.",
+                      st->stats.dead_letters);
+    ndt_metrics_value(b, "ndtpipe_harmonize_samples_total", "counter", "Samples decoded and mapped.",
+                      es.samples);
+    ndt_metrics_value(b, "ndtpipe_harmonize_samples_unmapped_total", "counter", "Samples no rule matched.",
+                      es.samples_unmapped);
+    ndt_metrics_value(b, "ndtpipe_harmonize_values_total", "counter", "Attribute values computed.",
+                      es.values);
+    ndt_metrics_value(b, "ndtpipe_harmonize_values_skipped_total", "counter", "Values not computable (no divisor yet, NaN, unknown state).",
+                      es.values_skipped);
+    ndt_metrics_value(b, "ndtpipe_harmonize_values_clamped_total", "counter", "Values outside their rule's min / max, set to the bound.",
+                      es.values_clamped);
+    ndt_metrics_value(b, "ndtpipe_harmonize_rate_resets_total", "counter", "Counter resets seen by rate rules.",
+                      es.counter_resets);
+    ndt_metrics_value(b, "ndtpipe_harmonize_relationship_changes_total", "counter", "Relationships whose object changed.",
+                      es.relation_changes);
+    ndt_metrics_value(b, "ndtpipe_harmonize_points_total", "counter", "Points written to the UDR.",
+                      es.points);
+    ndt_metrics_value(b, "ndtpipe_harmonize_fragments_total", "counter", "NGSI-LD fragments published.",
+                      st->stats.fragments_produced);
+    ndt_metrics_family(b, "ndtpipe_harmonize_dropped_total", "counter", "Samples dropped at a bound, by bound.");
     ndt_buf_printf(b, "ndtpipe_harmonize_dropped_total{bound=\"entities\"} %llu\n", (unsigned long long)es.entities_dropped);
     ndt_buf_printf(b, "ndtpipe_harmonize_dropped_total{bound=\"series\"} %llu\n", (unsigned long long)es.series_dropped);
-    metric(b, "ndtpipe_harmonize_entities", "gauge", "Entities known, by twin state.");
+    ndt_metrics_family(b, "ndtpipe_harmonize_entities", "gauge", "Entities known, by twin state.");
     for (int s = 0; s < HDL_TWIN_NSTATES; s++)
         ndt_buf_printf(b, "ndtpipe_harmonize_entities{state=\"%s\"} %llu\n",
                        hdl_twin_state_name((hdl_twin_state)s), (unsigned long long)es.in_state[s]);
-    metric(b, "ndtpipe_harmonize_twin_transitions_total", "counter", "Twin state transitions, by from and to state.");
+    ndt_metrics_family(b, "ndtpipe_harmonize_twin_transitions_total", "counter", "Twin state transitions, by from and to state.");
     for (int from = 0; from < HDL_TWIN_NSTATES; from++)
         for (int to = 0; to < HDL_TWIN_NSTATES; to++)
             if (from != to)
@@ -481,7 +476,7 @@ static void render_metrics(hdl_stage *st)
                                hdl_twin_state_name((hdl_twin_state)from),
                                hdl_twin_state_name((hdl_twin_state)to),
                                (unsigned long long)es.transitions[from][to]);
-    metric(b, "ndtpipe_harmonize_freshness_seconds", "histogram",
+    ndt_metrics_family(b, "ndtpipe_harmonize_freshness_seconds", "histogram",
            "From a sample's scrape time to its entity being durable in the UDR, one observation per scrape instant.");
     for (size_t i = 0; i < STAGE_NBUCKETS; i++) {
         ndt_buf_append_str(b, "ndtpipe_harmonize_freshness_seconds_bucket{le=\"");
@@ -494,18 +489,18 @@ static void render_metrics(hdl_stage *st)
     ndt_buf_append_double(b, st->stats.freshness_sum);
     ndt_buf_printf(b, "\nndtpipe_harmonize_freshness_seconds_count %llu\n",
                    (unsigned long long)st->stats.freshness_count);
-    metric(b, "ndtpipe_harmonize_batches_total", "counter", "Batches flushed to the UDR.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_batches_total %llu\n", (unsigned long long)st->stats.batches);
-    metric(b, "ndtpipe_harmonize_commits_total", "counter", "Offset commits after a durable flush.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_commits_total %llu\n", (unsigned long long)st->stats.commits);
-    metric(b, "ndtpipe_harmonize_commit_failures_total", "counter", "Offset commits Kafka refused (the batch is consumed again).");
-    ndt_buf_printf(b, "ndtpipe_harmonize_commit_failures_total %llu\n", (unsigned long long)st->stats.commit_failures);
-    metric(b, "ndtpipe_harmonize_udr_flush_failures_total", "counter", "UDR flushes that failed and were retried.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_udr_flush_failures_total %llu\n", (unsigned long long)st->stats.udr_flush_failures);
-    metric(b, "ndtpipe_harmonize_udr_points_spooled_total", "counter", "Points the InfluxDB UDR spooled to disk.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_udr_points_spooled_total %llu\n", (unsigned long long)us.points_spooled);
-    metric(b, "ndtpipe_harmonize_udr_points_dropped_total", "counter", "Points the UDR dropped at its spool bound.");
-    ndt_buf_printf(b, "ndtpipe_harmonize_udr_points_dropped_total %llu\n", (unsigned long long)us.points_dropped);
+    ndt_metrics_value(b, "ndtpipe_harmonize_batches_total", "counter", "Batches flushed to the UDR.",
+                      st->stats.batches);
+    ndt_metrics_value(b, "ndtpipe_harmonize_commits_total", "counter", "Offset commits after a durable flush.",
+                      st->stats.commits);
+    ndt_metrics_value(b, "ndtpipe_harmonize_commit_failures_total", "counter", "Offset commits Kafka refused (the batch is consumed again).",
+                      st->stats.commit_failures);
+    ndt_metrics_value(b, "ndtpipe_harmonize_udr_flush_failures_total", "counter", "UDR flushes that failed and were retried.",
+                      st->stats.udr_flush_failures);
+    ndt_metrics_value(b, "ndtpipe_harmonize_udr_points_spooled_total", "counter", "Points the InfluxDB UDR spooled to disk.",
+                      us.points_spooled);
+    ndt_metrics_value(b, "ndtpipe_harmonize_udr_points_dropped_total", "counter", "Points the UDR dropped at its spool bound.",
+                      us.points_dropped);
     pthread_mutex_lock(&st->lock);
     ndt_buf_reset(&st->published);
     ndt_buf_append(&st->published, b->data ? b->data : "", b->len);

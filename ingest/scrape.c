@@ -529,11 +529,6 @@ static void append_label_value(ndt_buf *b, const char *v)
     }
 }
 
-static void metric_header(ndt_buf *b, const char *name, const char *type, const char *help)
-{
-    ndt_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 typedef uint64_t (*counter_of_fn)(const ingest_target *t);
 static uint64_t c_scrapes(const ingest_target *t) { return t->counters.scrapes; }
 static uint64_t c_failures(const ingest_target *t) { return t->counters.failures; }
@@ -546,7 +541,7 @@ static uint64_t c_up(const ingest_target *t) { return t->up == 1; }
 static void per_target(ingest_scraper *s, ndt_buf *b, const char *name, const char *type,
                        const char *help, counter_of_fn value)
 {
-    metric_header(b, name, type, help);
+    ndt_metrics_family(b, name, type, help);
     for (size_t i = 0; i < s->ntargets; i++) {
         const ingest_target *t = s->targets[i];
         ndt_buf_printf(b, "%s{job=\"", name);
@@ -557,20 +552,13 @@ static void per_target(ingest_scraper *s, ndt_buf *b, const char *name, const ch
     }
 }
 
-static void global_value(ndt_buf *b, const char *name, const char *type, const char *help,
-                         uint64_t value)
-{
-    metric_header(b, name, type, help);
-    ndt_buf_printf(b, "%s %llu\n", name, (unsigned long long)value);
-}
-
 /* The start-delay histogram in a few Prometheus buckets, summed from the
  * fine buckets (10 us up to 2 ms, then 1 ms) that record_jitter keeps. */
 static void start_delay_histogram(ingest_scraper *s, ndt_buf *b)
 {
     static const int bounds_us[] = { 50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000 };
     const char *name = "ndtpipe_scrape_start_delay_seconds";
-    metric_header(b, name, "histogram", "How long after its scheduled tick a scrape started.");
+    ndt_metrics_family(b, name, "histogram", "How long after its scheduled tick a scrape started.");
     for (size_t k = 0; k < NDT_ARRAY_LEN(bounds_us); k++) {
         uint64_t count = 0;
         for (size_t i = 0; i < JITTER_BUCKETS - 1; i++) {
@@ -592,7 +580,7 @@ static void render_metrics(ingest_scraper *s, ndt_buf *b)
     ingest_sink_stats st;
     ingest_sink_get_stats(s->sink, &st);
     ndt_buf_reset(b);
-    global_value(b, "ndtpipe_scrape_targets", "gauge", "Targets being scraped.", s->ntargets);
+    ndt_metrics_value(b, "ndtpipe_scrape_targets", "gauge", "Targets being scraped.", s->ntargets);
     per_target(s, b, "ndtpipe_scrape_target_up", "gauge",
                "1 if the target's last scrape succeeded, else 0.", c_up);
     per_target(s, b, "ndtpipe_scrapes_total", "counter", "Scrapes completed, successful or not.",
@@ -609,18 +597,18 @@ static void render_metrics(ingest_scraper *s, ndt_buf *b)
     per_target(s, b, "ndtpipe_scrape_sample_limit_hits_total", "counter",
                "Scrapes failed because they exceeded sample_limit.", c_limit);
     start_delay_histogram(s, b);
-    global_value(b, "ndtpipe_kafka_messages_delivered_total", "counter",
+    ndt_metrics_value(b, "ndtpipe_kafka_messages_delivered_total", "counter",
                  "Kafka messages whose delivery the broker acknowledged.", st.delivered);
-    global_value(b, "ndtpipe_kafka_delivery_failures_total", "counter",
+    ndt_metrics_value(b, "ndtpipe_kafka_delivery_failures_total", "counter",
                  "Kafka messages that failed delivery for good.", st.delivery_failed);
-    global_value(b, "ndtpipe_kafka_messages_in_flight", "gauge",
+    ndt_metrics_value(b, "ndtpipe_kafka_messages_in_flight", "gauge",
                  "Kafka messages produced and not yet acknowledged.", st.in_flight);
-    global_value(b, "ndtpipe_kafka_queue_full_waits_total", "counter",
+    ndt_metrics_value(b, "ndtpipe_kafka_queue_full_waits_total", "counter",
                  "Times publishing waited because the producer queue was full (back-pressure).",
                  st.queue_full_waits);
-    global_value(b, "ndtpipe_kafka_samples_dropped_total", "counter",
+    ndt_metrics_value(b, "ndtpipe_kafka_samples_dropped_total", "counter",
                  "Samples not published (only when stopping during back-pressure).", st.dropped);
-    global_value(b, "ndtpipe_kafka_samples_unrepresentable_total", "counter",
+    ndt_metrics_value(b, "ndtpipe_kafka_samples_unrepresentable_total", "counter",
                  "Samples the output format cannot carry (NaN or Inf in line protocol).",
                  st.unrepresentable);
 }
