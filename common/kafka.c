@@ -144,8 +144,24 @@ static int conf_set(rd_kafka_conf_t *conf, const char *origin, const char *key,
     return NDT_ERROR;
 }
 
+static int conf_set_pairs(rd_kafka_conf_t *conf, const char *const *pairs, char *err, size_t errlen)
+{
+    for (size_t i = 0; pairs && pairs[i] && pairs[i + 1]; i += 2) {
+        if (conf_set(conf, "", pairs[i], pairs[i + 1], err, errlen) != NDT_OK)
+            return NDT_ERROR;
+    }
+    return NDT_OK;
+}
+
 rd_kafka_conf_t *ndt_kafka_conf_new(const char *brokers, const char *const *defaults,
                                     const ndt_kafka_opts *opts, char *err, size_t errlen)
+{
+    return ndt_kafka_conf_new_layered(brokers, defaults, NULL, opts, err, errlen);
+}
+
+rd_kafka_conf_t *ndt_kafka_conf_new_layered(const char *brokers, const char *const *defaults,
+                                            const char *const *overrides, const ndt_kafka_opts *opts,
+                                            char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!conf) {
@@ -155,10 +171,9 @@ rd_kafka_conf_t *ndt_kafka_conf_new(const char *brokers, const char *const *defa
     rd_kafka_conf_set_log_cb(conf, log_to_ndt);
     if (brokers && conf_set(conf, "", "bootstrap.servers", brokers, err, errlen) != NDT_OK)
         goto fail;
-    for (size_t i = 0; defaults && defaults[i] && defaults[i + 1]; i += 2) {
-        if (conf_set(conf, "", defaults[i], defaults[i + 1], err, errlen) != NDT_OK)
-            goto fail;
-    }
+    if (conf_set_pairs(conf, defaults, err, errlen) != NDT_OK ||
+        conf_set_pairs(conf, overrides, err, errlen) != NDT_OK)
+        goto fail;
     for (size_t i = 0; opts && i < opts->n; i++) {
         if (conf_set(conf, "-X ", opts->keys[i], opts->values[i], err, errlen) != NDT_OK)
             goto fail;

@@ -37,6 +37,11 @@ const char *ndt_kafka_bootstrap(const char *brokers, char *err, size_t errlen);
  * -X options.  A bad key or value gives NULL and a message naming it. */
 rd_kafka_conf_t *ndt_kafka_conf_new(const char *brokers, const char *const *defaults,
                                     const ndt_kafka_opts *opts, char *err, size_t errlen);
+/* The same with a second list laid over the defaults (a command's own,
+ * over its module's), still under -X. */
+rd_kafka_conf_t *ndt_kafka_conf_new_layered(const char *brokers, const char *const *defaults,
+                                            const char *const *overrides, const ndt_kafka_opts *opts,
+                                            char *err, size_t errlen);
 
 /* The embedded broker as an object, for `ndtpipe broker` and for tests
  * that need fault injection. */

@@ -252,28 +252,6 @@ static size_t sink_conf_max_message_bytes(rd_kafka_conf_t *conf)
     return n > SINK_MESSAGE_OVERHEAD * 2 ? (size_t)n : SINK_DEFAULT_MAX_MESSAGE_BYTES;
 }
 
-/* A stage's own defaults, then -X over everything. */
-static int sink_conf_apply(rd_kafka_conf_t *conf, const char *const *role_defaults,
-                           const ndt_kafka_opts *xopts, char *err, size_t errlen)
-{
-    char why[512];
-    for (size_t i = 0; role_defaults && role_defaults[i] && role_defaults[i + 1]; i += 2) {
-        if (rd_kafka_conf_set(conf, role_defaults[i], role_defaults[i + 1], why, sizeof(why)) !=
-            RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "kafka: %s: %s", role_defaults[i], why);
-            return NDT_ERROR;
-        }
-    }
-    for (size_t i = 0; xopts && i < xopts->n; i++) {
-        if (rd_kafka_conf_set(conf, xopts->keys[i], xopts->values[i], why, sizeof(why)) !=
-            RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "-X %s: %s", xopts->keys[i], why);
-            return NDT_ERROR;
-        }
-    }
-    return NDT_OK;
-}
-
 int ingest_sink_new(const ingest_sink_config *config, ingest_sink **out, char *err, size_t errlen)
 {
     char why[512];
@@ -295,13 +273,10 @@ int ingest_sink_new(const ingest_sink_config *config, ingest_sink **out, char *e
     const char *brokers = ndt_kafka_bootstrap(config->brokers, err, errlen);
     if (!brokers)
         goto fail;
-    rd_kafka_conf_t *conf = ndt_kafka_conf_new(brokers, sink_defaults, NULL, err, errlen);
+    rd_kafka_conf_t *conf = ndt_kafka_conf_new_layered(brokers, sink_defaults, config->role_defaults,
+                                                       config->xopts, err, errlen);
     if (!conf)
         goto fail;
-    if (sink_conf_apply(conf, config->role_defaults, config->xopts, err, errlen) != NDT_OK) {
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
     sink->max_message_bytes = sink_conf_max_message_bytes(conf) - SINK_MESSAGE_OVERHEAD;
     rd_kafka_conf_set_opaque(conf, sink);
     rd_kafka_conf_set_dr_msg_cb(conf, sink_on_delivery);

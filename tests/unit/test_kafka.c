@@ -192,7 +192,24 @@ static void xopts_bad_key_is_named(void **state)
     assert_int_equal(rd_kafka_conf_get(conf, "linger.ms", value, &size), RD_KAFKA_CONF_OK);
     assert_string_equal(value, "42");
     rd_kafka_conf_destroy(conf);
+
+    /* A command's own list lies over the module's defaults, -X over both. */
+    static const char *const overrides[] = { "linger.ms", "100", "batch.size", "2000000", NULL };
+    conf = ndt_kafka_conf_new_layered("127.0.0.1:1", defaults, overrides, &opts, err, sizeof(err));
+    assert_non_null(conf);
+    size = sizeof(value);
+    assert_int_equal(rd_kafka_conf_get(conf, "linger.ms", value, &size), RD_KAFKA_CONF_OK);
+    assert_string_equal(value, "42");
+    size = sizeof(value);
+    assert_int_equal(rd_kafka_conf_get(conf, "batch.size", value, &size), RD_KAFKA_CONF_OK);
+    assert_string_equal(value, "2000000");
+    rd_kafka_conf_destroy(conf);
     ndt_kafka_opts_free(&opts);
+    conf = ndt_kafka_conf_new_layered("127.0.0.1:1", defaults, overrides, NULL, err, sizeof(err));
+    size = sizeof(value);
+    assert_int_equal(rd_kafka_conf_get(conf, "linger.ms", value, &size), RD_KAFKA_CONF_OK);
+    assert_string_equal(value, "100");
+    rd_kafka_conf_destroy(conf);
 }
 
 static void embedded_bootstrap_is_shared(void **state)
