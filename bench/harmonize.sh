@@ -1,13 +1,8 @@
 #!/bin/bash
-# The Harmonization Data Layer: how many samples one core maps, and how
-# fresh the twin is.
+# The Harmonization Data Layer live: how fresh the twin is.  (Samples per
+# core of the engine and of each format's decoding: bench/harmonize_formats.sh.)
 #
-# 1. Engine: bench_harmonize maps the testbed's own exposition (3 and 12
-#    pods) through sdm-schemas/mapping/testbed.yaml, every output built
-#    (points, NGSI-LD fragments), on one core; goal >= 2 M samples/s.
-#    Then the same with each Kafka format decoded first (messages encoded
-#    once by ingest's encoders): the stage's per-sample work.
-# 2. Live: embedded broker, testbed (3 pods), `ndtpipe scrape` every 20 ms
+# Embedded broker, testbed (3 pods), `ndtpipe scrape` every 20 ms
 #    (avro), `ndtpipe harmonize` into SQLite.  Freshness is the stage's own
 #    histogram ndtpipe_harmonize_freshness_seconds (sample's scrape time ->
 #    durable in the UDR and offsets about to be committed), read after a
@@ -17,8 +12,7 @@
 #    samples per core.
 #
 #   bench/harmonize.sh      (make bench runs it)
-#   DURATION=20 SCRAPES=3000
-#   SKIP_ENGINE=1            only the live part
+#   DURATION=20
 #   HARMONIZE_ARGS="-X fetch.wait.max.ms=1 -o batch_wait=1ms"   extra flags for the stage
 #   SCRAPE_ARGS="-X socket.nagle.disable=true"                   extra flags for the scraper
 #   UDR=influx               the live stage writes to a local influxd 1.x instead of SQLite
@@ -27,17 +21,7 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 BUILD=${BUILD:-build}
 DURATION=${DURATION:-20}
-SCRAPES=${SCRAPES:-3000}
-make -s BUILD="$BUILD" all "$BUILD/bench/bench_harmonize" >/dev/null || die "build failed"
-
-field() { sed "s/.* $1=\([0-9.]*\).*/\1/"; }
-[ -n "${SKIP_ENGINE:-}" ] && e3=x e12=x || e3=$("$BUILD/bench/bench_harmonize" sdm-schemas/mapping/testbed.yaml 3 "$SCRAPES")
-[ -n "${SKIP_ENGINE:-}" ] || e12=$("$BUILD/bench/bench_harmonize" sdm-schemas/mapping/testbed.yaml 12 $((SCRAPES / 2)))
-for f in avro json influx; do
-    [ -n "${SKIP_ENGINE:-}" ] && { eval "d_$f=x"; continue; }
-    eval "d_$f=\$(\"\$BUILD/bench/bench_harmonize\" sdm-schemas/mapping/testbed.yaml 3 \"\$SCRAPES\" $f)"
-done
-
+make -s BUILD="$BUILD" all >/dev/null || die "build failed"
 start_broker
 udr_url="sqlite:$B/udr.db" udr_name=SQLite
 if [ "${UDR:-sqlite}" = influx ]; then
@@ -98,15 +82,9 @@ live=$(awk -v s="$samples" -v c0="$c0" -v c1="$c1" 'BEGIN { printf "%.0f", s / (
 cpu=$(awk -v d="$DURATION" -v c0="$c0" -v c1="$c1" 'BEGIN { printf "%.1f", 100 * (c1 - c0) / d }')
 scpu=$(awk -v d="$DURATION" -v c0="$s0" -v c1="$s1" 'BEGIN { printf "%.1f", 100 * (c1 - c0) / d }')
 
-echo "| harmonize | samples/scrape | samples/s per core | goal |"
-echo "|---|---:|---:|---:|"
-echo "| engine, testbed 3 pods, rules + points + fragments | $(echo "$e3" | field per_scrape) | $(echo "$e3" | field samples_per_s) | 2000000 |"
-echo "| engine, testbed 12 pods | $(echo "$e12" | field per_scrape) | $(echo "$e12" | field samples_per_s) | 2000000 |"
-for f in avro json influx; do
-    eval "line=\$d_$f"
-    echo "| decode ($f, as ingest encodes it) + engine, 3 pods | $(echo "$line" | field per_scrape) | $(echo "$line" | field samples_per_s) | 2000000 |"
-done
-echo "| live stage (decode + engine + $udr_name + Kafka), 20 ms scrapes, ${cpu}% of a core | $(echo "$e3" | field per_scrape) | $live | |"
+echo "| harmonize | samples/scrape | samples/s per core |"
+echo "|---|---:|---:|"
+echo "| live stage (decode + engine + $udr_name + Kafka), 20 ms scrapes, ${cpu}% of a core | $(awk -v s="$samples" -v n="$instants" 'BEGIN { printf "%.0f", (n > 0 ? s / n : 0) }') | $live |"
 echo
 echo "| freshness, scrape -> durable in the UDR ($udr_name), 20 ms scrapes, ${DURATION} s | scrape instants | p50 ms | p99 ms | p99 / scrape interval | stage CPU | scraper CPU | load |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"

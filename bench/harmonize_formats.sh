@@ -20,19 +20,28 @@ RULES=sdm-schemas/mapping/testbed.yaml
 make -s BUILD="$BUILD" "$BUILD/bench/bench_harmonize" >/dev/null || { echo "bench: build failed" >&2; exit 1; }
 NEW=$BUILD/bench/bench_harmonize
 BASE=${BASE_BENCH:-}
-modes="engine avro json influx"
+modes="engine engine12 avro json influx"
 builds=new
 [ -n "$BASE" ] && builds="base new"
 
 bin() { [ "$1" = base ] && echo "$BASE" || echo "$NEW"; }
+# run BUILD MODE SCRAPES: one bench_harmonize run; engine12 is the engine
+# alone on a 12-pod exposition (half the scrapes: each is ~2x larger).
+run() {
+    if [ "$2" = engine12 ]; then
+        "$(bin "$1")" "$RULES" 12 $(($3 / 2)) engine
+    else
+        "$(bin "$1")" "$RULES" 3 "$3" "$2"
+    fi
+}
 field() { sed -n "s/.* $1=\([0-9a-f.]*\).*/\1/p"; }
 
 # Same output everywhere: one digest per build and mode (an older build
 # without BENCH_DIGEST support prints none).
 digests=""
 for b in $builds; do
-    for m in $modes; do
-        d=$(BENCH_DIGEST=1 "$(bin "$b")" "$RULES" 3 300 "$m" | field digest)
+    for m in engine avro json influx; do # the same 3-pod input in every format
+        d=$(BENCH_DIGEST=1 run "$b" "$m" 300 | field digest)
         digests="$digests ${d:--}"
     done
 done
@@ -42,7 +51,7 @@ declare -A got
 for r in $(seq 1 "$ROUNDS"); do
     for m in $modes; do
         for b in $builds; do
-            got[$b,$m]="${got[$b,$m]:-} $("$(bin "$b")" "$RULES" 3 "$SCRAPES" "$m" | field samples_per_s)"
+            got[$b,$m]="${got[$b,$m]:-} $(run "$b" "$m" "$SCRAPES" | field samples_per_s)"
         done
     done
 done
@@ -51,14 +60,18 @@ median() { echo "$@" | tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); fragment digests: $distinct distinct over$digests"
 echo
 if [ -n "$BASE" ]; then
-    echo "| samples/s per core, 3 pods | base rounds | base median | new rounds | new median | new/base | goal |"
+    echo "| samples/s per core, 3 pods unless said | base rounds | base median | new rounds | new median | new/base | goal |"
     echo "|---|---|---:|---|---:|---:|---:|"
 else
-    echo "| samples/s per core, 3 pods | rounds | median | goal |"
+    echo "| samples/s per core, 3 pods unless said | rounds | median | goal |"
     echo "|---|---|---:|---:|"
 fi
 for m in $modes; do
-    label=$([ "$m" = engine ] && echo "engine" || echo "decode $m + engine")
+    case $m in
+        engine) label="engine" ;;
+        engine12) label="engine, 12 pods" ;;
+        *) label="decode $m + engine" ;;
+    esac
     n=$(median ${got[new,$m]})
     if [ -n "$BASE" ]; then
         o=$(median ${got[base,$m]})
