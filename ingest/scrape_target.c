@@ -452,9 +452,14 @@ static inline int name_cmp(ndt_str a, ndt_str b)
 }
 
 /* Merges two name-sorted label lists into out; on equal names the label
- * from `first` wins unless its value is empty.  Returns the count. */
+ * from `first` wins unless its value is empty.  Returns the count, or
+ * SIZE_MAX when refuse_clash is set and a name is in both lists with a
+ * non-empty value in `first`: for the exposition merged with the target's
+ * labels that is a clash (honor_labels or exported_<name> resolves it on
+ * the label-set path), while an empty exposition value keeps the target's
+ * label whatever honor_labels says. */
 static size_t merge_sorted(const ingest_label *first, size_t nfirst, const ingest_label *second,
-                           size_t nsecond, ingest_label *out)
+                           size_t nsecond, int refuse_clash, ingest_label *out)
 {
     size_t i = 0, j = 0, n = 0;
     while (i < nfirst || j < nsecond) {
@@ -464,34 +469,11 @@ static size_t merge_sorted(const ingest_label *first, size_t nfirst, const inges
         } else if (c > 0) {
             out[n++] = second[j++];
         } else {
+            if (refuse_clash && first[i].value.len)
+                return SIZE_MAX;
             out[n++] = first[i].value.len ? first[i] : second[j];
             i++;
             j++;
-        }
-    }
-    return n;
-}
-
-/* Merges the exposition's name-sorted labels with the target's into out.
- * A name in both lists with a non-empty exposition value is a clash (that
- * honor_labels or exported_<name> resolves): SIZE_MAX is returned and the
- * caller takes the label-set path.  With an empty exposition value the
- * target's label is kept, whatever honor_labels says.  Returns the count. */
-static size_t merge_target_sorted(const ingest_label *expo, size_t nexpo, const ingest_label *tl,
-                                  size_t ntl, ingest_label *out)
-{
-    size_t i = 0, j = 0, n = 0;
-    while (i < nexpo || j < ntl) {
-        int c = i == nexpo ? 1 : j == ntl ? -1 : name_cmp(expo[i].name, tl[j].name);
-        if (c < 0) {
-            out[n++] = expo[i++];
-        } else if (c > 0) {
-            out[n++] = tl[j++];
-        } else {
-            if (expo[i].value.len)
-                return SIZE_MAX;
-            out[n++] = tl[j++];
-            i++;
         }
     }
     return n;
@@ -522,11 +504,11 @@ static int build_series_labels_fast(batch_builder *b, const ingest_sample *sampl
         if (!merged)
             return NDT_ERROR;
     }
-    size_t n = merge_target_sorted(sorted, sample->nlabels, tl->labels, tl->n, merged);
+    size_t n = merge_sorted(sorted, sample->nlabels, tl->labels, tl->n, 1, merged);
     if (n == SIZE_MAX)
         return NDT_AGAIN;
     if (next)
-        n = merge_sorted(merged, n, ext->labels, next, labels + 1);
+        n = merge_sorted(merged, n, ext->labels, next, 0, labels + 1);
     /* Drop empty values in place (the write index never passes the read). */
     size_t total = 1;
     for (size_t i = 1; i <= n; i++) {
