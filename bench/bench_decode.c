@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "common/arena.h"
+#include "common/clock.h"
 #include "harmonize/decode.h"
 #include "ingest/expo.h"
 #include "ingest/sink.h"
@@ -46,13 +47,6 @@ typedef struct bench_msgs {
     ndt_buf influx;     /* lines, one message */
     size_t n;
 } bench_msgs;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int label_cmp(const void *a, const void *b)
 {
@@ -227,11 +221,11 @@ static void bench_one(const char *name, size_t (*fn)(const bench_msgs *), const 
                       double seconds)
 {
     size_t samples = 0, rounds = 0;
-    double t0 = now_s(), t;
+    double t0 = ndt_clock_mono_s(), t;
     do {
         samples += fn(m);
         rounds++;
-        t = now_s();
+        t = ndt_clock_mono_s();
     } while (t - t0 < seconds);
     double rate = (double)samples / (t - t0);
     printf("reader=%-14s samples_per_sec=%.0f ns_per_sample=%.1f scrape_us=%.1f\n", name, rate,

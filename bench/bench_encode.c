@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/kafka.h"
 #include "ingest/sink.h"
 
@@ -35,13 +36,6 @@ typedef struct bench_data {
     ingest_series series[BENCH_MAX_SERIES];
     ingest_batch batch;
 } bench_data;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int label_cmp(const void *a, const void *b)
 {
@@ -192,14 +186,14 @@ static void bench_one(const char *name, bench_fn fn, bench_data *d, void *ctx, d
     ndt_buf out;
     ndt_buf_init(&out, 0);
     size_t rounds = 0, bytes = 0;
-    double t0 = now_s(), t;
+    double t0 = ndt_clock_mono_s(), t;
     do {
         if (fn(d, &out, ctx) != 0) {
             fprintf(stderr, "%s: encode failed\n", name);
             exit(1);
         }
         rounds++;
-        t = now_s();
+        t = ndt_clock_mono_s();
     } while (t - t0 < seconds);
     /* Bytes of one whole batch, measured separately from the timing loop. */
     if (fn == run_json || fn == run_influx) {
@@ -242,15 +236,15 @@ static void bench_sink(bench_data *d, ingest_format format, double seconds)
         fprintf(stderr, "%s\n", err);
         exit(1);
     }
-    double t0 = now_s(), t;
+    double t0 = ndt_clock_mono_s(), t;
     size_t rounds = 0;
     do {
         ingest_sink_publish(sink, &d->batch);
         rounds++;
-        t = now_s();
+        t = ndt_clock_mono_s();
     } while (t - t0 < seconds);
     ingest_sink_flush(sink, 60000);
-    t = now_s();
+    t = ndt_clock_mono_s();
     ingest_sink_stats st;
     ingest_sink_get_stats(sink, &st);
     printf("sink=%-8s samples_per_sec=%.0f messages=%llu delivered=%llu queue_full_waits=%llu\n",

@@ -17,8 +17,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/file.h"
 #include "common/arena.h"
+#include "common/clock.h"
+#include "common/file.h"
 #include "ingest/expo.h"
 
 typedef struct bench_ctx {
@@ -34,13 +35,6 @@ static int bench_on_sample(void *ctx, const ingest_sample *s)
     c->labels += s->nlabels;
     c->sum += s->value;
     return NDT_OK;
-}
-
-static double bench_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* The whole file, or NULL (the reason on stderr). */
@@ -85,7 +79,7 @@ int main(int argc, char **argv)
     bench_ctx ctx = { 0 };
     ingest_expo_error err;
     size_t rounds = 0;
-    double start = bench_now(), elapsed;
+    double start = ndt_clock_mono_s(), elapsed;
     do {
         for (int k = 0; k < 16 && (!max_rounds || (long)rounds < max_rounds); k++, rounds++) {
             if (ingest_expo_parse(data, len, format, &arena, bench_on_sample, &ctx, &err) !=
@@ -95,7 +89,7 @@ int main(int argc, char **argv)
             }
             ndt_arena_reset(&arena);
         }
-        elapsed = bench_now() - start;
+        elapsed = ndt_clock_mono_s() - start;
     } while (max_rounds ? (long)rounds < max_rounds : elapsed < seconds);
     double bytes = (double)len * (double)rounds;
     printf("bytes=%zu samples=%zu rounds=%zu seconds=%.3f MB/s=%.0f samples/s=%.0f\n", len,

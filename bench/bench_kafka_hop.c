@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/kafka.h"
 #include "common/ndt.h"
 
@@ -48,9 +49,7 @@ typedef struct hop_side {
 
 static int64_t now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return ndt_clock_mono_ns() / 1000;
 }
 
 static void die(const char *what, const char *why)

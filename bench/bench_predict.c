@@ -25,13 +25,12 @@
 
 #include <xgboost/c_api.h>
 
+#include "common/clock.h"
 #include "models/models.h"
 
 static double now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+    return (double)ndt_clock_mono_ns() / 1e3;
 }
 
 static uint64_t rng = 11;

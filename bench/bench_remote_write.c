@@ -20,18 +20,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/file.h"
 #include "common/arena.h"
 #include "common/buf.h"
+#include "common/clock.h"
+#include "common/file.h"
 #include "ingest/remote_write.h"
 #include "ingest/sink.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* The whole file, or NULL (the reason on stderr). */
 static char *read_file(const char *path, size_t *len)
@@ -101,17 +95,17 @@ int main(int argc, char **argv)
     size_t samples = 0;
     double decode_s = 0, encode_s = 0;
     for (long r = 0; r < rounds; r++) {
-        double t0 = now_s();
+        double t0 = ndt_clock_mono_s();
         if (ingest_rw_decode(body, len, 64u << 20, &arena, &rw, err, sizeof(err)) != NDT_OK) {
             fprintf(stderr, "%s: %s\n", argv[1], err);
             return 1;
         }
-        double t1 = now_s();
+        double t1 = ndt_clock_mono_s();
         if (!encode_request(enc, &rw, &out)) {
             fprintf(stderr, "encoding failed\n");
             return 1;
         }
-        encode_s += now_s() - t1;
+        encode_s += ndt_clock_mono_s() - t1;
         decode_s += t1 - t0;
         samples = rw.nseries;
         ndt_arena_reset(&arena);

@@ -18,16 +18,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "udr/udr.h"
 
 #define BENCH_BATCH 1000
-
-static double bench_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int main(int argc, char **argv)
 {
@@ -51,7 +45,7 @@ int main(int argc, char **argv)
         snprintf(ids[p], sizeof(ids[p]), "urn:ngsi-ld:ServiceComponent:ndt.pod-%d", p);
     udr_field fields[BENCH_BATCH][5];
     udr_point points[BENCH_BATCH];
-    double start = bench_now();
+    double start = ndt_clock_mono_s();
     for (long i = 0; i < total;) {
         size_t n = 0;
         for (; n < BENCH_BATCH && i < total; n++, i++) {
@@ -86,7 +80,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    double secs = bench_now() - start;
+    double secs = ndt_clock_mono_s() - start;
     udr_stats s;
     udr_get_stats(u, &s);
     udr_close(u);

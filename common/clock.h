@@ -18,6 +18,17 @@ static inline int64_t ndt_clock_mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static inline int64_t ndt_clock_mono_ms(void)
+{
+    return ndt_clock_mono_ns() / 1000000;
+}
+
+/* Seconds as a double, for measuring durations. */
+static inline double ndt_clock_mono_s(void)
+{
+    return (double)ndt_clock_mono_ns() / 1e9;
+}
+
 static inline int64_t ndt_clock_real_ms(void)
 {
     struct timespec ts;

@@ -33,6 +33,7 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/ndt.h"
 
@@ -46,13 +47,6 @@ struct ndt_broker {
 
 static pthread_mutex_t embedded_lock = PTHREAD_MUTEX_INITIALIZER;
 static ndt_broker *embedded_broker;
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- -X options ------------------------------------------------------ */
 
@@ -111,7 +105,7 @@ static void log_to_ndt(const rd_kafka_t *rk, int level, const char *fac, const c
         ndt_log(NDT_LOG_DEBUG, "kafka", buf, NDT_KV_STR("facility", fac));
         return;
     }
-    int64_t now = monotonic_ms();
+    int64_t now = ndt_clock_mono_ms();
     int64_t last = atomic_load(&log_last_warn_ms);
     if (now - last < NDT_KAFKA_LOG_INTERVAL_MS ||
         !atomic_compare_exchange_strong(&log_last_warn_ms, &last, now)) {

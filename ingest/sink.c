@@ -129,13 +129,6 @@ const char *ingest_format_name(ingest_format format)
     return (unsigned)format < NDT_ARRAY_LEN(format_names) ? format_names[format] : "unknown";
 }
 
-static int64_t sink_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- Avro message buffers ------------------------------------------------ */
 
 /* Back into the pool once librdkafka is done with it; beyond the pool's
@@ -203,7 +196,7 @@ static void sink_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void
     sink->stats.delivery_failed++;
     /* Permanent failures are rare (message.timeout.ms=0) and each one is
      * data lost: rate-limit like broker errors, but never silently. */
-    int64_t now = sink_now_ms();
+    int64_t now = ndt_clock_mono_ms();
     if (now - sink->last_error_log_ms >= SINK_LOG_INTERVAL_MS) {
         sink->last_error_log_ms = now;
         ndt_log(NDT_LOG_ERROR, "ingest", "kafka delivery failed",
@@ -216,7 +209,7 @@ static void sink_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void
 static void sink_on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
 {
     ingest_sink *sink = opaque;
-    int64_t now = sink_now_ms();
+    int64_t now = ndt_clock_mono_ms();
     int fatal = code == RD_KAFKA_RESP_ERR__FATAL;
     char fatal_reason[256];
     if (fatal) {

@@ -57,6 +57,7 @@
 #include <zlib.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "udr/udr_internal.h"
 
@@ -105,13 +106,6 @@ typedef struct udr_influx {
     udr_stats sent;       /* the sender's totals, copied out while it is idle */
     uint64_t read_requests;
 } udr_influx;
-
-static int64_t udr_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void udr_sleep_ms(int ms)
 {
@@ -460,7 +454,7 @@ static int udr_spool_drain(udr *u, int force, char *err, size_t errlen)
     udr_influx *x = u->backend;
     if (!udr_spool_pending(x))
         return NDT_OK;
-    int64_t now = udr_now_ms();
+    int64_t now = ndt_clock_mono_ms();
     if (!force && now < x->next_probe_ms)
         return NDT_AGAIN;
     if (udr_spool_replay(u, err, errlen) == NDT_OK) {
@@ -495,7 +489,7 @@ static int udr_influx_send_inflight(udr *u, int force_probe, char *err, size_t e
     if (r == UDR_SEND_OK) {
         x->sent.points_sent += points;
     } else if (r == UDR_SEND_TRANSIENT) {
-        x->next_probe_ms = udr_now_ms() + x->probe_backoff_ms;
+        x->next_probe_ms = ndt_clock_mono_ms() + x->probe_backoff_ms;
         rc = udr_spool_append(u, x->inflight.data, x->inflight.len, points);
     } else {
         x->sent.points_dropped += points;
