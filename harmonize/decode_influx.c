@@ -34,8 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/number.h"
 #include "harmonize/decode_internal.h"
-#include "ingest/expo_number.h"
 
 /* Names are scanned sixteen bytes at a time with SSE2 (every x86-64 has
  * it), else byte by byte. */
@@ -224,12 +224,12 @@ static int read_field_value(influx_reader *r, double *value, int *skip)
     }
     if (s[n - 1] == 'i' || s[n - 1] == 'u') {
         int64_t v;
-        if (ingest_number_parse_int64(s, n - 1, &v) != NDT_OK || (s[n - 1] == 'u' && v < 0))
+        if (ndt_number_parse_int64(s, n - 1, &v) != NDT_OK || (s[n - 1] == 'u' && v < 0))
             return fail(r, "field value is not an integer");
         *value = (double)v;
         return NDT_OK;
     }
-    if (ingest_number_parse_float(s, n, value) != NDT_OK)
+    if (ndt_number_parse_float(s, n, value) != NDT_OK)
         return fail(r, "field value is not a number");
     return NDT_OK;
 }
@@ -277,7 +277,7 @@ static int native_field(influx_reader *r, ndt_str key, double value)
         r->nh_seen |= 8;
     } else if ((k.ptr[0] == 'p' || k.ptr[0] == 'n') && k.len > 1) {
         int64_t index;
-        if (ingest_number_parse_int64(k.ptr + 1, k.len - 1, &index) != NDT_OK ||
+        if (ndt_number_parse_int64(k.ptr + 1, k.len - 1, &index) != NDT_OK ||
             index < INT32_MIN || index > INT32_MAX)
             return fail(r, "native bucket field without an integer index");
         return k.ptr[0] == 'p'
@@ -350,7 +350,7 @@ static int read_timestamp(influx_reader *r, int64_t *ts_ms)
     } else {
         while (r->p < r->end && *r->p != '\n' && *r->p != '\r')
             r->p++;
-        if (ingest_number_parse_int64(s, (size_t)(r->p - s), ts_ms) != NDT_OK)
+        if (ndt_number_parse_int64(s, (size_t)(r->p - s), ts_ms) != NDT_OK)
             return fail(r, "timestamp is not an integer (ms)");
     }
     if (r->p < r->end && *r->p == '\r')

@@ -37,8 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/number.h"
 #include "harmonize/decode_internal.h"
-#include "ingest/expo_number.h"
 
 /* Strings are scanned sixteen bytes at a time with SSE2 (every x86-64 has
  * it), eight with 64-bit words on other little-endian machines, else byte
@@ -558,7 +558,7 @@ static int read_value(json_reader *r, json_message *m)
     int rc = r->p < r->end && *r->p == '"' ? read_string(r, &tok) : read_number_token(r, &tok);
     if (rc != NDT_OK)
         return rc;
-    if (ingest_number_parse_float(tok.ptr, tok.len, &m->value) != NDT_OK)
+    if (ndt_number_parse_float(tok.ptr, tok.len, &m->value) != NDT_OK)
         return fail_at(r, at, "value is not a number (Go float syntax, NaN, +Inf, -Inf)");
     return NDT_OK;
 }
@@ -572,7 +572,7 @@ static int read_float(json_reader *r, double *out, const char *what)
     int rc = r->p < r->end && *r->p == '"' ? read_string(r, &tok) : read_number_token(r, &tok);
     if (rc != NDT_OK)
         return rc;
-    if (ingest_number_parse_float(tok.ptr, tok.len, out) != NDT_OK) {
+    if (ndt_number_parse_float(tok.ptr, tok.len, out) != NDT_OK) {
         char why[80];
         snprintf(why, sizeof(why), "%s is not a number", what);
         return fail_at(r, at, why);
@@ -589,7 +589,7 @@ static int read_int32(json_reader *r, int32_t *out, const char *what)
     int64_t v;
     if (rc != NDT_OK)
         return rc;
-    if (ingest_number_parse_int64(tok.ptr, tok.len, &v) != NDT_OK || v < INT32_MIN ||
+    if (ndt_number_parse_int64(tok.ptr, tok.len, &v) != NDT_OK || v < INT32_MIN ||
         v > INT32_MAX) {
         char why[80];
         snprintf(why, sizeof(why), "%s is not a 32-bit integer", what);

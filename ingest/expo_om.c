@@ -33,7 +33,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ingest/expo_number.h"
+#include "common/number.h"
 
 /* Characters (runes) in a valid UTF-8 string. */
 static size_t utf8_runes(ndt_str s)
@@ -269,10 +269,10 @@ static int om_value_and_timestamp(ingest_expo_parser *p, const char **sp, const 
     if (s == e || *s != ' ')
         return ingest_expo_fail(p, s, "expected a space before the value");
     const char *vs = ++s;
-    s = ingest_number_scan_decimal(vs, e, value);
+    s = ndt_number_scan_decimal(vs, e, value);
     if (!s || (s < e && *s != ' ')) {
         s = expo_scan_until_space(vs, e);
-        if (ingest_number_parse_float(vs, (size_t)(s - vs), value) != NDT_OK)
+        if (ndt_number_parse_float(vs, (size_t)(s - vs), value) != NDT_OK)
             return ingest_expo_fail(p, vs, "expected number as value, got %s",
                                     ingest_expo_quote(q, sizeof(q), vs, (size_t)(s - vs)));
     }
@@ -280,7 +280,7 @@ static int om_value_and_timestamp(ingest_expo_parser *p, const char **sp, const 
     if (s + 1 < e && s[1] != '#') {
         const char *ts_start = ++s;
         s = expo_scan_until_space(s, e);
-        if (ingest_number_parse_om_timestamp(ts_start, (size_t)(s - ts_start), ts) != NDT_OK)
+        if (ndt_number_parse_om_timestamp(ts_start, (size_t)(s - ts_start), ts) != NDT_OK)
             return ingest_expo_fail(
                 p, ts_start, "expected timestamp (seconds), got %s",
                 ingest_expo_quote(q, sizeof(q), ts_start, (size_t)(s - ts_start)));
@@ -360,7 +360,7 @@ static int om_check_bound(ingest_expo_parser *p, const char *at, const char *lab
     char q[80];
     if (!l)
         return ingest_expo_fail(p, at, "%s without '%s' label", kind, label);
-    if (ingest_number_parse_float(l->value.ptr, l->value.len, &v) != NDT_OK)
+    if (ndt_number_parse_float(l->value.ptr, l->value.len, &v) != NDT_OK)
         return ingest_expo_fail(p, at, "expected float as value for '%s' label, got %s", label,
                                 ingest_expo_quote(q, sizeof(q), l->value.ptr, l->value.len));
     return NDT_OK;

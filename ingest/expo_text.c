@@ -37,7 +37,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ingest/expo_number.h"
+#include "common/number.h"
 
 /* ---- text format 0.0.4 ---------------------------------------------- */
 
@@ -112,7 +112,7 @@ static int text_check_bound(ingest_expo_parser *p, const ingest_expo_family *f, 
         label = "le";
     else if (f->type == INGEST_TYPE_SUMMARY && ndt_str_eq_cstr(name, "quantile"))
         label = "quantile";
-    if (label && ingest_number_parse_float(value.ptr, value.len, &bound) != NDT_OK)
+    if (label && ndt_number_parse_float(value.ptr, value.len, &bound) != NDT_OK)
         return ingest_expo_fail(p, at, "expected float as value for '%s' label, got %s", label,
                                 ingest_expo_quote(q, sizeof(q), value.ptr, value.len));
     return NDT_OK;
@@ -215,11 +215,11 @@ static int text_sample(ingest_expo_parser *p, const char *s, const char *e)
     sample.native = NULL; /* text formats carry no native histogram */
 
     const char *vs = s;
-    s = ingest_number_scan_decimal(vs, e, &sample.value);
+    s = ndt_number_scan_decimal(vs, e, &sample.value);
     if (s && (s == e || expo_is_blank(*s)))
         goto value_done; /* the common case: one pass over the digits */
     s = expo_scan_until_blank(vs, e);
-    if (ingest_number_parse_float(vs, (size_t)(s - vs), &sample.value) != NDT_OK) {
+    if (ndt_number_parse_float(vs, (size_t)(s - vs), &sample.value) != NDT_OK) {
         if (s == e && !p->line_complete)
             return ingest_expo_fail_eof(p, s);
         return ingest_expo_fail(p, vs, "expected float as value, got %s",
@@ -229,7 +229,7 @@ value_done:
     if (s < e) {
         const char *ts = expo_skip_blank(s, e);
         s = expo_scan_until_blank(ts, e);
-        if (ingest_number_parse_int64(ts, (size_t)(s - ts), &sample.timestamp_ms) != NDT_OK) {
+        if (ndt_number_parse_int64(ts, (size_t)(s - ts), &sample.timestamp_ms) != NDT_OK) {
             if (s == e && !p->line_complete)
                 return ingest_expo_fail_eof(p, s);
             return ingest_expo_fail(p, ts, "expected integer as timestamp, got %s",

@@ -6,7 +6,7 @@
  * must give the same samples, bit for bit (Avro carries every byte, so
  * nothing may be lost or invented on either side).
  *
- * fuzz-sources: harmonize/decode*.c harmonize/histogram.c ingest/expo_number.c ingest/encode_avro.c common/buf.c
+ * fuzz-sources: harmonize/decode*.c harmonize/histogram.c common/number.c ingest/encode_avro.c common/buf.c
  * fuzz-seeds: tests/fuzz/seeds-decode
  */
 #include <avro.h>

@@ -6,7 +6,7 @@
  * (escapes undone exactly as they are done).  NaN and the infinities,
  * which line protocol cannot carry, are skipped.
  *
- * fuzz-sources: harmonize/decode*.c harmonize/histogram.c ingest/expo_number.c ingest/encode_influx.c ingest/encode_json.c common/buf.c
+ * fuzz-sources: harmonize/decode*.c harmonize/histogram.c common/number.c ingest/encode_influx.c ingest/encode_json.c common/buf.c
  * fuzz-seeds: tests/fuzz/seeds-decode
  */
 #include <math.h>

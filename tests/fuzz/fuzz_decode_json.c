@@ -7,7 +7,7 @@
  * bytes that are not valid UTF-8 (it writes U+FFFD) and instants outside
  * years 0000-9999 (RFC 3339 has four year digits).
  *
- * fuzz-sources: harmonize/decode*.c harmonize/histogram.c ingest/expo_number.c ingest/encode_json.c common/buf.c
+ * fuzz-sources: harmonize/decode*.c harmonize/histogram.c common/number.c ingest/encode_json.c common/buf.c
  * fuzz-seeds: tests/fuzz/seeds-decode
  */
 #include <math.h>

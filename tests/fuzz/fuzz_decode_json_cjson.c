@@ -18,7 +18,7 @@
  * bare number longer than cJSON 1.7.15's 63-byte number buffer.  cJSON
  * hands C strings, so strings are compared up to an escaped NUL.
  *
- * fuzz-sources: harmonize/decode*.c harmonize/histogram.c ingest/expo_number.c common/buf.c
+ * fuzz-sources: harmonize/decode*.c harmonize/histogram.c common/number.c common/buf.c
  * fuzz-libs: -lcjson
  * fuzz-seeds: tests/fuzz/seeds-decode tests/fuzz/seeds-json
  */
@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "harmonize/decode.h"
-#include "ingest/expo_number.h"
+#include "common/number.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -178,7 +178,7 @@ static void compare(const got *g, const cJSON *root)
     if (cJSON_IsNumber(value)) {
         want = value->valuedouble;
     } else if (cJSON_IsString(value)) {
-        if (ingest_number_parse_float(value->valuestring, strlen(value->valuestring), &want) !=
+        if (ndt_number_parse_float(value->valuestring, strlen(value->valuestring), &want) !=
             NDT_OK) {
             /* Only an escaped NUL can make the C string differ. */
             return;

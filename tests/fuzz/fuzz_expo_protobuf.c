@@ -4,7 +4,7 @@
  * The seed is a real node-exporter protobuf scrape (cpu, meminfo and
  * loadavg collectors of Debian's prometheus-node-exporter).
  *
- * fuzz-sources: common/arena.c ingest/expo*.c ingest/sample.c GEN/ingest/metrics.pb-c.c
+ * fuzz-sources: common/arena.c common/number.c ingest/expo*.c ingest/sample.c GEN/ingest/metrics.pb-c.c
  * fuzz-libs: -lprotobuf-c
  * fuzz-seeds: tests/fuzz/seeds-protobuf
  */

@@ -2,7 +2,7 @@
  * fuzz_expo_text.c: libFuzzer target for the text format 0.0.4 parser.
  * See fuzz_expo_common.h for what is checked.
  *
- * fuzz-sources: common/arena.c ingest/expo*.c ingest/sample.c GEN/ingest/metrics.pb-c.c
+ * fuzz-sources: common/arena.c common/number.c ingest/expo*.c ingest/sample.c GEN/ingest/metrics.pb-c.c
  * fuzz-libs: -lprotobuf-c
  */
 #include "fuzz_expo_common.h"

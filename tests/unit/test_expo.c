@@ -1,5 +1,5 @@
 /*
- * test_expo.c: the exposition parsers (ingest/expo.c, ingest/expo_number.c).
+ * test_expo.c: the exposition parsers (ingest/expo.c, common/number.c).
  *
  * Every fixture under $NDT_FIXTURES is parsed; its sample count is checked
  * against a count this test makes itself from the file (non-blank lines
@@ -24,7 +24,7 @@
 #include "common/arena.h"
 #include "common/buf.h"
 #include "ingest/expo.h"
-#include "ingest/expo_number.h"
+#include "common/number.h"
 
 /* ---- helpers -------------------------------------------------------- */
 
@@ -709,7 +709,7 @@ static void callback_can_stop_the_parse(void **state)
 static void check_against_strtod(const char *buf)
 {
     double want = strtod(buf, NULL), got;
-    if (ingest_number_parse_float(buf, strlen(buf), &got) != NDT_OK)
+    if (ndt_number_parse_float(buf, strlen(buf), &got) != NDT_OK)
         fail_msg("%s rejected", buf);
     if (memcmp(&want, &got, sizeof(got)) != 0)
         fail_msg("%s: got %.17g want %.17g", buf, got, want);
@@ -784,7 +784,7 @@ static void numbers_are_bit_exact_with_strtod(void **state)
             o += (size_t)sprintf(buf + o, "e%d", (int)((seed >> 20) % 80) - 40);
         buf[o] = '\0';
         double want = strtod(buf, NULL), got;
-        assert_int_equal(ingest_number_parse_float(buf, o, &got), NDT_OK);
+        assert_int_equal(ndt_number_parse_float(buf, o, &got), NDT_OK);
         if (memcmp(&want, &got, sizeof(got)) != 0)
             fail_msg("%s: got %.17g want %.17g", buf, got, want);
     }
@@ -793,28 +793,28 @@ static void numbers_are_bit_exact_with_strtod(void **state)
                                       "5.",  "-0",   "0.1",       "1.7976931348623157e308" };
     for (size_t i = 0; i < NDT_ARRAY_LEN(specials); i++) {
         double v;
-        if (ingest_number_parse_float(specials[i], strlen(specials[i]), &v) != NDT_OK)
+        if (ndt_number_parse_float(specials[i], strlen(specials[i]), &v) != NDT_OK)
             fail_msg("%s rejected", specials[i]);
     }
     static const char *bad[] = { "",     "+",    ".",     "e5",    "1e",  "1e+", "0x10", "1_0",
                                  "+nan", "infx", "1.2.3", "1e309", "--1", " 1",  "1 " };
     for (size_t i = 0; i < NDT_ARRAY_LEN(bad); i++) {
         double v;
-        if (ingest_number_parse_float(bad[i], strlen(bad[i]), &v) != NDT_ERROR)
+        if (ndt_number_parse_float(bad[i], strlen(bad[i]), &v) != NDT_ERROR)
             fail_msg("'%s' accepted", bad[i]);
     }
     int64_t t;
-    assert_int_equal(ingest_number_parse_int64("-9223372036854775808", 20, &t), NDT_OK);
+    assert_int_equal(ndt_number_parse_int64("-9223372036854775808", 20, &t), NDT_OK);
     assert_true(t == INT64_MIN);
-    assert_int_equal(ingest_number_parse_int64("9223372036854775808", 19, &t), NDT_ERROR);
-    assert_int_equal(ingest_number_parse_om_timestamp("1700215884.373", 14, &t), NDT_OK);
+    assert_int_equal(ndt_number_parse_int64("9223372036854775808", 19, &t), NDT_ERROR);
+    assert_int_equal(ndt_number_parse_om_timestamp("1700215884.373", 14, &t), NDT_OK);
     assert_int_equal(t, 1700215884373LL);
-    assert_int_equal(ingest_number_parse_om_timestamp("-0.0019", 7, &t), NDT_OK);
+    assert_int_equal(ndt_number_parse_om_timestamp("-0.0019", 7, &t), NDT_OK);
     assert_int_equal(t, -1);
-    assert_int_equal(ingest_number_parse_om_timestamp("1e3", 3, &t), NDT_OK);
+    assert_int_equal(ndt_number_parse_om_timestamp("1e3", 3, &t), NDT_OK);
     assert_int_equal(t, 1000000);
-    assert_int_equal(ingest_number_parse_om_timestamp("Inf", 3, &t), NDT_ERROR);
-    assert_int_equal(ingest_number_parse_om_timestamp("1e300", 5, &t), NDT_ERROR);
+    assert_int_equal(ndt_number_parse_om_timestamp("Inf", 3, &t), NDT_ERROR);
+    assert_int_equal(ndt_number_parse_om_timestamp("1e300", 5, &t), NDT_ERROR);
 }
 
 /* --dump formats values with ndt_buf_append_double, which used to cast

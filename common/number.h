@@ -1,6 +1,7 @@
 /*
- * expo_number.h: the number grammars of the exposition formats (internal
- * to ingest/).
+ * number.h: the number grammars of the exposition formats, shared by the
+ * scraper's parsers (ingest/) and the harmonizer's json and influx decoders
+ * (harmonize/), which read the same numbers back from Kafka.
  *
  * Sample values, `le`/`quantile` bounds, text timestamps and OpenMetrics
  * timestamps are parsed here from a (pointer, length) token that is not
@@ -14,11 +15,11 @@
  * (Clinger's fast path: <= 19 significant digits that fit in 2^53 and a
  * power of ten <= 22), a second one on x86-64 the shortest round-trip
  * forms past it (<= 19 digits, power of ten <= 27, through the x87's
- * 64-bit significand, halfway cases excluded; see expo_number.c),
+ * 64-bit significand, halfway cases excluded; see number.c),
  * everything else is validated here and then handed to strtod.
  */
-#ifndef INGEST_EXPO_NUMBER_H
-#define INGEST_EXPO_NUMBER_H
+#ifndef NDT_NUMBER_H
+#define NDT_NUMBER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -26,22 +27,22 @@
 /* Parses a float token.  NDT_OK, or NDT_ERROR on a syntax error or a
  * finite value out of double range (Go's ErrRange; underflow to 0 or a
  * subnormal is accepted, as Go does). */
-int ingest_number_parse_float(const char *s, size_t len, double *out);
+int ndt_number_parse_float(const char *s, size_t len, double *out);
 
 /* Fast path for a value inside a line: parses the longest plain decimal
  * at s (before end) and returns where it stopped, or NULL if there is
  * none or it overflows.  The caller checks that it stopped at a separator
- * and otherwise falls back to ingest_number_parse_float on the whole
+ * and otherwise falls back to ndt_number_parse_float on the whole
  * token (which also handles Inf and NaN and words the error). */
-const char *ingest_number_scan_decimal(const char *s, const char *end, double *out);
+const char *ndt_number_scan_decimal(const char *s, const char *end, double *out);
 
 /* Parses a base-10 int64 with optional sign; NDT_ERROR on syntax or overflow. */
-int ingest_number_parse_int64(const char *s, size_t len, int64_t *out);
+int ndt_number_parse_int64(const char *s, size_t len, int64_t *out);
 
 /* Parses an OpenMetrics timestamp (float seconds, no Inf/NaN) into
  * milliseconds, truncated toward zero.  Plain decimals are converted
  * exactly from their digits; exponent forms go through a double (as
  * Prometheus does).  NDT_ERROR on syntax or when out of int64 range. */
-int ingest_number_parse_om_timestamp(const char *s, size_t len, int64_t *out_ms);
+int ndt_number_parse_om_timestamp(const char *s, size_t len, int64_t *out_ms);
 
 #endif

@@ -1,12 +1,12 @@
 /*
- * fuzz_expo_number.c: differential fuzzing of the number parser against
- * strtod.  Whenever ingest_number_parse_float accepts a token, strtod must
+ * fuzz_number.c: differential fuzzing of the number parser against
+ * strtod.  Whenever ndt_number_parse_float accepts a token, strtod must
  * read the whole token to the same bits (NaN aside); the fast path may
  * never disagree with the slow one, nor the in-line prefix scanner with
  * the whole-token parser.  Tokens strtod reads but we reject
  * (hex, "nan(...)", leading blanks) are fine: the grammar is Go's.
  *
- * fuzz-sources: ingest/expo_number.c
+ * fuzz-sources: common/number.c
  * fuzz-seeds: none
  */
 #include <math.h>
@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "common/ndt.h"
-#include "ingest/expo_number.h"
+#include "common/number.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (strlen(tok) != size)
         return 0;
     double got;
-    if (ingest_number_parse_float(tok, size, &got) == NDT_OK) {
+    if (ndt_number_parse_float(tok, size, &got) == NDT_OK) {
         char *end;
         double want = strtod(tok, &end);
         if (end != tok + size)
@@ -39,15 +39,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* The in-line fast path agrees with the whole-token parser. */
     double prefix;
-    const char *stop = ingest_number_scan_decimal(tok, tok + size, &prefix);
+    const char *stop = ndt_number_scan_decimal(tok, tok + size, &prefix);
     if (stop) {
         double whole;
-        if (ingest_number_parse_float(tok, (size_t)(stop - tok), &whole) != NDT_OK ||
+        if (ndt_number_parse_float(tok, (size_t)(stop - tok), &whole) != NDT_OK ||
             memcmp(&whole, &prefix, sizeof(whole)) != 0)
             abort();
     }
     int64_t ms;
-    (void)ingest_number_parse_om_timestamp(tok, size, &ms);
-    (void)ingest_number_parse_int64(tok, size, &ms);
+    (void)ndt_number_parse_om_timestamp(tok, size, &ms);
+    (void)ndt_number_parse_int64(tok, size, &ms);
     return 0;
 }

@@ -1,6 +1,6 @@
 /*
- * expo_number.c: number parsing for the exposition parsers, see
- * expo_number.h for the grammar and the exactness promise.
+ * number.c: number parsing for the exposition parsers and the harmonizer's
+ * decoders, see number.h for the grammar and the exactness promise.
  *
  * Why a hand-written fast path: a node-exporter scrape is ~3,000 samples
  * whose values are mostly short decimals ("0", "1.5", "3.2768e+06").
@@ -10,7 +10,7 @@
  * the fast path cannot do exactly falls back to strtod on a validated,
  * NUL-terminated copy, so correctness never depends on the fast path.
  */
-#include "ingest/expo_number.h"
+#include "common/number.h"
 
 #include <errno.h>
 #include <float.h>
@@ -255,7 +255,7 @@ static int decimal_value(const decimal *d, const char *s, size_t len, double *ou
     return fallback_strtod(s, len, out);
 }
 
-int ingest_number_parse_float(const char *s, size_t len, double *out)
+int ndt_number_parse_float(const char *s, size_t len, double *out)
 {
     decimal d;
 
@@ -266,7 +266,7 @@ int ingest_number_parse_float(const char *s, size_t len, double *out)
     return decimal_value(&d, s, len, out);
 }
 
-const char *ingest_number_scan_decimal(const char *s, const char *end, double *out)
+const char *ndt_number_scan_decimal(const char *s, const char *end, double *out)
 {
     decimal d;
     /* Most sample values are small integers ("0", "1", "4096"): up to
@@ -286,7 +286,7 @@ const char *ingest_number_scan_decimal(const char *s, const char *end, double *o
     return stop;
 }
 
-int ingest_number_parse_int64(const char *s, size_t len, int64_t *out)
+int ndt_number_parse_int64(const char *s, size_t len, int64_t *out)
 {
     const char *p = s, *end = s + len;
     int negative = 0;
@@ -349,7 +349,7 @@ static int om_timestamp_exact(const char *s, size_t len, int64_t *out_ms)
     return NDT_OK;
 }
 
-int ingest_number_parse_om_timestamp(const char *s, size_t len, int64_t *out_ms)
+int ndt_number_parse_om_timestamp(const char *s, size_t len, int64_t *out_ms)
 {
     int rc = om_timestamp_exact(s, len, out_ms);
     if (rc != NDT_AGAIN)
@@ -358,7 +358,7 @@ int ingest_number_parse_om_timestamp(const char *s, size_t len, int64_t *out_ms)
     if (len == 0 || scan_decimal(s, len, &d) != NDT_OK)
         return NDT_ERROR; /* Inf and NaN are no timestamps */
     double seconds;
-    if (ingest_number_parse_float(s, len, &seconds) != NDT_OK)
+    if (ndt_number_parse_float(s, len, &seconds) != NDT_OK)
         return NDT_ERROR;
     double ms = seconds * 1000.0;
     if (!(ms > -9.2e18 && ms < 9.2e18))
