@@ -79,8 +79,13 @@ static void encode_all(const bench_batch *b, bench_msgs *m)
         fprintf(stderr, "%s\n", err);
         exit(1);
     }
+    /* The record labels a scrape writes (schema version 3). */
+    static const ingest_label common[] = {
+        { NDT_STR_LIT("instance"), NDT_STR_LIT("node-1.example:9100") },
+        { NDT_STR_LIT("job"), NDT_STR_LIT("node") },
+    };
     ingest_batch batch = { NDT_STR_LIT("node"), NDT_STR_LIT("node-1.example:9100"),
-                           1767323045678LL, b->series, b->n };
+                           1767323045678LL, b->series, b->n, common, 2 };
     ndt_buf_init(&m->avro, 0);
     ndt_buf_init(&m->json, 0);
     ndt_buf_init(&m->influx, 0);

@@ -30,6 +30,12 @@
 #define BENCH_MAX_SERIES 20000
 #define BENCH_MAX_LABELS 16
 
+/* The target's labels, on every series and once in the Avro record. */
+static const ingest_label bench_common[] = {
+    { NDT_STR_LIT("instance"), NDT_STR_LIT("node-1.example:9100") },
+    { NDT_STR_LIT("job"), NDT_STR_LIT("node") },
+};
+
 typedef struct bench_data {
     char *text;
     ingest_label labels[BENCH_MAX_SERIES][BENCH_MAX_LABELS];
@@ -61,8 +67,8 @@ static size_t bench_parse(bench_data *d)
         while (*p && *p != '{' && *p != ' ')
             p++;
         l[nl++] = (ingest_label){ NDT_STR_LIT("__name__"), { line, (size_t)(p - line) } };
-        l[nl++] = (ingest_label){ NDT_STR_LIT("instance"), NDT_STR_LIT("node-1.example:9100") };
-        l[nl++] = (ingest_label){ NDT_STR_LIT("job"), NDT_STR_LIT("node") };
+        l[nl++] = bench_common[0]; /* the same strings, as a scrape's series share them */
+        l[nl++] = bench_common[1];
         if (*p == '{') {
             p++;
             while (*p && *p != '}' && nl < BENCH_MAX_LABELS) {
@@ -146,7 +152,18 @@ static int run_avro_c(bench_data *d, ndt_buf *out, void *arg)
     avro_value_set_string_len(&f, d->batch.instance.ptr, d->batch.instance.len + 1);
     avro_value_get_by_index(rec, 2, &f, NULL);
     avro_value_set_long(&f, d->batch.scrape_timestamp_ms);
-    avro_value_get_by_index(rec, 3, &samples, NULL);
+    /* Record labels, written once; a sample leaves out the ones it
+     * shares (compared by content, as a caller of Avro C must). */
+    avro_value_get_by_index(rec, 3, &labels, NULL);
+    for (size_t j = 0; j < d->batch.ncommon; j++) {
+        avro_value_append(&labels, &l, NULL);
+        avro_value_get_by_index(&l, 0, &x, NULL);
+        avro_value_set_string_len(&x, d->batch.common[j].name.ptr, d->batch.common[j].name.len + 1);
+        avro_value_get_by_index(&l, 1, &x, NULL);
+        avro_value_set_string_len(&x, d->batch.common[j].value.ptr,
+                                  d->batch.common[j].value.len + 1);
+    }
+    avro_value_get_by_index(rec, 4, &samples, NULL);
     char tmp[512];
     for (size_t i = 0; i < d->batch.nseries; i++) {
         const ingest_series *se = &d->series[i];
@@ -157,6 +174,12 @@ static int run_avro_c(bench_data *d, ndt_buf *out, void *arg)
         avro_value_set_string(&x, tmp);
         avro_value_get_by_index(&s, 1, &labels, NULL);
         for (size_t j = 1; j < se->nlabels; j++) {
+            int shared = 0;
+            for (size_t k = 0; k < d->batch.ncommon; k++)
+                shared |= ndt_str_eq(se->labels[j].name, d->batch.common[k].name) &&
+                          ndt_str_eq(se->labels[j].value, d->batch.common[k].value);
+            if (shared)
+                continue;
             avro_value_append(&labels, &l, NULL);
             avro_value_get_by_index(&l, 0, &x, NULL);
             snprintf(tmp, sizeof(tmp), "%.*s", (int)se->labels[j].name.len, se->labels[j].name.ptr);
@@ -168,14 +191,26 @@ static int run_avro_c(bench_data *d, ndt_buf *out, void *arg)
         }
         avro_value_get_by_index(&s, 2, &x, NULL);
         avro_value_set_double(&x, se->value);
+        avro_value_t ts;
         avro_value_get_by_index(&s, 3, &x, NULL);
-        avro_value_set_long(&x, se->timestamp_ms);
+        if (se->timestamp_ms == d->batch.scrape_timestamp_ms) {
+            avro_value_set_branch(&x, 0, &ts);
+            avro_value_set_null(&ts);
+        } else {
+            avro_value_set_branch(&x, 1, &ts);
+            avro_value_set_long(&ts, se->timestamp_ms);
+        }
         avro_value_get_by_index(&s, 4, &x, NULL);
         avro_value_set_enum(&x, (int)se->type);
+        avro_value_get_by_index(&s, 5, &x, NULL); /* native_histogram: null */
+        avro_value_set_branch(&x, 0, &ts);
+        avro_value_set_null(&ts);
     }
     avro_writer_reset(c->writer);
-    if (avro_value_write(c->writer, rec) != 0)
+    if (avro_value_write(c->writer, rec) != 0) {
+        fprintf(stderr, "avro-c: %s\n", avro_strerror());
         return -1;
+    }
     out->len = (size_t)avro_writer_tell(c->writer);
     return 0;
 }
@@ -276,7 +311,8 @@ int main(int argc, char **argv)
         return 1;
     fclose(f);
     d.batch = (ingest_batch){ NDT_STR_LIT("node"), NDT_STR_LIT("node-1.example:9100"),
-                              1767323045678LL, d.series, bench_parse(&d) };
+                              1767323045678LL, d.series, bench_parse(&d), bench_common,
+                              NDT_ARRAY_LEN(bench_common) };
     printf("batch: %zu series from %s\n", d.batch.nseries, argv[1]);
 
     char err[NDT_ERRBUF_SIZE];

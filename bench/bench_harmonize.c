@@ -78,8 +78,13 @@ static int encode_scrape(scrape *s, hdl_format format, ingest_avro_encoder *avro
     if (!s->ends)
         return NDT_ERROR;
     if (format == HDL_FORMAT_AVRO) {
+        /* The record labels a scrape writes (schema version 3). */
+        static const ingest_label common[] = {
+            { NDT_STR_LIT("instance"), NDT_STR_LIT("127.0.0.1:9100") },
+            { NDT_STR_LIT("job"), NDT_STR_LIT("testbed") },
+        };
         ingest_batch b = { NDT_STR_LIT("testbed"), NDT_STR_LIT("127.0.0.1:9100"), 1767225600000,
-                           series, s->n };
+                           series, s->n, common, 2 };
         if (ingest_encode_avro(avro, &b, -1, &s->messages) != NDT_OK)
             return NDT_ERROR;
         s->ends[s->nmessages++] = s->messages.len;

@@ -17,13 +17,19 @@
  * (count, items) ended by count 0, a negative count being followed by
  * the block's byte size (the writer may emit either); an enum index past
  * the last symbol known here is a newer writer's symbol and reads as
- * UNKNOWN (the schema's enum default).  Schema version 2 added
- * Sample.native_histogram (a union, null first); this reader reads
- * version 2 records, which is what ndtpipe writes since native histograms
- * were added (a version 1 record needs a version 1 reader: Avro's schema
- * resolution, with the registry's schema id under Confluent framing).  Every length and count is checked
+ * UNKNOWN (the schema's enum default).  Every length and count is checked
  * against the bytes left before it is used, and the record must end
  * exactly at the end of the message.
+ *
+ * Versions: 2 added Sample.native_histogram (a union, null first); 3 added
+ * the record's labels (what every sample carries unless it names the
+ * label itself; an own empty value removes it) and made a sample's
+ * timestamp null when it is the scrape's.  Version 3 is read first and,
+ * when that fails before any sample, version 2 (records from before an
+ * upgrade); a version 1 record needs a version 1 reader (Avro's schema
+ * resolution, with the registry's schema id under Confluent framing).
+ * Each sample's labels are merged with the record's here, so the engine
+ * sees full label sets whatever the version.
  *
  * Framing is ambiguous in one corner: an unframed record whose job is the
  * empty string also starts with byte 0.  The framed reading is tried
@@ -49,6 +55,11 @@ typedef struct avro_reader {
     const unsigned char *end;
     char *err;
     size_t errlen;
+    int version;                /* 3, or 2 for records written before version 3 */
+    int64_t scrape_ts;          /* the record's scrape_timestamp */
+    size_t nsamples;            /* samples read so far, delivered or only checked */
+    hdl_label common[HDL_DECODE_MAX_LABELS]; /* the record's labels (version 3) */
+    size_t ncommon;
     hdl_native_bucket *buckets; /* a native histogram's, grown as needed */
     size_t buckets_cap;
 } avro_reader;
@@ -239,10 +250,64 @@ static int read_native(avro_reader *r, hdl_native_histogram *h, int *present)
     return NDT_OK;
 }
 
+/* Sample.timestamp: ["null", long] in version 3, null meaning the
+ * record's scrape_timestamp; a plain long in version 2. */
+static int read_timestamp(avro_reader *r, int64_t *ts)
+{
+    if (r->version == 2)
+        return read_long(r, ts);
+    int64_t branch;
+    int rc = read_long(r, &branch);
+    if (rc != NDT_OK)
+        return rc;
+    if (branch == 0) {
+        *ts = r->scrape_ts;
+        return NDT_OK;
+    }
+    if (branch != 1)
+        return fail_at(r, "timestamp: union branch is neither null nor long");
+    return read_long(r, ts);
+}
+
+/* The sample's full label set (version 3): its own labels (sorted) with
+ * the record's labels it does not name merged in; an own label with the
+ * empty value that names a record label says the sample lacks it. */
+static int merge_common(avro_reader *r, const hdl_label *own, size_t nown, hdl_label *out,
+                        size_t *nout)
+{
+    size_t i = 0, j = 0, n = 0;
+    while (i < nown || j < r->ncommon) {
+        int c = i == nown ? 1 : j == r->ncommon ? -1 : ndt_str_cmp(own[i].name, r->common[j].name);
+        const hdl_label *take = NULL;
+        if (c < 0) {
+            take = &own[i++];
+        } else if (c > 0) {
+            take = &r->common[j++];
+        } else {
+            if (own[i].value.len)
+                take = &own[i];
+            i++;
+            j++;
+        }
+        if (!take)
+            continue;
+        if (n == HDL_DECODE_MAX_LABELS) {
+            char why[80];
+            snprintf(why, sizeof(why), "more than %d labels with the record's",
+                     HDL_DECODE_MAX_LABELS);
+            return fail_at(r, why);
+        }
+        out[n++] = *take;
+    }
+    *nout = n;
+    return NDT_OK;
+}
+
 /* One Sample; fn NULL only checks it. */
 static int read_sample(avro_reader *r, hdl_sample_fn fn, void *ctx, size_t *delivered)
 {
     hdl_label labels[HDL_DECODE_MAX_LABELS];
+    hdl_label merged[HDL_DECODE_MAX_LABELS];
     hdl_sample s = { .labels = labels };
     hdl_native_histogram native;
     int has_native = 0;
@@ -251,7 +316,7 @@ static int read_sample(avro_reader *r, hdl_sample_fn fn, void *ctx, size_t *deli
     int rc;
     if ((rc = read_string(r, &s.name, "sample name")) != NDT_OK ||
         (rc = read_labels(r, labels, &s.nlabels)) != NDT_OK ||
-        (rc = read_double(r, &s.value)) != NDT_OK || (rc = read_long(r, &s.ts_ms)) != NDT_OK ||
+        (rc = read_double(r, &s.value)) != NDT_OK || (rc = read_timestamp(r, &s.ts_ms)) != NDT_OK ||
         (rc = read_long(r, &type)) != NDT_OK || (rc = read_native(r, &native, &has_native)) != NDT_OK)
         return rc;
     if (has_native)
@@ -272,10 +337,46 @@ static int read_sample(avro_reader *r, hdl_sample_fn fn, void *ctx, size_t *deli
         r->p = at;
         return fail_at(r, why);
     }
+    if (r->ncommon) {
+        if (s.nlabels == 0) {
+            s.labels = r->common; /* the usual sample of a scrape without labels of its own */
+            s.nlabels = r->ncommon;
+        } else {
+            if ((rc = merge_common(r, labels, s.nlabels, merged, &s.nlabels)) != NDT_OK)
+                return rc;
+            s.labels = merged;
+        }
+    }
+    r->nsamples++;
     if (!fn)
         return NDT_OK;
     (*delivered)++;
     return fn(ctx, &s);
+}
+
+/* TelemetryRaw.labels (version 3): sorted, no repeats, no __name__; an
+ * empty value is no label and is left out. */
+static int read_common(avro_reader *r)
+{
+    const unsigned char *at = r->p;
+    size_t n, dup;
+    int rc = read_labels(r, r->common, &n);
+    if (rc != NDT_OK)
+        return rc;
+    if (hdl_labels_sort(r->common, n, &dup) != NDT_OK) {
+        char why[120];
+        ndt_str name = r->common[dup].name;
+        snprintf(why, sizeof(why), "record label '%.*s' repeated",
+                 name.len > 64 ? 64 : (int)name.len, name.ptr);
+        r->p = at;
+        return fail_at(r, why);
+    }
+    r->ncommon = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r->common[i].value.len)
+            r->common[r->ncommon++] = r->common[i];
+    }
+    return NDT_OK;
 }
 
 static int read_record(avro_reader *r, hdl_sample_fn fn, void *ctx, size_t *delivered)
@@ -286,6 +387,10 @@ static int read_record(avro_reader *r, hdl_sample_fn fn, void *ctx, size_t *deli
     if ((rc = read_string(r, &job, "job")) != NDT_OK ||
         (rc = read_string(r, &instance, "instance")) != NDT_OK ||
         (rc = read_long(r, &scrape_ts)) != NDT_OK)
+        return rc;
+    r->scrape_ts = scrape_ts;
+    r->ncommon = 0;
+    if (r->version >= 3 && (rc = read_common(r)) != NDT_OK)
         return rc;
     for (;;) {
         int64_t count;
@@ -307,21 +412,65 @@ static int read_record(avro_reader *r, hdl_sample_fn fn, void *ctx, size_t *deli
     return NDT_OK;
 }
 
-static int decode_from(const char *msg, size_t len, size_t offset, hdl_sample_fn fn, void *ctx,
-                       size_t *delivered, char *err, size_t errlen)
+static int decode_from(const char *msg, size_t len, size_t offset, int version, hdl_sample_fn fn,
+                       void *ctx, size_t *delivered, size_t *nsamples, char *err, size_t errlen)
 {
-    avro_reader r = { (const unsigned char *)msg, (const unsigned char *)msg + offset,
-                      (const unsigned char *)msg + len, err, errlen, NULL, 0 };
-    int rc = read_record(&r, fn, ctx, delivered);
-    free(r.buckets);
+    /* The reader holds the record's labels: heap, not the caller's stack. */
+    avro_reader *r = malloc(sizeof(*r));
+    if (!r) {
+        snprintf(err, errlen, "avro: out of memory");
+        return NDT_ERROR;
+    }
+    r->start = (const unsigned char *)msg;
+    r->p = r->start + offset;
+    r->end = r->start + len;
+    r->err = err;
+    r->errlen = errlen;
+    r->version = version;
+    r->scrape_ts = 0;
+    r->ncommon = 0;
+    r->nsamples = 0;
+    r->buckets = NULL;
+    r->buckets_cap = 0;
+    int rc = read_record(r, fn, ctx, delivered);
+    if (nsamples)
+        *nsamples = r->nsamples;
+    free(r->buckets);
+    free(r);
     return rc;
 }
 
+/* Version 3 first.  A record that is no version 3 record from its first
+ * sample on is read as version 2 if it is one with samples (records
+ * written before version 3 may still be in the topic); else version 3's
+ * error stands.  An empty version 2 record is refused because every
+ * version 3 record cut right after its labels looks like one, and the
+ * empty scrape it would stand for publishes nothing anyway. */
+static int decode_versions(const char *msg, size_t len, size_t offset, hdl_sample_fn fn,
+                           void *ctx, size_t *delivered, char *err, size_t errlen)
+{
+    int rc = decode_from(msg, len, offset, 3, fn, ctx, delivered, NULL, err, errlen);
+    if (rc != NDT_EBADCONF || *delivered > 0)
+        return rc;
+    char other[8];
+    size_t none = 0, nsamples = 0;
+    if (decode_from(msg, len, offset, 2, NULL, NULL, &none, &nsamples, other, sizeof(other)) !=
+            NDT_OK ||
+        nsamples == 0)
+        return rc;
+    return decode_from(msg, len, offset, 2, fn, ctx, delivered, NULL, err, errlen);
+}
+
+/* Whether msg is one whole record of either version (format detection). */
 int hdl_avro_is_record(const char *msg, size_t len)
 {
     char err[8];
-    size_t delivered = 0;
-    return decode_from(msg, len, 0, NULL, NULL, &delivered, err, sizeof(err)) == NDT_OK;
+    size_t delivered = 0, nsamples = 0;
+    if (decode_from(msg, len, 0, 3, NULL, NULL, &delivered, NULL, err, sizeof(err)) == NDT_OK)
+        return 1;
+    return decode_from(msg, len, 0, 2, NULL, NULL, &delivered, &nsamples, err, sizeof(err)) ==
+               NDT_OK &&
+           nsamples > 0;
 }
 
 int hdl_decode_avro(const char *msg, size_t len, hdl_sample_fn fn, void *ctx, char *err,
@@ -329,19 +478,19 @@ int hdl_decode_avro(const char *msg, size_t len, hdl_sample_fn fn, void *ctx, ch
 {
     size_t delivered = 0;
     if (len >= 5 && msg[0] == 0) {
-        int rc = decode_from(msg, len, 5, fn, ctx, &delivered, err, errlen);
+        int rc = decode_versions(msg, len, 5, fn, ctx, &delivered, err, errlen);
         if (rc != NDT_EBADCONF || delivered > 0)
             return rc;
         /* Maybe an unframed record with an empty job; the framed reading's
          * error stands unless the unframed one succeeds. */
         char other[8];
         if (hdl_avro_is_record(msg, len))
-            return decode_from(msg, len, 0, fn, ctx, &delivered, other, sizeof(other));
+            return decode_versions(msg, len, 0, fn, ctx, &delivered, other, sizeof(other));
         return rc;
     }
     if (len == 0) {
         snprintf(err, errlen, "avro: empty message");
         return NDT_EBADCONF;
     }
-    return decode_from(msg, len, 0, fn, ctx, &delivered, err, errlen);
+    return decode_versions(msg, len, 0, fn, ctx, &delivered, err, errlen);
 }

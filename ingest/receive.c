@@ -231,11 +231,20 @@ static size_t group_by_instance(ndt_arena *arena, const ingest_rw_request *rw, n
 static int publish_batch(ingest_receiver *r, const ingest_series *series, size_t n, ndt_str instance)
 {
     ingest_batch batch;
+    ingest_label common[2]; /* in name order: instance, job */
     batch.job = label_of(&series[0], "job");
     batch.instance = instance;
     batch.scrape_timestamp_ms = series[0].timestamp_ms;
     batch.series = series;
     batch.nseries = n;
+    /* Every series of the group has this instance, and senders mostly
+     * give one job per instance: the Avro record carries both once. */
+    batch.common = common;
+    batch.ncommon = 0;
+    if (instance.len)
+        common[batch.ncommon++] = (ingest_label){ NDT_STR_LIT("instance"), instance };
+    if (batch.job.len)
+        common[batch.ncommon++] = (ingest_label){ NDT_STR_LIT("job"), batch.job };
     return ingest_sink_publish(r->sink, &batch);
 }
 

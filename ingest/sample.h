@@ -103,6 +103,14 @@ typedef struct ingest_batch {
     int64_t scrape_timestamp_ms;
     const ingest_series *series;
     size_t nseries;
+    /* Labels most series share (a scrape's target and external labels),
+     * sorted by name, none empty: the Avro encoder writes them once per
+     * message instead of once per sample.  Only a hint: a series may
+     * lack any of them or carry another value.  Entries that are the
+     * same ingest_label strings a series holds (same pointers) are
+     * recognised without comparing bytes. */
+    const ingest_label *common;
+    size_t ncommon;
 } ingest_batch;
 
 /* The value of __name__ of a series (its first label by construction). */

@@ -754,6 +754,28 @@ static int collect_samples(ingest_target *t, CURLcode result, batch_builder *b, 
     return 0;
 }
 
+/* The labels every series of this target gets unless it says otherwise:
+ * its target labels, then the external labels it lacks, none empty (what
+ * build_series_labels_fast merges into each series, from the same
+ * strings).  The Avro encoder writes them once per message.  Without
+ * memory for them the batch simply has none: they are only a hint. */
+static const ingest_label *common_labels(const batch_builder *b, size_t *n)
+{
+    const ingest_owned_labels *tl = &b->target->def.labels;
+    const ingest_owned_labels *ext = b->ctx->external_labels;
+    size_t next = ext ? ext->n : 0;
+    *n = 0;
+    ingest_label *out = ndt_arena_alloc(b->ctx->arena, (tl->n + next + 1) * sizeof(*out));
+    if (!out)
+        return NULL;
+    size_t merged = merge_sorted(tl->labels, tl->n, next ? ext->labels : NULL, next, 0, out);
+    for (size_t i = 0; i < merged; i++) {
+        if (out[i].value.len)
+            out[(*n)++] = out[i];
+    }
+    return out;
+}
+
 int ingest_target_finish(ingest_target *t, CURLcode result, const ingest_publish_ctx *ctx)
 {
     batch_builder b;
@@ -787,6 +809,7 @@ int ingest_target_finish(ingest_target *t, CURLcode result, const ingest_publish
     batch.scrape_timestamp_ms = t->started_real_ms;
     batch.series = b.series;
     batch.nseries = b.n;
+    batch.common = common_labels(&b, &batch.ncommon);
     t->last_nseries = b.n;
     int rc = ingest_sink_publish(ctx->sink, &batch);
     if (rc == NDT_OK)

@@ -3,8 +3,10 @@
 # request into one Avro record per instance: a request whose series of
 # three instances are interleaved (as Prometheus's shards send them) comes
 # out as three messages, each keyed by its instance, holding that
-# instance's samples in request order with their labels; a series of 70
-# labels (more than the decoder reads on its stack) comes out whole.  The
+# instance's samples in request order with their labels (instance and job
+# once, in the record's labels: schema version 3); a series of 70 labels
+# (more than the decoder reads on its stack, and a label count that takes
+# two bytes) comes out whole.  The
 # request is written byte by byte from the wire format, the records are
 # read with kcat and decoded here from the Avro spec, independently of
 # ndtpipe's encoder.
@@ -75,7 +77,22 @@ while pos < len(data):
     rec = data[pos:pos + plen]; pos += plen
     job, i = string_at(rec, 0)
     instance, i = string_at(rec, i)
-    _, i = long_at(rec, i)                  # scrape_timestamp
+    scrape_ts, i = long_at(rec, i)
+    def labels_at(i):
+        out = []
+        while True:
+            nlab, i = long_at(rec, i)
+            if nlab == 0:
+                return out, i
+            for _ in range(nlab):
+                ln, i = string_at(rec, i)
+                lv, i = string_at(rec, i)
+                out.append((ln, lv))
+    # Schema version 3: the record's labels, then each sample's own; the
+    # sample's full set is its own plus the record's it does not name, an
+    # own empty value removing the record label it names.
+    common, i = labels_at(i)
+    assert common == [("instance", instance), ("job", "j")], common
     samples = []
     while True:
         count, i = long_at(rec, i)
@@ -83,17 +100,20 @@ while pos < len(data):
             break
         for _ in range(count):
             name, i = string_at(rec, i)
-            labels = {}
-            while True:
-                nlab, i = long_at(rec, i)
-                if nlab == 0:
-                    break
-                for _ in range(nlab):
-                    ln, i = string_at(rec, i)
-                    lv, i = string_at(rec, i)
+            own, i = labels_at(i)
+            labels = dict(common)
+            for ln, lv in own:
+                if lv == "" and ln in labels:
+                    del labels[ln]
+                else:
                     labels[ln] = lv
+            assert len(own) == len(labels) - 2, own  # instance and job only once, in the record
             (value,) = struct.unpack("<d", rec[i:i + 8]); i += 8
-            ts, i = long_at(rec, i)
+            branch, i = long_at(rec, i)     # timestamp: null is the record's
+            if branch == 0:
+                ts = scrape_ts
+            else:
+                ts, i = long_at(rec, i)
             _, i = long_at(rec, i)          # type
             branch, i = long_at(rec, i)     # native_histogram: null
             assert branch == 0, "unexpected native histogram"

@@ -511,16 +511,19 @@ static void avro_round_trips_framed_and_unframed(void **state)
 {
     (void)state;
     const int32_t ids[] = { -1, 0, 7, 0x7fffffff };
-    for (size_t k = 0; k < NDT_ARRAY_LEN(ids); k++) {
+    /* With record labels (version 3's, as a scrape writes them: the
+     * hostile series has another job and no instance) and without. */
+    static const ingest_label common[] = { L("instance", "h:9100"), L("job", "node") };
+    for (size_t k = 0; k < 2 * NDT_ARRAY_LEN(ids); k++) {
         ingest_batch batch = { S("node"), S("h:9100"), TS_EXAMPLE, series_set,
-                               NDT_ARRAY_LEN(series_set) };
+                               NDT_ARRAY_LEN(series_set), common, k % 2 ? 2 : 0 };
         ndt_buf b;
-        encode_avro(&batch, ids[k], &b);
+        encode_avro(&batch, ids[k / 2], &b);
         assert_int_equal(hdl_decode_detect(b.data, b.len), HDL_FORMAT_AVRO);
         collector c = { 0 };
         char err[NDT_ERRBUF_SIZE];
         if (decode(HDL_FORMAT_AUTO, b.data, b.len, &c, err) != NDT_OK)
-            fail_msg("schema id %d: %s", ids[k], err);
+            fail_msg("schema id %d: %s", ids[k / 2], err);
         assert_int_equal(c.n, NDT_ARRAY_LEN(series_set));
         for (size_t i = 0; i < c.n; i++)
             assert_same(&c.s[i], &series_set[i], 1);
@@ -552,12 +555,39 @@ static void avro_empty_job_unframed_is_not_mistaken_for_framing(void **state)
     ndt_buf_free(&b);
 }
 
-/* A record written by Avro C's generic writer, not by our encoder. */
-static void avro_reads_what_avro_c_writes(void **state)
+/* Schema version 2 (before record labels and the null timestamp), as
+ * ndtpipe wrote it until then; docs left out. */
+static const char avro_schema_v2[] =
+    "{\"type\":\"record\",\"name\":\"TelemetryRaw\",\"namespace\":\"org.ndtpipe\",\"fields\":[{\"name\":\"job\""
+    ",\"type\":\"string\"},{\"name\":\"instance\",\"type\":\"string\"},{\"name\":\"scrape_timestamp\",\"type\":"
+    "{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}},{\"name\":\"samples\",\"type\":{\"type\":\"arra"
+    "y\",\"items\":{\"type\":\"record\",\"name\":\"Sample\",\"fields\":[{\"name\":\"name\",\"type\":\"string\"},{\""
+    "name\":\"labels\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"Label\",\"fields\":["
+    "{\"name\":\"name\",\"type\":\"string\"},{\"name\":\"value\",\"type\":\"string\"}]}}},{\"name\":\"value\",\"ty"
+    "pe\":\"double\"},{\"name\":\"timestamp\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\""
+    "}},{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"MetricType\",\"symbols\":[\"UNKNOWN\",\"COUNTE"
+    "R\",\"GAUGE\",\"HISTOGRAM\",\"GAUGE_HISTOGRAM\",\"SUMMARY\",\"INFO\",\"STATESET\"],\"default\":\"UNKNOWN"
+    "\"}},{\"name\":\"native_histogram\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"NativeHistogram\","
+    "\"fields\":[{\"name\":\"schema\",\"type\":\"int\"},{\"name\":\"zero_threshold\",\"type\":\"double\"},{\"nam"
+    "e\":\"zero_count\",\"type\":\"double\"},{\"name\":\"count\",\"type\":\"double\"},{\"name\":\"sum\",\"type\":\""
+    "double\"},{\"name\":\"positive\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"Nati"
+    "veBucket\",\"fields\":[{\"name\":\"index\",\"type\":\"int\"},{\"name\":\"count\",\"type\":\"double\"}]}}},{"
+    "\"name\":\"negative\",\"type\":{\"type\":\"array\",\"items\":\"NativeBucket\"}}]}],\"default\":null}]}}}"
+    "]}";
+
+/* Whether a label of a sample goes into a version 3 record's labels
+ * instead (instance and job of series_set's first two series). */
+static int is_record_label(const ingest_label *l)
 {
-    (void)state;
+    return (ndt_str_eq_cstr(l->name, "instance") && ndt_str_eq_cstr(l->value, "h:9100")) ||
+           (ndt_str_eq_cstr(l->name, "job") && ndt_str_eq_cstr(l->value, "node"));
+}
+
+/* A record written by Avro C's generic writer, not by our encoder, with
+ * the current schema (version 3) or version 2's. */
+static void reads_what_avro_c_writes(const char *text, int version)
+{
     avro_schema_t schema;
-    const char *text = ingest_avro_schema_text();
     assert_int_equal(avro_schema_from_json_length(text, strlen(text), &schema), 0);
     avro_value_iface_t *iface = avro_generic_class_from_schema(schema);
     avro_value_t rec, v, samples, s, labels, l;
@@ -568,6 +598,17 @@ static void avro_reads_what_avro_c_writes(void **state)
     avro_value_set_string(&v, "h:9100");
     avro_value_get_by_name(&rec, "scrape_timestamp", &v, NULL);
     avro_value_set_long(&v, TS_EXAMPLE);
+    if (version >= 3) {
+        avro_value_get_by_name(&rec, "labels", &labels, NULL);
+        const char *const kv[] = { "instance", "h:9100", "job", "node" };
+        for (int k = 0; k < 4; k += 2) {
+            avro_value_append(&labels, &l, NULL);
+            avro_value_get_by_name(&l, "name", &v, NULL);
+            avro_value_set_string(&v, kv[k]);
+            avro_value_get_by_name(&l, "value", &v, NULL);
+            avro_value_set_string(&v, kv[k + 1]);
+        }
+    }
     avro_value_get_by_name(&rec, "samples", &samples, NULL);
     for (size_t i = 0; i < 2; i++) {
         const ingest_series *want = &series_set[i];
@@ -576,6 +617,8 @@ static void avro_reads_what_avro_c_writes(void **state)
         avro_value_set_string_len(&v, want->labels[0].value.ptr, want->labels[0].value.len + 1);
         avro_value_get_by_name(&s, "labels", &labels, NULL);
         for (size_t j = 1; j < want->nlabels; j++) {
+            if (version >= 3 && is_record_label(&want->labels[j]))
+                continue;
             avro_value_append(&labels, &l, NULL);
             avro_value_get_by_name(&l, "name", &v, NULL);
             avro_value_set_string_len(&v, want->labels[j].name.ptr, want->labels[j].name.len + 1);
@@ -586,7 +629,19 @@ static void avro_reads_what_avro_c_writes(void **state)
         avro_value_get_by_name(&s, "value", &v, NULL);
         avro_value_set_double(&v, want->value);
         avro_value_get_by_name(&s, "timestamp", &v, NULL);
-        avro_value_set_long(&v, want->timestamp_ms);
+        if (version >= 3) {
+            avro_value_t ts;
+            /* null is the scrape's timestamp: the first sample's */
+            if (want->timestamp_ms == TS_EXAMPLE) {
+                assert_int_equal(avro_value_set_branch(&v, 0, &ts), 0);
+                avro_value_set_null(&ts);
+            } else {
+                assert_int_equal(avro_value_set_branch(&v, 1, &ts), 0);
+                avro_value_set_long(&ts, want->timestamp_ms);
+            }
+        } else {
+            avro_value_set_long(&v, want->timestamp_ms);
+        }
         avro_value_get_by_name(&s, "type", &v, NULL);
         avro_value_set_enum(&v, (int)want->type);
         /* The first sample without a native histogram, the second with one
@@ -653,6 +708,60 @@ static void avro_reads_what_avro_c_writes(void **state)
     avro_schema_decref(schema);
 }
 
+static void avro_reads_what_avro_c_writes(void **state)
+{
+    (void)state;
+    reads_what_avro_c_writes(ingest_avro_schema_text(), 3);
+    /* Records written before version 3 may still be in the topic. */
+    reads_what_avro_c_writes(avro_schema_v2, 2);
+}
+
+/* Version 3's record labels by hand: an own label with the empty value
+ * removes the record label it names and is itself no label; an empty own
+ * label that names no record label stays (as version 2 kept it). */
+static void avro_record_labels_by_hand(void **state)
+{
+    (void)state;
+    const unsigned char msg[] = {
+        2, 'j', 0, 0,             /* job "j", instance "", scrape_timestamp 0 */
+        4, 2, 'a', 2, '1', 2, 'c', 2, '3', 0, /* record labels a=1, c=3 */
+        4,                        /* samples: 2 */
+        2, 'm', 0,                /* "m", no labels of its own */
+        0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0, 0, 0, /* 1.0, null timestamp, UNKNOWN, no native */
+        2, 'n',                   /* "n" */
+        6, 2, 'a', 0, 2, 'b', 0, 2, 'c', 2, '9', 0, /* a="", b="", c=9 */
+        0, 0, 0, 0, 0, 0, 0, 0x40, 2, 10, 2, 0, /* 2.0, timestamp 5, COUNTER, no native */
+        0,                        /* end of samples */
+    };
+    collector c = { 0 };
+    char err[NDT_ERRBUF_SIZE];
+    if (decode(HDL_FORMAT_AUTO, msg, sizeof(msg), &c, err) != NDT_OK)
+        fail_msg("%s", err);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.s[0].nlabels, 2);
+    assert_string_equal(c.s[0].lname[0], "a");
+    assert_string_equal(c.s[0].lvalue[0], "1");
+    assert_string_equal(c.s[0].lname[1], "c");
+    assert_int_equal(c.s[0].ts_ms, 0);
+    assert_int_equal(c.s[1].nlabels, 2);
+    assert_string_equal(c.s[1].lname[0], "b");
+    assert_string_equal(c.s[1].lvalue[0], "");
+    assert_string_equal(c.s[1].lname[1], "c");
+    assert_string_equal(c.s[1].lvalue[1], "9");
+    assert_int_equal(c.s[1].ts_ms, 5);
+    assert_int_equal(c.s[1].type, HDL_TYPE_COUNTER);
+    collector_free(&c);
+
+    /* A repeated record label and an unknown timestamp branch. */
+    unsigned char bad[sizeof(msg)];
+    memcpy(bad, msg, sizeof(msg));
+    bad[10] = 'a'; /* record labels a=1, a=3 */
+    assert_bad(HDL_FORMAT_AVRO, bad, sizeof(bad), "record label 'a' repeated");
+    memcpy(bad, msg, sizeof(msg));
+    bad[26] = 4; /* the first sample's timestamp: union branch 2 */
+    assert_bad(HDL_FORMAT_AVRO, bad, sizeof(bad), "timestamp: union branch");
+}
+
 /* Hand-built records for the rules our encoder never exercises. */
 static void avro_negative_block_counts_unsorted_labels_new_symbols(void **state)
 {
@@ -689,7 +798,7 @@ static void avro_malformed_is_badconf_never_a_crash(void **state)
     ndt_buf b;
     encode_avro(&batch, 9, &b);
     /* Every proper prefix, framed and unframed, under ASan (the first
-     * four bytes 0 0 0 0 would be a valid empty unframed record). */
+     * five bytes 0 0 0 0 0 would be a valid empty unframed record). */
     for (size_t start = 0; start <= 5; start += 5) {
         for (size_t len = start + 5; len < b.len; len++) {
             collector c = { 0 };
@@ -712,20 +821,20 @@ static void avro_malformed_is_badconf_never_a_crash(void **state)
     } cases[] = {
         { "", 0, "avro: empty message" },
         { "\x03", 1, "avro: byte 0: job: length -2 does not fit" },
-        { "\x02j\x00\x00\x7e", 5, "samples: 63 items cannot fit the 0 bytes left" },
-        { "\x02j\x00\x00\x02\x02m\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x80", 18,
+        { "\x02j\x00\x00\x00\x7e", 6, "samples: 63 items cannot fit the 0 bytes left" },
+        { "\x02j\x00\x00\x00\x02\x02m\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x80", 19,
           "message ends inside a number" },
-        { "\x02j\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02", 14,
+        { "\x02j\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02", 15,
           "number longer than 64 bits" },
-        { "\x02j\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 18,
-          "byte 5: sample without a name" },
-        { "\x02j\x00\x00\x02\x02m\x02\x10__name__\x02v\x00", 20, "__name__ among the labels" },
-        { "\x02j\x00\x00\x02\x02m\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00", 19,
+        { "\x02j\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 19,
+          "byte 6: sample without a name" },
+        { "\x02j\x00\x00\x00\x02\x02m\x02\x10__name__\x02v\x00", 21, "__name__ among the labels" },
+        { "\x02j\x00\x00\x00\x02\x02m\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00", 20,
           "negative MetricType" },
-        { "\x02j\x00\x00\x02\x02m\x04\x02" "a\x02x\x02" "a\x02y\x00"
+        { "\x02j\x00\x00\x00\x02\x02m\x04\x02" "a\x02x\x02" "a\x02y\x00"
           "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
-          28, "byte 5: label 'a' repeated" },
-        { "\x02j\x00\x00\x02\x02m\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00", 20,
+          29, "byte 6: label 'a' repeated" },
+        { "\x02j\x00\x00\x00\x02\x02m\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00", 21,
           "union branch is neither null nor NativeHistogram" },
     };
     for (size_t i = 0; i < NDT_ARRAY_LEN(cases); i++)
@@ -733,7 +842,7 @@ static void avro_malformed_is_badconf_never_a_crash(void **state)
 
     /* Too many labels: one block of 129. */
     ndt_buf_init(&b, 0);
-    ndt_buf_append(&b, "\x02j\x00\x00\x02\x02m\x82\x02", 9); /* 129 labels */
+    ndt_buf_append(&b, "\x02j\x00\x00\x00\x02\x02m\x82\x02", 10); /* 129 labels */
     for (int i = 0; i < 129; i++)
         ndt_buf_append(&b, "\x02n\x02v", 4);
     ndt_buf_append(&b, "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 12);
@@ -1002,6 +1111,7 @@ int main(void)
         cmocka_unit_test(avro_round_trips_framed_and_unframed),
         cmocka_unit_test(avro_empty_job_unframed_is_not_mistaken_for_framing),
         cmocka_unit_test(avro_reads_what_avro_c_writes),
+        cmocka_unit_test(avro_record_labels_by_hand),
         cmocka_unit_test(avro_negative_block_counts_unsorted_labels_new_symbols),
         cmocka_unit_test(avro_malformed_is_badconf_never_a_crash),
         cmocka_unit_test(influx_round_trips_with_escapes),

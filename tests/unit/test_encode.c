@@ -405,9 +405,70 @@ static int64_t get_long(avro_value_t *rec, const char *field)
     return out;
 }
 
-/* Decodes payload with Avro C against the schema and compares with batch;
- * re-encoding the decoded value with Avro C must give the same bytes. */
-static void check_avro_decodes_to(const char *payload, size_t len, const ingest_batch *batch)
+/* A string field of an Avro C record as an ndt_str (Avro C counts the NUL). */
+static ndt_str avro_str(avro_value_t *rec, const char *field)
+{
+    avro_value_t v;
+    const char *s;
+    size_t size;
+    assert_int_equal(avro_value_get_by_name(rec, field, &v, NULL), 0);
+    assert_int_equal(avro_value_get_string(&v, &s, &size), 0);
+    return (ndt_str){ s, size - 1 };
+}
+
+/* An array of Label records read into out (at most cap). */
+static size_t avro_labels(avro_value_t *rec, const char *field, ingest_label *out, size_t cap)
+{
+    avro_value_t arr, l;
+    size_t n;
+    assert_int_equal(avro_value_get_by_name(rec, field, &arr, NULL), 0);
+    assert_int_equal(avro_value_get_size(&arr, &n), 0);
+    assert_true(n <= cap);
+    for (size_t j = 0; j < n; j++) {
+        assert_int_equal(avro_value_get_by_index(&arr, j, &l, NULL), 0);
+        out[j].name = avro_str(&l, "name");
+        out[j].value = avro_str(&l, "value");
+    }
+    return n;
+}
+
+/* The schema's rule for a sample's full label set, written independently
+ * of both the encoder and the harmonizer's decoder: its own labels, plus
+ * each record label it does not name; an own label with the empty value
+ * that names a record label removes it.  Order: by name. */
+static size_t full_labels(const ingest_label *own, size_t nown, const ingest_label *rec,
+                          size_t nrec, ingest_label *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nown; i++) {
+        int names_record = 0;
+        for (size_t j = 0; j < nrec; j++)
+            names_record |= ndt_str_eq(own[i].name, rec[j].name);
+        if (own[i].value.len || !names_record)
+            out[n++] = own[i];
+    }
+    for (size_t j = 0; j < nrec; j++) {
+        int named = 0;
+        for (size_t i = 0; i < nown; i++)
+            named |= ndt_str_eq(own[i].name, rec[j].name);
+        if (!named)
+            out[n++] = rec[j];
+    }
+    for (size_t i = 1; i < n; i++) { /* insertion sort by name */
+        for (size_t k = i; k > 0 && ndt_str_cmp(out[k - 1].name, out[k].name) > 0; k--) {
+            ingest_label t = out[k];
+            out[k] = out[k - 1];
+            out[k - 1] = t;
+        }
+    }
+    return n;
+}
+
+/* Decodes payload with Avro C against the schema and compares with batch
+ * (every sample's full label set, value, timestamp, type); re-encoding the
+ * decoded value with Avro C must give the same bytes.  Returns the number
+ * of labels written with the samples, over all samples. */
+static size_t check_avro_decodes_to(const char *payload, size_t len, const ingest_batch *batch)
 {
     avro_schema_t schema;
     assert_int_equal(avro_schema_from_json_length(ingest_avro_schema_text(),
@@ -421,7 +482,15 @@ static void check_avro_decodes_to(const char *payload, size_t len, const ingest_
 
     check_avro_string(&rec, "job", batch->job);
     check_avro_string(&rec, "instance", batch->instance);
-    assert_int_equal(get_long(&rec, "scrape_timestamp"), batch->scrape_timestamp_ms);
+    int64_t scrape_ts = get_long(&rec, "scrape_timestamp");
+    assert_int_equal(scrape_ts, batch->scrape_timestamp_ms);
+    static ingest_label common[128], own[128], full[256];
+    size_t ncommon = avro_labels(&rec, "labels", common, 128), written = 0;
+    assert_int_equal(ncommon, batch->ncommon);
+    for (size_t j = 0; j < ncommon; j++) {
+        assert_true(ndt_str_eq(common[j].name, batch->common[j].name));
+        assert_true(ndt_str_eq(common[j].value, batch->common[j].value));
+    }
     avro_value_t samples;
     size_t n;
     assert_int_equal(avro_value_get_by_name(&rec, "samples", &samples, NULL), 0);
@@ -429,27 +498,34 @@ static void check_avro_decodes_to(const char *payload, size_t len, const ingest_
     assert_int_equal(n, batch->nseries);
     for (size_t i = 0; i < n; i++) {
         const ingest_series *want = &batch->series[i];
-        avro_value_t s, v, labels;
+        avro_value_t s, v, ts;
         assert_int_equal(avro_value_get_by_index(&samples, i, &s, NULL), 0);
         check_avro_string(&s, "name", want->labels[0].value);
         assert_int_equal(avro_value_get_by_name(&s, "value", &v, NULL), 0);
         double d;
         assert_int_equal(avro_value_get_double(&v, &d), 0);
         assert_true(memcmp(&d, &want->value, sizeof(d)) == 0 || d == want->value);
-        assert_int_equal(get_long(&s, "timestamp"), want->timestamp_ms);
+        int branch;
+        int64_t t = scrape_ts;
+        assert_int_equal(avro_value_get_by_name(&s, "timestamp", &v, NULL), 0);
+        assert_int_equal(avro_value_get_discriminant(&v, &branch), 0);
+        if (branch == 1) {
+            assert_int_equal(avro_value_get_current_branch(&v, &ts), 0);
+            assert_int_equal(avro_value_get_long(&ts, &t), 0);
+            assert_true(t != scrape_ts); /* the scrape's own is written as null */
+        }
+        assert_int_equal(t, want->timestamp_ms);
         int type;
         assert_int_equal(avro_value_get_by_name(&s, "type", &v, NULL), 0);
         assert_int_equal(avro_value_get_enum(&v, &type), 0);
         assert_int_equal(type, want->type);
-        size_t nl;
-        assert_int_equal(avro_value_get_by_name(&s, "labels", &labels, NULL), 0);
-        assert_int_equal(avro_value_get_size(&labels, &nl), 0);
+        size_t nown = avro_labels(&s, "labels", own, 128);
+        written += nown;
+        size_t nl = full_labels(own, nown, common, ncommon, full);
         assert_int_equal(nl, want->nlabels - 1); /* __name__ is the name field */
         for (size_t j = 0; j < nl; j++) {
-            avro_value_t l;
-            assert_int_equal(avro_value_get_by_index(&labels, j, &l, NULL), 0);
-            check_avro_string(&l, "name", want->labels[j + 1].name);
-            check_avro_string(&l, "value", want->labels[j + 1].value);
+            assert_true(ndt_str_eq(full[j].name, want->labels[j + 1].name));
+            assert_true(ndt_str_eq(full[j].value, want->labels[j + 1].value));
         }
     }
     size_t size;
@@ -465,6 +541,7 @@ static void check_avro_decodes_to(const char *payload, size_t len, const ingest_
     avro_value_decref(&rec);
     avro_value_iface_decref(iface);
     avro_schema_decref(schema);
+    return written;
 }
 
 static const ingest_label avro_l1[] = { L("__name__", "node_load1"), L("instance", "h:9100"),
@@ -496,6 +573,61 @@ static void avro_round_trips_through_avro_c(void **state)
     ndt_buf_reset(&b);
     assert_int_equal(ingest_encode_avro(enc, &empty, -1, &b), NDT_OK);
     check_avro_decodes_to(b.data, b.len, &empty);
+    ndt_buf_free(&b);
+    ingest_avro_encoder_free(enc);
+}
+
+/* Record labels (version 3): what every sample shares is written once;
+ * a sample keeps what differs, and names a record label it lacks with the
+ * empty value.  The strings of the common labels are other copies than
+ * the series' (no shared pointers), so the byte comparison is what finds
+ * them; the series' labels in series[0] are the very same strings. */
+static void avro_record_labels_written_once(void **state)
+{
+    (void)state;
+    static const ingest_label common[] = { L("env", "prod"), L("instance", "h:9100"),
+                                           L("job", "node") };
+    static const ingest_label same[] = { L("__name__", "a"), L("cpu", "0"), L("env", "prod"),
+                                         L("instance", "h:9100"), L("job", "node") };
+    /* Another job value (honor_labels), env dropped by relabeling. */
+    static const ingest_label other[] = { L("__name__", "b"), L("instance", "h:9100"),
+                                          L("job", "exporter"), L("zone", "z1") };
+    /* None of the record's labels, labels before and after them by name. */
+    static const ingest_label bare[] = { L("__name__", "c"), L("a", "1"), L("z", "2") };
+    ingest_label wide[80];
+    static char names[70][16];
+    wide[0] = (ingest_label)L("__name__", "wide");
+    for (int k = 0; k < 70; k++) { /* over 63 labels: a two-byte block count */
+        snprintf(names[k], sizeof(names[k]), "l%02d", k);
+        wide[k + 1] = (ingest_label){ ndt_str_from_cstr(names[k]), S("v") };
+    }
+    ingest_label shared[3];
+    memcpy(shared, &same[2], sizeof(shared)); /* the same strings, as a scrape has them */
+    const ingest_series series[] = {
+        { same, 5, 1, TS_EXAMPLE, INGEST_TYPE_GAUGE },
+        { other, 4, 2, TS_EXAMPLE - 5, INGEST_TYPE_COUNTER },
+        { bare, 3, 3, TS_EXAMPLE, INGEST_TYPE_UNKNOWN },
+        { wide, 71, 4, TS_EXAMPLE, INGEST_TYPE_GAUGE },
+    };
+    ingest_avro_encoder *enc;
+    char err[NDT_ERRBUF_SIZE];
+    assert_int_equal(ingest_avro_encoder_new(&enc, err, sizeof(err)), NDT_OK);
+    ndt_buf b;
+    ndt_buf_init(&b, 0);
+    for (int pass = 0; pass < 2; pass++) {
+        ingest_batch batch = { NDT_STR_LIT("node"), NDT_STR_LIT("h:9100"), TS_EXAMPLE, series, 4,
+                               pass ? shared : common, 3 };
+        ndt_buf_reset(&b);
+        assert_int_equal(ingest_encode_avro(enc, &batch, -1, &b), NDT_OK);
+        /* same: cpu; other: env "", job, zone; bare: a, env "", instance "",
+         * job "", z; wide: its 70 and the record's three as "". */
+        assert_int_equal(check_avro_decodes_to(b.data, b.len, &batch), 1 + 3 + 5 + 73);
+    }
+    /* Without record labels every label goes with its sample. */
+    ingest_batch plain = { NDT_STR_LIT("node"), NDT_STR_LIT("h:9100"), TS_EXAMPLE, series, 4 };
+    ndt_buf_reset(&b);
+    assert_int_equal(ingest_encode_avro(enc, &plain, -1, &b), NDT_OK);
+    assert_int_equal(check_avro_decodes_to(b.data, b.len, &plain), 4 + 3 + 2 + 70);
     ndt_buf_free(&b);
     ingest_avro_encoder_free(enc);
 }
@@ -683,6 +815,7 @@ int main(void)
         cmocka_unit_test(influx_escaping_matches_telegraf_fixture),
         cmocka_unit_test(avro_schema_is_the_avsc_file),
         cmocka_unit_test(avro_round_trips_through_avro_c),
+        cmocka_unit_test(avro_record_labels_written_once),
         cmocka_unit_test(avro_confluent_framing),
         cmocka_unit_test(avro_refuses_at_buffer_limit_and_keeps_buffer),
         cmocka_unit_test(format_names_parse_back),
