@@ -285,14 +285,13 @@ static inline char *put_string(char *p, ndt_str s)
 
 /* Bytes needed for a series, an upper bound computed before writing, so
  * each series costs one reserve call and the writes need no checks. */
-static size_t series_bound(const ingest_series *s, const ingest_batch *batch)
+static size_t series_bound(const ingest_series *s, size_t common_bound)
 {
-    /* name len, label count, end, ts branch, ts, type, value, union branch */
-    size_t n = 6 * AVRO_LONG_MAX_BYTES + 8 + 1;
+    /* name len, label count, end, ts branch, ts, type, value, union branch,
+     * and the common labels it may lack (computed once per batch) */
+    size_t n = 6 * AVRO_LONG_MAX_BYTES + 8 + 1 + common_bound;
     for (size_t i = 0; i < s->nlabels; i++)
         n += s->labels[i].name.len + s->labels[i].value.len + 2 * AVRO_LONG_MAX_BYTES;
-    for (size_t i = 0; i < batch->ncommon; i++) /* common labels it lacks: name, "" */
-        n += batch->common[i].name.len + 2 * AVRO_LONG_MAX_BYTES;
     if (s->native) /* schema, 4 doubles, 2 x (count, end), buckets */
         n += 5 * AVRO_LONG_MAX_BYTES + 4 * 8 +
              (s->native->positive.n + s->native->negative.n) * (AVRO_LONG_MAX_BYTES + 8);
@@ -411,11 +410,12 @@ static char *put_sample_labels(char *p, const ingest_series *s, size_t first,
     return p;
 }
 
-static int encode_series(const ingest_series *s, const ingest_batch *batch, ndt_buf *out)
+static int encode_series(const ingest_series *s, const ingest_batch *batch, size_t common_bound,
+                         ndt_buf *out)
 {
     /* The pooled output buffer is usually large enough already: call
      * reserve only when it is not (+1: ndt_buf keeps room for a NUL). */
-    size_t bound = series_bound(s, batch);
+    size_t bound = series_bound(s, common_bound);
     if (out->cap - out->len < bound + 1 && ndt_buf_reserve(out, bound) != NDT_OK)
         return NDT_ERROR;
     char *p = out->data + out->len;
@@ -476,8 +476,11 @@ int ingest_encode_avro(ingest_avro_encoder *enc, const ingest_batch *batch, int3
     size_t start = out->len;
     if (encode_header(batch, schema_id, out) != NDT_OK)
         goto fail;
+    size_t common_bound = 0; /* each common label as (name, "") */
+    for (size_t i = 0; i < batch->ncommon; i++)
+        common_bound += batch->common[i].name.len + 2 * AVRO_LONG_MAX_BYTES;
     for (size_t i = 0; i < batch->nseries; i++) {
-        if (encode_series(&batch->series[i], batch, out) != NDT_OK)
+        if (encode_series(&batch->series[i], batch, common_bound, out) != NDT_OK)
             goto fail;
     }
     if (ndt_buf_append_char(out, 0) != NDT_OK) /* end of the samples array */
