@@ -250,13 +250,9 @@ static inline const char *expo_scan_label_name(const char *s, const char *e)
 
 static inline int expo_str_has_suffix(ndt_str s, const char *suffix, size_t n)
 {
-    if (s.len <= n)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s.ptr[s.len - n + i] != suffix[i])
-            return 0;
-    }
-    return 1;
+    /* n is a constant at every call: the compiler turns this memcmp into
+     * one or two word compares. */
+    return s.len > n && memcmp(s.ptr + s.len - n, suffix, n) == 0;
 }
 
 /* ndt_str_eq without a memcmp call: names are short and usually equal

@@ -471,6 +471,35 @@ static void text_crlf_comments_are_fine(void **state)
     parsed_free(&p);
 }
 
+/* TYPE words in any ASCII case (Go upper-cases them before the lookup),
+ * and the order exporters write (HELP, TYPE, samples of one family) with
+ * the other orders beside it: the TYPE line after its HELP skips the name
+ * scan, so both orders must reach the same family. */
+static void text_type_words_any_case(void **state)
+{
+    (void)state;
+    parsed p;
+    parse_str(&p,
+              "# TYPE a COUNTER\na 1\n# TYPE b Gauge\nb 1\n# HELP c h\n# TYPE c HISTOGRAM\n"
+              "c_bucket{le=\"1\"} 1\n# TYPE d SuMmArY\n# HELP d h\nd_sum 1\n"
+              "# TYPE e UNTYPED\ne 1\n# TYPE f Gauge_Histogram\nf 1\nc_count 1\n",
+              INGEST_EXPO_TEXT);
+    assert_int_equal(p.rc, NDT_OK);
+    assert_int_equal(p.c.n, 7);
+    assert_int_equal(p.c.samples[0].type, INGEST_TYPE_COUNTER);
+    assert_int_equal(p.c.samples[1].type, INGEST_TYPE_GAUGE);
+    assert_int_equal(p.c.samples[2].type, INGEST_TYPE_HISTOGRAM);
+    assert_true(str_is(p.c.samples[2].help, "h"));
+    assert_int_equal(p.c.samples[3].type, INGEST_TYPE_SUMMARY);
+    assert_true(str_is(p.c.samples[3].family, "d"));
+    assert_true(str_is(p.c.samples[3].help, "h"));
+    assert_int_equal(p.c.samples[4].type, INGEST_TYPE_UNKNOWN);
+    assert_int_equal(p.c.samples[5].type, INGEST_TYPE_GAUGE_HISTOGRAM);
+    assert_true(str_is(p.c.samples[6].family, "c"));
+    assert_true(str_is(p.c.samples[6].help, "h"));
+    parsed_free(&p);
+}
+
 static void openmetrics_all_types(void **state)
 {
     (void)state;
@@ -549,6 +578,16 @@ static const bad_case bad_cases[] = {
     { "# TYPE foo counter extra\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
     { "# TYPE foo gaugehistogram\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
     { "# HELP 1foo x\n", INGEST_EXPO_TEXT, 1, 8, "invalid metric name in comment" },
+    { "# HELP foo x\n# TYPE foo{ gauge\n", INGEST_EXPO_TEXT, 2, 8,
+      "invalid metric name in comment" },
+    { "# HELP foo x\n# TYPE foo\r gauge\n", INGEST_EXPO_TEXT, 2, 8,
+      "invalid metric name in comment" },
+    { "# TYPE foo gauge\x7fhistogram\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
+    { "# TYPE foo gauge-histogram\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
+    { "# TYPE foo countes\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
+    { "# TYPE foo zummary\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
+    { "# TYPE foo histogra@\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
+    { "# TYPE foo gauge\n# TYPE foo counter\n", INGEST_EXPO_TEXT, 2, 3, "second TYPE line" },
     { "# TYPE h histogram\nh_bucket{le=\"x\"} 1\n", INGEST_EXPO_TEXT, 2, 13, "'le' label" },
     { "# TYPE h histogram\nh_sum{le=\"x\"} 1\n", INGEST_EXPO_TEXT, 2, 10, "'le' label" },
     { "# TYPE s summary\ns{quantile=\"x\"} 1\n", INGEST_EXPO_TEXT, 2, 12, "'quantile' label" },
@@ -871,6 +910,7 @@ int main(void)
         cmocka_unit_test(textfile_spaces_after_commas),
         cmocka_unit_test(text_escapes_specials_and_families),
         cmocka_unit_test(text_crlf_comments_are_fine),
+        cmocka_unit_test(text_type_words_any_case),
         cmocka_unit_test(openmetrics_all_types),
         cmocka_unit_test(bad_inputs_fail_at_line_and_column),
         cmocka_unit_test(exemplar_label_bound),
