@@ -284,6 +284,34 @@ static inline int expo_str_eq_inline(ndt_str a, ndt_str b)
     return 1;
 }
 
+/* Whether [s, e) holds a backslash: HELP text is checked for escapes on
+ * every HELP line, nearly always finding none, and a call of memchr per
+ * line cost more than this inline scan of 50-100 bytes. */
+static inline int expo_has_backslash(const char *s, const char *e)
+{
+#ifdef EXPO_SSE2
+    if (e - s >= 16) {
+        /* Whole blocks, the last one overlapping its predecessor. */
+        const __m128i backslash = _mm_set1_epi8('\\');
+        for (;;) {
+            if (e - s < 16)
+                s = e - 16;
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+            if (_mm_movemask_epi8(_mm_cmpeq_epi8(x, backslash)))
+                return 1;
+            s += 16;
+            if (s >= e)
+                return 0;
+        }
+    }
+#endif
+    while (s < e) {
+        if (*s++ == '\\')
+            return 1;
+    }
+    return 0;
+}
+
 /* ---- labels --------------------------------------------------------- */
 
 /* First byte in [s, e) that is '"', '\\' or non-ASCII (e if none).

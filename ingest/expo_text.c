@@ -365,7 +365,7 @@ static int text_comment(ingest_expo_parser *p, const char *s, const char *e)
         if (f->flags & EXPO_FAMILY_HAS_HELP)
             return ingest_expo_fail(p, kw, "second HELP line for metric name %s",
                                     ingest_expo_quote(q, sizeof(q), f->name.ptr, f->name.len));
-        if (ingest_expo_check_help_escapes(p, s, e, 0) != NDT_OK)
+        if (expo_has_backslash(s, e) && ingest_expo_check_help_escapes(p, s, e, 0) != NDT_OK)
             return NDT_ERROR;
         f->help = (ndt_str){ s, (size_t)(e - s) };
         f->flags |= EXPO_FAMILY_HAS_HELP;

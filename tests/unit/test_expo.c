@@ -500,6 +500,51 @@ static void text_type_words_any_case(void **state)
     parsed_free(&p);
 }
 
+/* HELP escapes are looked for 16 bytes at a time: a bad escape, a good
+ * one and a trailing backslash at every offset of texts of every length
+ * around the block size, in both formats, each with its column. */
+static void help_escapes_at_every_offset(void **state)
+{
+    (void)state;
+    char text[64], input[128];
+    for (int om = 0; om <= 1; om++) {
+        ingest_expo_format f = om ? INGEST_EXPO_OPENMETRICS : INGEST_EXPO_TEXT;
+        const char *end = om ? "# EOF\n" : "";
+        for (size_t len = 2; len <= 40; len++) {
+            for (size_t at = 0; at + 2 <= len; at++) {
+                for (int kind = 0; kind < 3; kind++) {
+                    memset(text, 'a', len);
+                    text[len] = '\0';
+                    text[at] = '\\';
+                    text[at + 1] = kind == 0 ? 'q' : kind == 1 ? '\\' : 'n';
+                    snprintf(input, sizeof(input), "# HELP foo %s\n%s", text, end);
+                    parsed p;
+                    parse_str(&p, input, f);
+                    if (kind == 0) {
+                        assert_int_equal(p.rc, NDT_ERROR);
+                        assert_int_equal(p.err.line, 1);
+                        assert_int_equal(p.err.col, 12 + at);
+                        assert_non_null(strstr(p.err.reason, "invalid escape sequence '\\q'"));
+                    } else {
+                        assert_int_equal(p.rc, NDT_OK);
+                    }
+                    parsed_free(&p);
+                }
+            }
+            memset(text, 'a', len);
+            text[len - 1] = '\\';
+            text[len] = '\0';
+            snprintf(input, sizeof(input), "# HELP foo %s\n%s", text, end);
+            parsed p;
+            parse_str(&p, input, f);
+            assert_int_equal(p.rc, NDT_ERROR);
+            assert_int_equal(p.err.col, 12 + len - 1);
+            assert_non_null(strstr(p.err.reason, "backslash at end of line"));
+            parsed_free(&p);
+        }
+    }
+}
+
 static void openmetrics_all_types(void **state)
 {
     (void)state;
@@ -911,6 +956,7 @@ int main(void)
         cmocka_unit_test(text_escapes_specials_and_families),
         cmocka_unit_test(text_crlf_comments_are_fine),
         cmocka_unit_test(text_type_words_any_case),
+        cmocka_unit_test(help_escapes_at_every_offset),
         cmocka_unit_test(openmetrics_all_types),
         cmocka_unit_test(bad_inputs_fail_at_line_and_column),
         cmocka_unit_test(exemplar_label_bound),
