@@ -846,6 +846,54 @@ static void numbers_long_and_halfway_are_bit_exact_with_strtod(void **state)
     check_against_strtod("1234567890123456789e-27");
 }
 
+/* The in-line scanner's short-fraction path ("1.445721e+06", at most
+ * eight digits before the point, nine after, a three-digit exponent)
+ * and its edges (ten fraction digits, nine integer digits, four exponent
+ * digits, powers past 10^22, "1.", "1.5e", "1.5e+") against strtod: same
+ * bits and the same stopping point, before a blank, junk or the end. */
+static void scan_decimal_short_fractions_match_strtod(void **state)
+{
+    (void)state;
+    static const char *exps[] = { "",     "e",      "e+",    "E-",    "e0",   "e5",   "E+06",
+                                  "e-22", "e22",    "e-23",  "e23",   "e+999", "e-999", "e1234",
+                                  "e-07", "E+0022", "e-300", "e300" };
+    static const char *tails[] = { "", " ", " 123", "x", "\n", "." };
+    char buf[96];
+    unsigned seed = 4242;
+    for (int i = 0; i < 100000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        int int_digits = 1 + (int)(seed >> 16) % 10;
+        seed = seed * 1103515245u + 12345u;
+        int frac_digits = (int)(seed >> 16) % 12;
+        size_t o = 0;
+        for (int d = 0; d < int_digits + frac_digits; d++) {
+            if (d == int_digits)
+                buf[o++] = '.';
+            seed = seed * 1103515245u + 12345u;
+            buf[o++] = (char)('0' + (seed >> 16) % 10);
+        }
+        if (!frac_digits)
+            buf[o++] = '.';
+        seed = seed * 1103515245u + 12345u;
+        o += (size_t)sprintf(buf + o, "%s", exps[(seed >> 16) % NDT_ARRAY_LEN(exps)]);
+        seed = seed * 1103515245u + 12345u;
+        o += (size_t)sprintf(buf + o, "%s", tails[(seed >> 16) % NDT_ARRAY_LEN(tails)]);
+        char *want_end;
+        double want = strtod(buf, &want_end), got;
+        const char *stop = ndt_number_scan_decimal(buf, buf + o, &got);
+        if (isinf(want)) {
+            if (stop)
+                fail_msg("%s: accepted an overflow", buf);
+            continue;
+        }
+        if (stop != want_end)
+            fail_msg("%s: stopped at %td, strtod at %td", buf, stop ? stop - buf : -1,
+                     want_end - buf);
+        if (memcmp(&want, &got, sizeof(got)) != 0)
+            fail_msg("%s: got %.17g want %.17g", buf, got, want);
+    }
+}
+
 static void numbers_are_bit_exact_with_strtod(void **state)
 {
     (void)state;
@@ -965,6 +1013,7 @@ int main(void)
         cmocka_unit_test(arena_cap_is_an_error_not_a_crash),
         cmocka_unit_test(callback_can_stop_the_parse),
         cmocka_unit_test(numbers_are_bit_exact_with_strtod),
+        cmocka_unit_test(scan_decimal_short_fractions_match_strtod),
         cmocka_unit_test(numbers_long_and_halfway_are_bit_exact_with_strtod),
         cmocka_unit_test(huge_values_format_without_undefined_behaviour),
         cmocka_unit_test(content_type_selects_the_parser),
