@@ -325,17 +325,27 @@ static int text_comment_done(ingest_expo_parser *p, const char *e)
 static int text_comment(ingest_expo_parser *p, const char *s, const char *e)
 {
     char q[80];
-    s = expo_skip_blank(s + 1, e);
-    const char *kw = s;
-    /* Only "HELP" or "TYPE" followed by a blank matter; anything else is
-     * a comment whose bytes need no look. */
-    if (e - s < 5 || !expo_is_blank(s[4]))
-        return text_comment_done(p, e);
-    int help = memcmp(kw, "HELP", 4) == 0;
-    int type = !help && memcmp(kw, "TYPE", 4) == 0;
-    if (!help && !type)
-        return text_comment_done(p, e);
-    s = expo_skip_blank(s + 4, e);
+    const char *kw;
+    int help;
+    if (e - s > 7 && !expo_is_blank(s[7]) &&
+        (memcmp(s, "# HELP ", 7) == 0 || memcmp(s, "# TYPE ", 7) == 0)) {
+        /* How every exporter spaces it: the same as the general path below
+         * finds, without its three blank skips and two keyword compares. */
+        kw = s + 2;
+        help = s[2] == 'H';
+        s += 7;
+    } else {
+        s = expo_skip_blank(s + 1, e);
+        kw = s;
+        /* Only "HELP" or "TYPE" followed by a blank matter; anything else
+         * is a comment whose bytes need no look. */
+        if (e - s < 5 || !expo_is_blank(s[4]))
+            return text_comment_done(p, e);
+        help = memcmp(kw, "HELP", 4) == 0;
+        if (!help && memcmp(kw, "TYPE", 4) != 0)
+            return text_comment_done(p, e);
+        s = expo_skip_blank(s + 4, e);
+    }
     const char *ns = s;
     size_t fi;
     if (expo_same_name(p, s, e)) {

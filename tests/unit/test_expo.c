@@ -545,6 +545,52 @@ static void help_escapes_at_every_offset(void **state)
     }
 }
 
+/* "# HELP " and "# TYPE " with single spaces take a shortcut; every other
+ * spacing takes the general path: both must find the same keyword, name
+ * and text, and report errors at the same columns. */
+static void text_comment_spacing_variants(void **state)
+{
+    (void)state;
+    static const char *helps[] = { "# HELP foo h\n", "#HELP foo h\n",  "#  HELP foo h\n",
+                                   "# HELP  foo h\n", "#\tHELP\tfoo h\n", "# HELP foo  h\n" };
+    static const char *types[] = { "# TYPE foo gauge\n", "#TYPE foo gauge\n",
+                                   "# TYPE\t foo gauge\n", "# TYPE foo \tgauge\n" };
+    char input[128];
+    for (size_t i = 0; i < NDT_ARRAY_LEN(helps); i++) {
+        for (size_t j = 0; j < NDT_ARRAY_LEN(types); j++) {
+            snprintf(input, sizeof(input), "%s%sfoo 1\n", helps[i], types[j]);
+            parsed p;
+            parse_str(&p, input, INGEST_EXPO_TEXT);
+            assert_int_equal(p.rc, NDT_OK);
+            assert_int_equal(p.c.n, 1);
+            assert_true(str_is(p.c.samples[0].help, "h")); /* blanks before it skipped */
+            assert_int_equal(p.c.samples[0].type, INGEST_TYPE_GAUGE);
+            parsed_free(&p);
+        }
+    }
+    static const struct {
+        const char *input;
+        uint32_t col;
+    } twice[] = {
+        { "# HELP foo a\n# HELP foo b\n", 3 },  { "# HELP foo a\n#  HELP foo b\n", 4 },
+        { "# HELP foo a\n#HELP foo b\n", 2 },   { "# HELP foo a\n# HELP  foo b\n", 3 },
+        { "# HELP foo a\n# HELP fo b\n", 0 },    { "# HELP foo a\n# HELPS foo b\n", 0 },
+        { "# HELP foo a\n# HELP foo{ b\n", 8 }, { "# HELP foo a\n#\tHELP foo{ b\n", 8 },
+    };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(twice); i++) {
+        parsed p;
+        parse_str(&p, twice[i].input, INGEST_EXPO_TEXT);
+        if (!twice[i].col) {
+            assert_int_equal(p.rc, NDT_OK);
+        } else {
+            assert_int_equal(p.rc, NDT_ERROR);
+            assert_int_equal(p.err.line, 2);
+            assert_int_equal(p.err.col, twice[i].col);
+        }
+        parsed_free(&p);
+    }
+}
+
 static void openmetrics_all_types(void **state)
 {
     (void)state;
@@ -1004,6 +1050,7 @@ int main(void)
         cmocka_unit_test(text_escapes_specials_and_families),
         cmocka_unit_test(text_crlf_comments_are_fine),
         cmocka_unit_test(text_type_words_any_case),
+        cmocka_unit_test(text_comment_spacing_variants),
         cmocka_unit_test(help_escapes_at_every_offset),
         cmocka_unit_test(openmetrics_all_types),
         cmocka_unit_test(bad_inputs_fail_at_line_and_column),
