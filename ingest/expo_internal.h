@@ -250,13 +250,9 @@ static inline const char *expo_scan_label_name(const char *s, const char *e)
 
 static inline int expo_str_has_suffix(ndt_str s, const char *suffix, size_t n)
 {
-    if (s.len <= n)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s.ptr[s.len - n + i] != suffix[i])
-            return 0;
-    }
-    return 1;
+    /* n is a constant at every call: the compiler turns this memcmp into
+     * one or two word compares. */
+    return s.len > n && memcmp(s.ptr + s.len - n, suffix, n) == 0;
 }
 
 /* ndt_str_eq without a memcmp call: names are short and usually equal
@@ -286,6 +282,34 @@ static inline int expo_str_eq_inline(ndt_str a, ndt_str b)
             return 0;
     }
     return 1;
+}
+
+/* Whether [s, e) holds a backslash: HELP text is checked for escapes on
+ * every HELP line, nearly always finding none, and a call of memchr per
+ * line cost more than this inline scan of 50-100 bytes. */
+static inline int expo_has_backslash(const char *s, const char *e)
+{
+#ifdef EXPO_SSE2
+    if (e - s >= 16) {
+        /* Whole blocks, the last one overlapping its predecessor. */
+        const __m128i backslash = _mm_set1_epi8('\\');
+        for (;;) {
+            if (e - s < 16)
+                s = e - 16;
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+            if (_mm_movemask_epi8(_mm_cmpeq_epi8(x, backslash)))
+                return 1;
+            s += 16;
+            if (s >= e)
+                return 0;
+        }
+    }
+#endif
+    while (s < e) {
+        if (*s++ == '\\')
+            return 1;
+    }
+    return 0;
 }
 
 /* ---- labels --------------------------------------------------------- */

@@ -171,7 +171,7 @@ static int om_metadata(ingest_expo_parser *p, const char *kw, const char *s, con
         if (f->flags & EXPO_FAMILY_HAS_HELP)
             return ingest_expo_fail(p, kw, "second HELP line for metric name %s",
                                     ingest_expo_quote(q, sizeof(q), name.ptr, name.len));
-        if (ingest_expo_check_help_escapes(p, s, e, 1) != NDT_OK)
+        if (expo_has_backslash(s, e) && ingest_expo_check_help_escapes(p, s, e, 1) != NDT_OK)
             return NDT_ERROR;
         if (!ingest_expo_utf8_valid(s, text.len))
             return ingest_expo_fail(p, s, "HELP text is not valid UTF-8");

@@ -244,40 +244,76 @@ value_done:
     return expo_emit(p, &sample, e);
 }
 
-/* Lower-case word against any-case input (strncasecmp, minus locale). */
-static int ascii_case_eq(const char *word, const char *s, size_t len)
+/* Whether s[0..n) spells word (lower-case letters, n <= 16) in any ASCII
+ * case.  Both sides are loaded as words with the case bit (0x20) set in
+ * every byte: for a lower-case letter t, c | 0x20 == t holds exactly for
+ * c == t and c == t - 0x20 (its capital), so this is strncasecmp without
+ * the locale or a loop.  '_' would alias DEL this way: callers compare it
+ * on its own. */
+static inline uint64_t text_fold_load(const char *s, size_t n)
 {
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c + ('a' - 'A'));
-        if (c != word[i])
-            return 0;
-    }
-    return 1;
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    return w | UINT64_C(0x2020202020202020);
 }
 
+static inline int text_word_case_eq(const char *s, const char *word, size_t n)
+{
+    if (n <= 8)
+        return text_fold_load(s, n) == text_fold_load(word, n);
+    return text_fold_load(s, 8) == text_fold_load(word, 8) &&
+           text_fold_load(s + n - 8, 8) == text_fold_load(word + n - 8, 8);
+}
+
+/* The type words (counter, gauge, histogram, summary, untyped and
+ * gauge_histogram, any case), told apart by length and first letter so
+ * that one word compare decides. */
 static int text_type_from(const char *s, size_t len, uint8_t *type)
 {
-    static const struct {
-        const char *name;
-        size_t len;
-        ingest_metric_type type;
-    } types[] = {
-        { "counter", 7, INGEST_TYPE_COUNTER },
-        { "gauge", 5, INGEST_TYPE_GAUGE },
-        { "histogram", 9, INGEST_TYPE_HISTOGRAM },
-        { "summary", 7, INGEST_TYPE_SUMMARY },
-        { "untyped", 7, INGEST_TYPE_UNKNOWN },
-        { "gauge_histogram", 15, INGEST_TYPE_GAUGE_HISTOGRAM },
-    };
-    for (size_t i = 0; i < NDT_ARRAY_LEN(types); i++) {
-        if (types[i].len == len && ascii_case_eq(types[i].name, s, len)) {
-            *type = (uint8_t)types[i].type;
-            return NDT_OK;
+    ingest_metric_type t;
+    switch (len) {
+    case 5:
+        if (!text_word_case_eq(s, "gauge", 5))
+            return NDT_ERROR;
+        t = INGEST_TYPE_GAUGE;
+        break;
+    case 7:
+        switch (s[0] | 0x20) {
+        case 'c':
+            t = INGEST_TYPE_COUNTER;
+            if (!text_word_case_eq(s, "counter", 7))
+                return NDT_ERROR;
+            break;
+        case 's':
+            t = INGEST_TYPE_SUMMARY;
+            if (!text_word_case_eq(s, "summary", 7))
+                return NDT_ERROR;
+            break;
+        case 'u':
+            t = INGEST_TYPE_UNKNOWN;
+            if (!text_word_case_eq(s, "untyped", 7))
+                return NDT_ERROR;
+            break;
+        default:
+            return NDT_ERROR;
         }
+        break;
+    case 9:
+        if (!text_word_case_eq(s, "histogram", 9))
+            return NDT_ERROR;
+        t = INGEST_TYPE_HISTOGRAM;
+        break;
+    case 15:
+        if (!(text_word_case_eq(s, "gauge", 5) && s[5] == '_' &&
+              text_word_case_eq(s + 6, "histogram", 9)))
+            return NDT_ERROR;
+        t = INGEST_TYPE_GAUGE_HISTOGRAM;
+        break;
+    default:
+        return NDT_ERROR;
     }
-    return NDT_ERROR;
+    *type = (uint8_t)t;
+    return NDT_OK;
 }
 
 /* Ends a comment line: fine if it had its LF. */
@@ -289,26 +325,46 @@ static int text_comment_done(ingest_expo_parser *p, const char *e)
 static int text_comment(ingest_expo_parser *p, const char *s, const char *e)
 {
     char q[80];
-    s = expo_skip_blank(s + 1, e);
-    const char *kw = s;
-    /* Only "HELP" or "TYPE" followed by a blank matter; anything else is
-     * a comment whose bytes need no look. */
-    if (e - s < 5 || !expo_is_blank(s[4]))
-        return text_comment_done(p, e);
-    int help = memcmp(kw, "HELP", 4) == 0;
-    int type = !help && memcmp(kw, "TYPE", 4) == 0;
-    if (!help && !type)
-        return text_comment_done(p, e);
-    s = expo_skip_blank(s + 4, e);
+    const char *kw;
+    int help;
+    if (e - s > 7 && !expo_is_blank(s[7]) &&
+        (memcmp(s, "# HELP ", 7) == 0 || memcmp(s, "# TYPE ", 7) == 0)) {
+        /* How every exporter spaces it: the same as the general path below
+         * finds, without its three blank skips and two keyword compares. */
+        kw = s + 2;
+        help = s[2] == 'H';
+        s += 7;
+    } else {
+        s = expo_skip_blank(s + 1, e);
+        kw = s;
+        /* Only "HELP" or "TYPE" followed by a blank matter; anything else
+         * is a comment whose bytes need no look. */
+        if (e - s < 5 || !expo_is_blank(s[4]))
+            return text_comment_done(p, e);
+        help = memcmp(kw, "HELP", 4) == 0;
+        if (!help && memcmp(kw, "TYPE", 4) != 0)
+            return text_comment_done(p, e);
+        s = expo_skip_blank(s + 4, e);
+    }
     const char *ns = s;
-    s = expo_scan_metric_name(s, e);
-    if (s == e)
-        return text_comment_done(p, e);
-    if (!expo_is_blank(*s))
-        return ingest_expo_fail(p, ns, "invalid metric name in comment");
     size_t fi;
-    if (text_resolve(p, (ndt_str){ ns, (size_t)(s - ns) }, &fi) != NDT_OK)
-        return NDT_ERROR;
+    if (expo_same_name(p, s, e)) {
+        /* TYPE after HELP (or HELP after TYPE) of one family, the order
+         * every exporter writes: a word compare, no scan, no lookup. */
+        s += p->cache_name.len;
+        if (!expo_is_blank(*s))
+            return ingest_expo_fail(p, ns, "invalid metric name in comment");
+        fi = p->cache_family;
+    } else {
+        s = expo_scan_metric_name(s, e);
+        if (s == e)
+            return text_comment_done(p, e);
+        if (!expo_is_blank(*s))
+            return ingest_expo_fail(p, ns, "invalid metric name in comment");
+        /* Not the cached name (expo_same_name said so): the full lookup. */
+        if (text_resolve_slow(p, (ndt_str){ ns, (size_t)(s - ns) }, &fi) != NDT_OK)
+            return NDT_ERROR;
+    }
     /* The cache stays valid: a name's family never changes once found
      * (exact names win, and a stripped match is already typed). */
     s = expo_skip_blank(s, e);
@@ -319,7 +375,7 @@ static int text_comment(ingest_expo_parser *p, const char *s, const char *e)
         if (f->flags & EXPO_FAMILY_HAS_HELP)
             return ingest_expo_fail(p, kw, "second HELP line for metric name %s",
                                     ingest_expo_quote(q, sizeof(q), f->name.ptr, f->name.len));
-        if (ingest_expo_check_help_escapes(p, s, e, 0) != NDT_OK)
+        if (expo_has_backslash(s, e) && ingest_expo_check_help_escapes(p, s, e, 0) != NDT_OK)
             return NDT_ERROR;
         f->help = (ndt_str){ s, (size_t)(e - s) };
         f->flags |= EXPO_FAMILY_HAS_HELP;

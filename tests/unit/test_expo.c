@@ -471,6 +471,126 @@ static void text_crlf_comments_are_fine(void **state)
     parsed_free(&p);
 }
 
+/* TYPE words in any ASCII case (Go upper-cases them before the lookup),
+ * and the order exporters write (HELP, TYPE, samples of one family) with
+ * the other orders beside it: the TYPE line after its HELP skips the name
+ * scan, so both orders must reach the same family. */
+static void text_type_words_any_case(void **state)
+{
+    (void)state;
+    parsed p;
+    parse_str(&p,
+              "# TYPE a COUNTER\na 1\n# TYPE b Gauge\nb 1\n# HELP c h\n# TYPE c HISTOGRAM\n"
+              "c_bucket{le=\"1\"} 1\n# TYPE d SuMmArY\n# HELP d h\nd_sum 1\n"
+              "# TYPE e UNTYPED\ne 1\n# TYPE f Gauge_Histogram\nf 1\nc_count 1\n",
+              INGEST_EXPO_TEXT);
+    assert_int_equal(p.rc, NDT_OK);
+    assert_int_equal(p.c.n, 7);
+    assert_int_equal(p.c.samples[0].type, INGEST_TYPE_COUNTER);
+    assert_int_equal(p.c.samples[1].type, INGEST_TYPE_GAUGE);
+    assert_int_equal(p.c.samples[2].type, INGEST_TYPE_HISTOGRAM);
+    assert_true(str_is(p.c.samples[2].help, "h"));
+    assert_int_equal(p.c.samples[3].type, INGEST_TYPE_SUMMARY);
+    assert_true(str_is(p.c.samples[3].family, "d"));
+    assert_true(str_is(p.c.samples[3].help, "h"));
+    assert_int_equal(p.c.samples[4].type, INGEST_TYPE_UNKNOWN);
+    assert_int_equal(p.c.samples[5].type, INGEST_TYPE_GAUGE_HISTOGRAM);
+    assert_true(str_is(p.c.samples[6].family, "c"));
+    assert_true(str_is(p.c.samples[6].help, "h"));
+    parsed_free(&p);
+}
+
+/* HELP escapes are looked for 16 bytes at a time: a bad escape, a good
+ * one and a trailing backslash at every offset of texts of every length
+ * around the block size, in both formats, each with its column. */
+static void help_escapes_at_every_offset(void **state)
+{
+    (void)state;
+    char text[64], input[128];
+    for (int om = 0; om <= 1; om++) {
+        ingest_expo_format f = om ? INGEST_EXPO_OPENMETRICS : INGEST_EXPO_TEXT;
+        const char *end = om ? "# EOF\n" : "";
+        for (size_t len = 2; len <= 40; len++) {
+            for (size_t at = 0; at + 2 <= len; at++) {
+                for (int kind = 0; kind < 3; kind++) {
+                    memset(text, 'a', len);
+                    text[len] = '\0';
+                    text[at] = '\\';
+                    text[at + 1] = kind == 0 ? 'q' : kind == 1 ? '\\' : 'n';
+                    snprintf(input, sizeof(input), "# HELP foo %s\n%s", text, end);
+                    parsed p;
+                    parse_str(&p, input, f);
+                    if (kind == 0) {
+                        assert_int_equal(p.rc, NDT_ERROR);
+                        assert_int_equal(p.err.line, 1);
+                        assert_int_equal(p.err.col, 12 + at);
+                        assert_non_null(strstr(p.err.reason, "invalid escape sequence '\\q'"));
+                    } else {
+                        assert_int_equal(p.rc, NDT_OK);
+                    }
+                    parsed_free(&p);
+                }
+            }
+            memset(text, 'a', len);
+            text[len - 1] = '\\';
+            text[len] = '\0';
+            snprintf(input, sizeof(input), "# HELP foo %s\n%s", text, end);
+            parsed p;
+            parse_str(&p, input, f);
+            assert_int_equal(p.rc, NDT_ERROR);
+            assert_int_equal(p.err.col, 12 + len - 1);
+            assert_non_null(strstr(p.err.reason, "backslash at end of line"));
+            parsed_free(&p);
+        }
+    }
+}
+
+/* "# HELP " and "# TYPE " with single spaces take a shortcut; every other
+ * spacing takes the general path: both must find the same keyword, name
+ * and text, and report errors at the same columns. */
+static void text_comment_spacing_variants(void **state)
+{
+    (void)state;
+    static const char *helps[] = { "# HELP foo h\n", "#HELP foo h\n",  "#  HELP foo h\n",
+                                   "# HELP  foo h\n", "#\tHELP\tfoo h\n", "# HELP foo  h\n" };
+    static const char *types[] = { "# TYPE foo gauge\n", "#TYPE foo gauge\n",
+                                   "# TYPE\t foo gauge\n", "# TYPE foo \tgauge\n" };
+    char input[128];
+    for (size_t i = 0; i < NDT_ARRAY_LEN(helps); i++) {
+        for (size_t j = 0; j < NDT_ARRAY_LEN(types); j++) {
+            snprintf(input, sizeof(input), "%s%sfoo 1\n", helps[i], types[j]);
+            parsed p;
+            parse_str(&p, input, INGEST_EXPO_TEXT);
+            assert_int_equal(p.rc, NDT_OK);
+            assert_int_equal(p.c.n, 1);
+            assert_true(str_is(p.c.samples[0].help, "h")); /* blanks before it skipped */
+            assert_int_equal(p.c.samples[0].type, INGEST_TYPE_GAUGE);
+            parsed_free(&p);
+        }
+    }
+    static const struct {
+        const char *input;
+        uint32_t col;
+    } twice[] = {
+        { "# HELP foo a\n# HELP foo b\n", 3 },  { "# HELP foo a\n#  HELP foo b\n", 4 },
+        { "# HELP foo a\n#HELP foo b\n", 2 },   { "# HELP foo a\n# HELP  foo b\n", 3 },
+        { "# HELP foo a\n# HELP fo b\n", 0 },    { "# HELP foo a\n# HELPS foo b\n", 0 },
+        { "# HELP foo a\n# HELP foo{ b\n", 8 }, { "# HELP foo a\n#\tHELP foo{ b\n", 8 },
+    };
+    for (size_t i = 0; i < NDT_ARRAY_LEN(twice); i++) {
+        parsed p;
+        parse_str(&p, twice[i].input, INGEST_EXPO_TEXT);
+        if (!twice[i].col) {
+            assert_int_equal(p.rc, NDT_OK);
+        } else {
+            assert_int_equal(p.rc, NDT_ERROR);
+            assert_int_equal(p.err.line, 2);
+            assert_int_equal(p.err.col, twice[i].col);
+        }
+        parsed_free(&p);
+    }
+}
+
 static void openmetrics_all_types(void **state)
 {
     (void)state;
@@ -549,6 +669,16 @@ static const bad_case bad_cases[] = {
     { "# TYPE foo counter extra\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
     { "# TYPE foo gaugehistogram\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
     { "# HELP 1foo x\n", INGEST_EXPO_TEXT, 1, 8, "invalid metric name in comment" },
+    { "# HELP foo x\n# TYPE foo{ gauge\n", INGEST_EXPO_TEXT, 2, 8,
+      "invalid metric name in comment" },
+    { "# HELP foo x\n# TYPE foo\r gauge\n", INGEST_EXPO_TEXT, 2, 8,
+      "invalid metric name in comment" },
+    { "# TYPE foo gauge\x7fhistogram\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
+    { "# TYPE foo gauge-histogram\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
+    { "# TYPE foo countes\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
+    { "# TYPE foo zummary\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
+    { "# TYPE foo histogra@\n", INGEST_EXPO_TEXT, 1, 12, "unknown metric type" },
+    { "# TYPE foo gauge\n# TYPE foo counter\n", INGEST_EXPO_TEXT, 2, 3, "second TYPE line" },
     { "# TYPE h histogram\nh_bucket{le=\"x\"} 1\n", INGEST_EXPO_TEXT, 2, 13, "'le' label" },
     { "# TYPE h histogram\nh_sum{le=\"x\"} 1\n", INGEST_EXPO_TEXT, 2, 10, "'le' label" },
     { "# TYPE s summary\ns{quantile=\"x\"} 1\n", INGEST_EXPO_TEXT, 2, 12, "'quantile' label" },
@@ -762,6 +892,54 @@ static void numbers_long_and_halfway_are_bit_exact_with_strtod(void **state)
     check_against_strtod("1234567890123456789e-27");
 }
 
+/* The in-line scanner's short-fraction path ("1.445721e+06", at most
+ * eight digits before the point, nine after, a three-digit exponent)
+ * and its edges (ten fraction digits, nine integer digits, four exponent
+ * digits, powers past 10^22, "1.", "1.5e", "1.5e+") against strtod: same
+ * bits and the same stopping point, before a blank, junk or the end. */
+static void scan_decimal_short_fractions_match_strtod(void **state)
+{
+    (void)state;
+    static const char *exps[] = { "",     "e",      "e+",    "E-",    "e0",   "e5",   "E+06",
+                                  "e-22", "e22",    "e-23",  "e23",   "e+999", "e-999", "e1234",
+                                  "e-07", "E+0022", "e-300", "e300" };
+    static const char *tails[] = { "", " ", " 123", "x", "\n", "." };
+    char buf[96];
+    unsigned seed = 4242;
+    for (int i = 0; i < 100000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        int int_digits = 1 + (int)(seed >> 16) % 10;
+        seed = seed * 1103515245u + 12345u;
+        int frac_digits = (int)(seed >> 16) % 12;
+        size_t o = 0;
+        for (int d = 0; d < int_digits + frac_digits; d++) {
+            if (d == int_digits)
+                buf[o++] = '.';
+            seed = seed * 1103515245u + 12345u;
+            buf[o++] = (char)('0' + (seed >> 16) % 10);
+        }
+        if (!frac_digits)
+            buf[o++] = '.';
+        seed = seed * 1103515245u + 12345u;
+        o += (size_t)sprintf(buf + o, "%s", exps[(seed >> 16) % NDT_ARRAY_LEN(exps)]);
+        seed = seed * 1103515245u + 12345u;
+        o += (size_t)sprintf(buf + o, "%s", tails[(seed >> 16) % NDT_ARRAY_LEN(tails)]);
+        char *want_end;
+        double want = strtod(buf, &want_end), got;
+        const char *stop = ndt_number_scan_decimal(buf, buf + o, &got);
+        if (isinf(want)) {
+            if (stop)
+                fail_msg("%s: accepted an overflow", buf);
+            continue;
+        }
+        if (stop != want_end)
+            fail_msg("%s: stopped at %td, strtod at %td", buf, stop ? stop - buf : -1,
+                     want_end - buf);
+        if (memcmp(&want, &got, sizeof(got)) != 0)
+            fail_msg("%s: got %.17g want %.17g", buf, got, want);
+    }
+}
+
 static void numbers_are_bit_exact_with_strtod(void **state)
 {
     (void)state;
@@ -871,6 +1049,9 @@ int main(void)
         cmocka_unit_test(textfile_spaces_after_commas),
         cmocka_unit_test(text_escapes_specials_and_families),
         cmocka_unit_test(text_crlf_comments_are_fine),
+        cmocka_unit_test(text_type_words_any_case),
+        cmocka_unit_test(text_comment_spacing_variants),
+        cmocka_unit_test(help_escapes_at_every_offset),
         cmocka_unit_test(openmetrics_all_types),
         cmocka_unit_test(bad_inputs_fail_at_line_and_column),
         cmocka_unit_test(exemplar_label_bound),
@@ -879,6 +1060,7 @@ int main(void)
         cmocka_unit_test(arena_cap_is_an_error_not_a_crash),
         cmocka_unit_test(callback_can_stop_the_parse),
         cmocka_unit_test(numbers_are_bit_exact_with_strtod),
+        cmocka_unit_test(scan_decimal_short_fractions_match_strtod),
         cmocka_unit_test(numbers_long_and_halfway_are_bit_exact_with_strtod),
         cmocka_unit_test(huge_values_format_without_undefined_behaviour),
         cmocka_unit_test(content_type_selects_the_parser),
