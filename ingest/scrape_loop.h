@@ -1,12 +1,13 @@
 /*
  * scrape_loop.h: the scraper's event loop (internal to ingest/).
  *
- * One thread, one epoll set holding a timerfd and every socket libcurl's
- * multi interface wants watched (curl's socket API, not curl_multi_poll,
- * because curl_multi_poll takes a timeout in whole milliseconds and a
- * 20 ms schedule needs sub-millisecond wake-ups).  The timerfd is armed
- * with an absolute CLOCK_MONOTONIC deadline: the earlier of the caller's
- * next scrape tick and curl's own timeout.
+ * One thread, one epoll set holding every socket libcurl's multi interface
+ * wants watched (curl's socket API, not curl_multi_poll, because
+ * curl_multi_poll takes a timeout in whole milliseconds and a 20 ms
+ * schedule needs sub-millisecond wake-ups).  The loop sleeps in
+ * epoll_pwait2 (nanosecond timeout) until the earlier of the caller's next
+ * scrape tick and curl's own timeout, both CLOCK_MONOTONIC; without
+ * epoll_pwait2 it arms a timerfd in the epoll set with that deadline.
  */
 #ifndef INGEST_SCRAPE_LOOP_H
 #define INGEST_SCRAPE_LOOP_H
@@ -35,6 +36,11 @@ int ingest_loop_running(const ingest_loop *loop);
  * scrapes it would close most kept-alive connections; the scraper sets it
  * to cover every target. */
 void ingest_loop_set_connection_cache(ingest_loop *loop, size_t connections);
+
+/* Times the waits with a timerfd instead of epoll_pwait2's timeout: what
+ * the loop does by itself when epoll_pwait2 answers ENOSYS; public so the
+ * tests keep that path correct. */
+int ingest_loop_use_timerfd(ingest_loop *loop);
 
 /* Waits for I/O and timers until deadline_ns (CLOCK_MONOTONIC) has
  * passed, a signal arrives, or (when deadline_ns is 0) one batch of
