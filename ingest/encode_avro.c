@@ -251,11 +251,18 @@ static inline char *put_double(char *p, double v)
 }
 
 /* Copies a short string inline: label names and values are mostly under
- * 16 bytes, where a call into the library's memcpy (through its ifunc)
- * costs more than the copy.  Every load stays inside [src, src + n). */
+ * 16 bytes and metric names under 32, where a call into the library's
+ * memcpy (through its ifunc) costs more than the copy.  Every load stays
+ * inside [src, src + n). */
 static inline void copy_short(char *dst, const char *src, size_t n)
 {
-    if (n >= 8) {
+    if (n >= 16) {
+        char a[16], b[16];
+        memcpy(a, src, 16);
+        memcpy(b, src + n - 16, 16);
+        memcpy(dst, a, 16);
+        memcpy(dst + n - 16, b, 16);
+    } else if (n >= 8) {
         uint64_t a, b;
         memcpy(&a, src, 8);
         memcpy(&b, src + n - 8, 8);
@@ -276,7 +283,7 @@ static inline void copy_short(char *dst, const char *src, size_t n)
 static inline char *put_string(char *p, ndt_str s)
 {
     p = put_long(p, (int64_t)s.len);
-    if (s.len <= 16)
+    if (s.len <= 32)
         copy_short(p, s.ptr, s.len);
     else
         memcpy(p, s.ptr, s.len);
