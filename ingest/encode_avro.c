@@ -380,6 +380,19 @@ static char *put_sample_labels(char *p, const ingest_series *s, size_t first,
                                const ingest_batch *batch)
 {
     static const ndt_str empty = { "", 0 };
+    if (s->inherits) {
+        /* Its labels are already only its own: nothing to compare. */
+        size_t n = s->nlabels - first;
+        if (n) {
+            p = put_long(p, (int64_t)n);
+            for (size_t i = first; i < s->nlabels; i++) {
+                p = put_string(p, s->labels[i].name);
+                p = put_string(p, s->labels[i].value);
+            }
+        }
+        *p++ = 0; /* end of the labels array */
+        return p;
+    }
     const ingest_label *common = batch->common;
     size_t ncommon = batch->ncommon, j = 0, n = 0;
     char *count_at = p++;

@@ -287,6 +287,7 @@ static int read_timeseries(const pb_field *f, ndt_arena *arena, ingest_rw_reques
                     return NDT_ERROR;
                 s->type = INGEST_TYPE_UNKNOWN;
                 s->native = NULL;
+                s->inherits = 0;
             } else if (g.number == 4) {
                 histograms++;
             }

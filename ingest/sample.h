@@ -86,7 +86,11 @@ typedef struct ingest_sample {
 } ingest_sample;
 
 /* One series ready to publish: final labels including __name__ (first),
- * the rest sorted by name. */
+ * the rest sorted by name.  With inherits set, labels holds __name__ and
+ * the series' own labels only, and the batch's common labels complete it
+ * wherever it does not name them (ingest_series_full_labels): a scrape's
+ * series are built that way, so that the target's labels are not copied
+ * into every series only for the Avro encoder to leave them out again. */
 typedef struct ingest_series {
     const ingest_label *labels;
     size_t nlabels;
@@ -94,6 +98,7 @@ typedef struct ingest_series {
     int64_t timestamp_ms;    /* always set: the sample's or the scrape's */
     ingest_metric_type type;
     const ingest_native_histogram *native; /* on a histogram's _count, or NULL */
+    int inherits;            /* labels lack the batch's common labels */
 } ingest_series;
 
 /* Everything one scrape (or one remote-write request) yields. */
@@ -112,6 +117,13 @@ typedef struct ingest_batch {
     const ingest_label *common;
     size_t ncommon;
 } ingest_batch;
+
+/* The full label set of a series that inherits the batch's common labels:
+ * its own (labels[0] is __name__, the rest sorted) merged with common
+ * (sorted), its own winning on equal names, into out, which has room for
+ * s->nlabels + ncommon labels.  Returns the count. */
+size_t ingest_series_full_labels(const ingest_series *s, const ingest_label *common,
+                                 size_t ncommon, ingest_label *out);
 
 /* The value of __name__ of a series (its first label by construction). */
 static inline ndt_str ingest_series_name(const ingest_series *s)

@@ -315,6 +315,9 @@ typedef struct batch_builder {
     size_t cap;
     uint64_t scraped;
     uint64_t post_relabel;
+    const ingest_label *common; /* target + external labels, none empty */
+    size_t ncommon;
+    int inherit;             /* fast-path series leave the common labels out */
     char fail[256];          /* set when a limit fails the scrape */
 } batch_builder;
 
@@ -484,9 +487,40 @@ static size_t merge_sorted(const ingest_label *first, size_t nfirst, const inges
  * labels, external labels) straight into the published layout, __name__
  * first.  No label set, no binary searches, no moves.  NDT_AGAIN when the
  * target merge finds a clash (nothing published yet). */
+/* The fast path when the series can inherit the common labels: __name__
+ * and the exposition's own labels (empty ones dropped), after the same
+ * clash check against the target labels that merge_sorted makes; an own
+ * label named like an external label simply wins, as in the merge. */
+static int build_series_labels_own(batch_builder *b, const ingest_sample *sample,
+                                   const ingest_label *sorted, ingest_series *out)
+{
+    const ingest_owned_labels *tl = &b->target->def.labels;
+    ingest_label *labels = ndt_arena_alloc(b->ctx->arena, (sample->nlabels + 1) * sizeof(*labels));
+    if (!labels)
+        return NDT_ERROR;
+    labels[0].name = NDT_STR_LIT("__name__");
+    labels[0].value = sample->name;
+    size_t n = 1, j = 0;
+    for (size_t i = 0; i < sample->nlabels; i++) {
+        if (!sorted[i].value.len)
+            continue; /* an empty value is no label: the target's (if any) stays */
+        while (j < tl->n && name_cmp(tl->labels[j].name, sorted[i].name) < 0)
+            j++;
+        if (j < tl->n && name_cmp(tl->labels[j].name, sorted[i].name) == 0)
+            return NDT_AGAIN; /* a clash: honor_labels or exported_<name> decide */
+        labels[n++] = sorted[i];
+    }
+    out->labels = labels;
+    out->nlabels = n;
+    out->inherits = 1;
+    return NDT_OK;
+}
+
 static int build_series_labels_fast(batch_builder *b, const ingest_sample *sample,
                                     const ingest_label *sorted, ingest_series *out)
 {
+    if (b->inherit)
+        return build_series_labels_own(b, sample, sorted, out);
     const ingest_owned_labels *tl = &b->target->def.labels;
     const ingest_owned_labels *ext = b->ctx->external_labels;
     size_t next = ext ? ext->n : 0;
@@ -786,6 +820,13 @@ int ingest_target_finish(ingest_target *t, CURLcode result, const ingest_publish
     memset(&b, 0, sizeof(b));
     b.target = t;
     b.ctx = ctx;
+    b.common = common_labels(&b, &b.ncommon);
+    /* Series inherit the common labels unless label limits are set (they
+     * count every label, checked on the full set the old way) or there
+     * was no memory for them. */
+    const ingest_job *job = t->job;
+    b.inherit = b.common && !job->label_limit && !job->label_name_length_limit &&
+                !job->label_value_length_limit;
 
     int ok = collect_samples(t, result, &b, error, sizeof(error));
     double duration = (double)(ndt_clock_mono_ns() - t->started_ns) / 1e9;
@@ -812,7 +853,8 @@ int ingest_target_finish(ingest_target *t, CURLcode result, const ingest_publish
     batch.scrape_timestamp_ms = t->started_real_ms;
     batch.series = b.series;
     batch.nseries = b.n;
-    batch.common = common_labels(&b, &batch.ncommon);
+    batch.common = b.common;
+    batch.ncommon = b.common ? b.ncommon : 0;
     t->last_nseries = b.n;
     int rc = ingest_sink_publish(ctx->sink, &batch);
     if (rc == NDT_OK)

@@ -100,6 +100,8 @@ struct ingest_sink {
     int max_wait_ms;
     ingest_avro_encoder *avro;
     ndt_buf buf;
+    ingest_label *full;    /* an inheriting series' full labels, for json/influx */
+    size_t full_cap;
     sink_msgbuf *pool;     /* free message buffers */
     size_t pool_bytes;
     sink_msgbuf *all_msgbufs;
@@ -372,14 +374,43 @@ static void sink_count_unpublished(ingest_sink *sink, uint64_t n)
 }
 
 /* One message per sample (json, influx). */
+/* The series with all its labels: an inheriting series gets the batch's
+ * common labels merged in, in the sink's scratch array (json and influx
+ * write every label with every sample).  NULL when out of memory. */
+static const ingest_series *full_series(ingest_sink *sink, const ingest_batch *batch,
+                                        const ingest_series *s, ingest_series *tmp)
+{
+    if (!s->inherits)
+        return s;
+    size_t need = s->nlabels + batch->ncommon;
+    if (need > sink->full_cap) {
+        ingest_label *grown = realloc(sink->full, need * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        sink->full = grown;
+        sink->full_cap = need;
+    }
+    *tmp = *s;
+    tmp->labels = sink->full;
+    tmp->nlabels = ingest_series_full_labels(s, batch->common, batch->ncommon, sink->full);
+    tmp->inherits = 0;
+    return tmp;
+}
+
 static int sink_publish_per_sample(ingest_sink *sink, const ingest_batch *batch)
 {
     int rc = NDT_OK;
     for (size_t i = 0; i < batch->nseries; i++) {
+        ingest_series tmp;
+        const ingest_series *s = full_series(sink, batch, &batch->series[i], &tmp);
+        if (!s) {
+            sink->stats.dropped++;
+            rc = NDT_ERROR;
+            continue;
+        }
         ndt_buf_reset(&sink->buf);
-        int enc = sink->format == INGEST_FORMAT_JSON
-                      ? ingest_encode_json(&batch->series[i], &sink->buf)
-                      : ingest_encode_influx(&batch->series[i], &sink->buf);
+        int enc = sink->format == INGEST_FORMAT_JSON ? ingest_encode_json(s, &sink->buf)
+                                                     : ingest_encode_influx(s, &sink->buf);
         if (enc == NDT_AGAIN) {
             sink->stats.unrepresentable++;
             continue;
@@ -516,5 +547,6 @@ void ingest_sink_destroy(ingest_sink *sink)
     sink_msgbufs_free(sink);
     ingest_avro_encoder_free(sink->avro);
     ndt_buf_free(&sink->buf);
+    free(sink->full);
     free(sink);
 }

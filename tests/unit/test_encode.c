@@ -632,6 +632,52 @@ static void avro_record_labels_written_once(void **state)
     ingest_avro_encoder_free(enc);
 }
 
+/* A series that inherits the common labels (its labels only its own, as
+ * the scraper builds them) encodes to the very bytes of the same series
+ * with every label written out; and ingest_series_full_labels, which the
+ * sink uses for json and influx, gives back the full set. */
+static void avro_inheriting_series_same_bytes(void **state)
+{
+    (void)state;
+    static const ingest_label common[] = { L("env", "prod"), L("instance", "h:9100"),
+                                           L("job", "node") };
+    static const ingest_label full_a[] = { L("__name__", "a"), L("cpu", "0"), L("env", "prod"),
+                                           L("instance", "h:9100"), L("job", "node") };
+    static const ingest_label own_a[] = { L("__name__", "a"), L("cpu", "0") };
+    /* An own label that overrides a common one (an external label). */
+    static const ingest_label full_b[] = { L("__name__", "b"), L("env", "dev"),
+                                           L("instance", "h:9100"), L("job", "node"), L("z", "1") };
+    static const ingest_label own_b[] = { L("__name__", "b"), L("env", "dev"), L("z", "1") };
+    const ingest_series full[] = { { full_a, 5, 1, TS_EXAMPLE, INGEST_TYPE_GAUGE },
+                                   { full_b, 5, 2, TS_EXAMPLE, INGEST_TYPE_GAUGE } };
+    const ingest_series own[] = { { own_a, 2, 1, TS_EXAMPLE, INGEST_TYPE_GAUGE, NULL, 1 },
+                                  { own_b, 3, 2, TS_EXAMPLE, INGEST_TYPE_GAUGE, NULL, 1 } };
+    ingest_avro_encoder *enc;
+    char err[NDT_ERRBUF_SIZE];
+    assert_int_equal(ingest_avro_encoder_new(&enc, err, sizeof(err)), NDT_OK);
+    ndt_buf a, b;
+    ndt_buf_init(&a, 0);
+    ndt_buf_init(&b, 0);
+    ingest_batch fb = { NDT_STR_LIT("node"), NDT_STR_LIT("h:9100"), TS_EXAMPLE, full, 2, common, 3 };
+    ingest_batch ob = { NDT_STR_LIT("node"), NDT_STR_LIT("h:9100"), TS_EXAMPLE, own, 2, common, 3 };
+    assert_int_equal(ingest_encode_avro(enc, &fb, -1, &a), NDT_OK);
+    assert_int_equal(ingest_encode_avro(enc, &ob, -1, &b), NDT_OK);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    for (int k = 0; k < 2; k++) {
+        ingest_label out[8];
+        size_t n = ingest_series_full_labels(&own[k], common, 3, out);
+        assert_int_equal(n, full[k].nlabels);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(ndt_str_eq(out[i].name, full[k].labels[i].name));
+            assert_true(ndt_str_eq(out[i].value, full[k].labels[i].value));
+        }
+    }
+    ndt_buf_free(&a);
+    ndt_buf_free(&b);
+    ingest_avro_encoder_free(enc);
+}
+
 static void avro_confluent_framing(void **state)
 {
     (void)state;
@@ -816,6 +862,7 @@ int main(void)
         cmocka_unit_test(avro_schema_is_the_avsc_file),
         cmocka_unit_test(avro_round_trips_through_avro_c),
         cmocka_unit_test(avro_record_labels_written_once),
+        cmocka_unit_test(avro_inheriting_series_same_bytes),
         cmocka_unit_test(avro_confluent_framing),
         cmocka_unit_test(avro_refuses_at_buffer_limit_and_keeps_buffer),
         cmocka_unit_test(format_names_parse_back),
