@@ -23,7 +23,9 @@
  * merge walk over two name-sorted lists; a sample's timestamp is null when
  * it is the scrape's.  That is 40 % fewer bytes for a node-exporter scrape,
  * which librdkafka's lz4 would otherwise compress again on every message.
- * The series' labels themselves stay complete (json and influx need them).
+ * A series built that way by the scraper (ingest_series.inherits) holds
+ * only its own labels already and is written as it is; other series
+ * (remote-write, relabeled, synthetic) hold all their labels.
  *
  * The schema text lives below byte for byte as in the .avsc (a unit test
  * compares them), so the binary needs no file at run time.
@@ -352,17 +354,6 @@ static inline int str_same(ndt_str a, ndt_str b)
     return a.ptr == b.ptr || memcmp(a.ptr, b.ptr, a.len) == 0;
 }
 
-/* Name order of a and b (ndt_str_cmp's), deciding on the first byte
- * inline: label names that meet here mostly differ there. */
-static inline int name_order(ndt_str a, ndt_str b)
-{
-    if (a.ptr == b.ptr && a.len == b.len)
-        return 0;
-    if (a.len && b.len && a.ptr[0] != b.ptr[0])
-        return (unsigned char)a.ptr[0] < (unsigned char)b.ptr[0] ? -1 : 1;
-    return ndt_str_cmp(a, b);
-}
-
 static inline char *put_label(char *p, ndt_str name, ndt_str value, size_t *n)
 {
     p = put_string(p, name);
@@ -400,7 +391,7 @@ static char *put_sample_labels(char *p, const ingest_series *s, size_t first,
         const ingest_label *l = &s->labels[i];
         int shared = 0;
         while (j < ncommon) {
-            int c = name_order(common[j].name, l->name);
+            int c = ingest_label_name_cmp(common[j].name, l->name);
             if (c > 0)
                 break;
             if (c == 0) {

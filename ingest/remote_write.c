@@ -184,15 +184,6 @@ static int read_sample(const pb_field *f, double *value, int64_t *timestamp)
     return rc == NDT_AGAIN ? NDT_OK : NDT_ERROR;
 }
 
-/* Byte-wise order of label names (ndt_str_cmp), with the first byte
- * compared inline: sorted senders' neighbouring names mostly differ there. */
-static int name_cmp(ndt_str a, ndt_str b)
-{
-    if (a.len && b.len && a.ptr[0] != b.ptr[0])
-        return (unsigned char)a.ptr[0] < (unsigned char)b.ptr[0] ? -1 : 1;
-    return ndt_str_cmp(a, b);
-}
-
 static int is_metric_name(ndt_str name)
 {
     return name.len == 8 && memcmp(name.ptr, "__name__", 8) == 0;
@@ -213,7 +204,7 @@ static void place_label(ingest_label *labels, size_t *count, int *named, ndt_str
     if (!value.len)
         return;
     size_t j = (*count)++;
-    while (j > 1 && name_cmp(labels[j - 1].name, name) > 0) {
+    while (j > 1 && ingest_label_name_cmp(labels[j - 1].name, name) > 0) {
         labels[j] = labels[j - 1];
         j--;
     }

@@ -444,44 +444,6 @@ static int finish_labels(ndt_arena *arena, const ingest_labelset *ls, ingest_ser
     return NDT_OK;
 }
 
-/* ndt_str_cmp with the first bytes compared inline: label names that meet
- * in a merge mostly differ there, and the memcmp call then costs more than
- * the comparison (it was 2.5 % of the scraper's CPU). */
-static inline int name_cmp(ndt_str a, ndt_str b)
-{
-    if (a.len && b.len && a.ptr[0] != b.ptr[0])
-        return (unsigned char)a.ptr[0] < (unsigned char)b.ptr[0] ? -1 : 1;
-    return ndt_str_cmp(a, b);
-}
-
-/* Merges two name-sorted label lists into out; on equal names the label
- * from `first` wins unless its value is empty.  Returns the count, or
- * SIZE_MAX when refuse_clash is set and a name is in both lists with a
- * non-empty value in `first`: for the exposition merged with the target's
- * labels that is a clash (honor_labels or exported_<name> resolves it on
- * the label-set path), while an empty exposition value keeps the target's
- * label whatever honor_labels says. */
-static size_t merge_sorted(const ingest_label *first, size_t nfirst, const ingest_label *second,
-                           size_t nsecond, int refuse_clash, ingest_label *out)
-{
-    size_t i = 0, j = 0, n = 0;
-    while (i < nfirst || j < nsecond) {
-        int c = i == nfirst ? 1 : j == nsecond ? -1 : name_cmp(first[i].name, second[j].name);
-        if (c < 0) {
-            out[n++] = first[i++];
-        } else if (c > 0) {
-            out[n++] = second[j++];
-        } else {
-            if (refuse_clash && first[i].value.len)
-                return SIZE_MAX;
-            out[n++] = first[i].value.len ? first[i] : second[j];
-            i++;
-            j++;
-        }
-    }
-    return n;
-}
-
 /* The common case without metric_relabel_configs and without clashes:
  * the exposition's labels in name order, then two linear merges (target
  * labels, external labels) straight into the published layout, __name__
@@ -489,7 +451,7 @@ static size_t merge_sorted(const ingest_label *first, size_t nfirst, const inges
  * target merge finds a clash (nothing published yet). */
 /* The fast path when the series can inherit the common labels: __name__
  * and the exposition's own labels (empty ones dropped), after the same
- * clash check against the target labels that merge_sorted makes; an own
+ * clash check against the target labels that ingest_labels_merge makes; an own
  * label named like an external label simply wins, as in the merge. */
 static int build_series_labels_own(batch_builder *b, const ingest_sample *sample,
                                    const ingest_label *sorted, ingest_series *out)
@@ -504,9 +466,9 @@ static int build_series_labels_own(batch_builder *b, const ingest_sample *sample
     for (size_t i = 0; i < sample->nlabels; i++) {
         if (!sorted[i].value.len)
             continue; /* an empty value is no label: the target's (if any) stays */
-        while (j < tl->n && name_cmp(tl->labels[j].name, sorted[i].name) < 0)
+        while (j < tl->n && ingest_label_name_cmp(tl->labels[j].name, sorted[i].name) < 0)
             j++;
-        if (j < tl->n && name_cmp(tl->labels[j].name, sorted[i].name) == 0)
+        if (j < tl->n && ingest_label_name_cmp(tl->labels[j].name, sorted[i].name) == 0)
             return NDT_AGAIN; /* a clash: honor_labels or exported_<name> decide */
         labels[n++] = sorted[i];
     }
@@ -538,11 +500,11 @@ static int build_series_labels_fast(batch_builder *b, const ingest_sample *sampl
         if (!merged)
             return NDT_ERROR;
     }
-    size_t n = merge_sorted(sorted, sample->nlabels, tl->labels, tl->n, 1, merged);
+    size_t n = ingest_labels_merge(sorted, sample->nlabels, tl->labels, tl->n, 1, merged);
     if (n == SIZE_MAX)
         return NDT_AGAIN;
     if (next)
-        n = merge_sorted(merged, n, ext->labels, next, 0, labels + 1);
+        n = ingest_labels_merge(merged, n, ext->labels, next, 0, labels + 1);
     /* Drop empty values in place (the write index never passes the read). */
     size_t total = 1;
     for (size_t i = 1; i <= n; i++) {
@@ -627,7 +589,7 @@ static int scan_labels(const ingest_label *labels, size_t n)
 {
     int flags = 0;
     for (size_t i = 0; i < n; i++) {
-        if (i && name_cmp(labels[i - 1].name, labels[i].name) > 0)
+        if (i && ingest_label_name_cmp(labels[i - 1].name, labels[i].name) > 0)
             flags |= LABELS_UNSORTED;
         if (labels[i].name.len == 8 && memcmp(labels[i].name.ptr, "__name__", 8) == 0)
             flags |= LABELS_HAVE_NAME;
@@ -805,7 +767,7 @@ static const ingest_label *common_labels(const batch_builder *b, size_t *n)
     ingest_label *out = ndt_arena_alloc(b->ctx->arena, (tl->n + next + 1) * sizeof(*out));
     if (!out)
         return NULL;
-    size_t merged = merge_sorted(tl->labels, tl->n, next ? ext->labels : NULL, next, 0, out);
+    size_t merged = ingest_labels_merge(tl->labels, tl->n, next ? ext->labels : NULL, next, 0, out);
     for (size_t i = 0; i < merged; i++) {
         if (out[i].value.len)
             out[(*n)++] = out[i];
