@@ -415,28 +415,22 @@ static int read_record(avro_reader *r, hdl_sample_fn fn, void *ctx, size_t *deli
 static int decode_from(const char *msg, size_t len, size_t offset, int version, hdl_sample_fn fn,
                        void *ctx, size_t *delivered, size_t *nsamples, char *err, size_t errlen)
 {
-    /* The reader holds the record's labels: heap, not the caller's stack. */
-    avro_reader *r = malloc(sizeof(*r));
-    if (!r) {
-        snprintf(err, errlen, "avro: out of memory");
-        return NDT_ERROR;
-    }
-    r->start = (const unsigned char *)msg;
-    r->p = r->start + offset;
-    r->end = r->start + len;
-    r->err = err;
-    r->errlen = errlen;
-    r->version = version;
-    r->scrape_ts = 0;
-    r->ncommon = 0;
-    r->nsamples = 0;
-    r->buckets = NULL;
-    r->buckets_cap = 0;
-    int rc = read_record(r, fn, ctx, delivered);
+    avro_reader r; /* ~4 KiB with the record's labels: the stack, not a malloc a message */
+    r.start = (const unsigned char *)msg;
+    r.p = r.start + offset;
+    r.end = r.start + len;
+    r.err = err;
+    r.errlen = errlen;
+    r.version = version;
+    r.scrape_ts = 0;
+    r.ncommon = 0;
+    r.nsamples = 0;
+    r.buckets = NULL;
+    r.buckets_cap = 0;
+    int rc = read_record(&r, fn, ctx, delivered);
     if (nsamples)
-        *nsamples = r->nsamples;
-    free(r->buckets);
-    free(r);
+        *nsamples = r.nsamples;
+    free(r.buckets);
     return rc;
 }
 
