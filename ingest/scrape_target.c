@@ -315,9 +315,8 @@ typedef struct batch_builder {
     size_t cap;
     uint64_t scraped;
     uint64_t post_relabel;
-    const ingest_label *common; /* target + external labels, none empty */
-    size_t ncommon;
-    int inherit;             /* fast-path series leave the common labels out */
+    const ingest_label *common; /* target + external labels, none empty; */
+    size_t ncommon;             /* fast-path series inherit them */
     char fail[256];          /* set when a limit fails the scrape */
 } batch_builder;
 
@@ -445,18 +444,18 @@ static int finish_labels(ndt_arena *arena, const ingest_labelset *ls, ingest_ser
 }
 
 /* The common case without metric_relabel_configs and without clashes:
- * the exposition's labels in name order, then two linear merges (target
- * labels, external labels) straight into the published layout, __name__
- * first.  No label set, no binary searches, no moves.  NDT_AGAIN when the
- * target merge finds a clash (nothing published yet). */
-/* The fast path when the series can inherit the common labels: __name__
- * and the exposition's own labels (empty ones dropped), after the same
- * clash check against the target labels that ingest_labels_merge makes; an own
- * label named like an external label simply wins, as in the merge. */
-static int build_series_labels_own(batch_builder *b, const ingest_sample *sample,
-                                   const ingest_label *sorted, ingest_series *out)
+ * __name__ and the exposition's own labels in name order (empty ones
+ * dropped); the series inherits the batch's common labels (target and
+ * external labels) instead of carrying copies of them.  A clash with a
+ * target label is NDT_AGAIN (nothing published yet: honor_labels or
+ * exported_<name> decide on the label-set path); an own label named like
+ * an external label simply wins, as it does there. */
+static int build_series_labels_fast(batch_builder *b, const ingest_sample *sample,
+                                    const ingest_label *sorted, ingest_series *out)
 {
     const ingest_owned_labels *tl = &b->target->def.labels;
+    if (!b->common)
+        return NDT_ERROR; /* no memory for them at the scrape's start */
     ingest_label *labels = ndt_arena_alloc(b->ctx->arena, (sample->nlabels + 1) * sizeof(*labels));
     if (!labels)
         return NDT_ERROR;
@@ -478,44 +477,6 @@ static int build_series_labels_own(batch_builder *b, const ingest_sample *sample
     return NDT_OK;
 }
 
-static int build_series_labels_fast(batch_builder *b, const ingest_sample *sample,
-                                    const ingest_label *sorted, ingest_series *out)
-{
-    if (b->inherit)
-        return build_series_labels_own(b, sample, sorted, out);
-    const ingest_owned_labels *tl = &b->target->def.labels;
-    const ingest_owned_labels *ext = b->ctx->external_labels;
-    size_t next = ext ? ext->n : 0;
-    size_t cap = sample->nlabels + tl->n + next + 1;
-    ingest_label *labels = ndt_arena_alloc(b->ctx->arena, cap * sizeof(*labels));
-    if (!labels)
-        return NDT_ERROR;
-    labels[0].name = NDT_STR_LIT("__name__");
-    labels[0].value = sample->name;
-    /* Without external labels the merge writes straight behind __name__;
-     * with them it goes through one scratch array. */
-    ingest_label *merged = labels + 1;
-    if (next) {
-        merged = ndt_arena_alloc(b->ctx->arena, cap * sizeof(*merged));
-        if (!merged)
-            return NDT_ERROR;
-    }
-    size_t n = ingest_labels_merge(sorted, sample->nlabels, tl->labels, tl->n, 1, merged);
-    if (n == SIZE_MAX)
-        return NDT_AGAIN;
-    if (next)
-        n = ingest_labels_merge(merged, n, ext->labels, next, 0, labels + 1);
-    /* Drop empty values in place (the write index never passes the read). */
-    size_t total = 1;
-    for (size_t i = 1; i <= n; i++) {
-        if (labels[i].value.len)
-            labels[total++] = labels[i];
-    }
-    out->labels = labels;
-    out->nlabels = total;
-    return NDT_OK;
-}
-
 /* A label set over an existing array, to use the label-set functions on it. */
 static ingest_labelset labelset_view(ingest_label *labels, size_t n)
 {
@@ -527,13 +488,25 @@ static ingest_labelset labelset_view(ingest_label *labels, size_t n)
     return view;
 }
 
-/* Label limits on a finished series (its first label is __name__). */
+/* Label limits on a finished series (its first label is __name__), over
+ * every label it is published with: an inheriting series' full set is
+ * laid out for the check. */
 static inline int check_series_limits(batch_builder *b, const ingest_series *s)
 {
     const ingest_job *job = b->target->job;
     if (!job->label_limit && !job->label_name_length_limit && !job->label_value_length_limit)
         return NDT_OK; /* the usual case, decided here without a call */
-    ingest_labelset view = labelset_view((ingest_label *)s->labels, s->nlabels);
+    ingest_label *labels = (ingest_label *)s->labels;
+    size_t n = s->nlabels;
+    if (s->inherits) {
+        labels = ndt_arena_alloc(b->ctx->arena, (n + b->ncommon) * sizeof(*labels));
+        if (!labels) {
+            snprintf(b->fail, sizeof(b->fail), "scrape too large: per-scrape memory limit reached");
+            return NDT_ERROR;
+        }
+        n = ingest_series_full_labels(s, b->common, b->ncommon, labels);
+    }
+    ingest_labelset view = labelset_view(labels, n);
     return check_label_limits(b, &view);
 }
 
@@ -783,12 +756,6 @@ int ingest_target_finish(ingest_target *t, CURLcode result, const ingest_publish
     b.target = t;
     b.ctx = ctx;
     b.common = common_labels(&b, &b.ncommon);
-    /* Series inherit the common labels unless label limits are set (they
-     * count every label, checked on the full set the old way) or there
-     * was no memory for them. */
-    const ingest_job *job = t->job;
-    b.inherit = b.common && !job->label_limit && !job->label_name_length_limit &&
-                !job->label_value_length_limit;
 
     int ok = collect_samples(t, result, &b, error, sizeof(error));
     double duration = (double)(ndt_clock_mono_ns() - t->started_ns) / 1e9;
