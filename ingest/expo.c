@@ -383,11 +383,20 @@ static int parse_lines(ingest_expo_parser *p, const char *s)
 int ingest_expo_parse(const char *buf, size_t len, ingest_expo_format format, ndt_arena *arena,
                       ingest_expo_sample_fn fn, void *ctx, ingest_expo_error *err)
 {
+    return ingest_expo_parse_recording(buf, len, format, arena, fn, ctx, err, NULL);
+}
+
+int ingest_expo_parse_recording(const char *buf, size_t len, ingest_expo_format format,
+                                ndt_arena *arena, ingest_expo_sample_fn fn, void *ctx,
+                                ingest_expo_error *err, ingest_expo_shape *shape)
+{
     /* The parser state is large (the 16 KiB label scratch) but lives on
      * the stack: only the family table is heap memory, freed below. */
     ingest_expo_parser p;
     ingest_expo_error unused;
 
+    if (shape)
+        ingest_expo_shape_begin(shape, buf, format);
     if (format == INGEST_EXPO_PROTOBUF) {
         ingest_expo_error *e = err ? err : &unused;
         memset(e, 0, sizeof(*e));
@@ -412,7 +421,10 @@ int ingest_expo_parse(const char *buf, size_t len, ingest_expo_format format, nd
     while (p.index_initial < len / 64 && p.index_initial < ((size_t)1 << 16))
         p.index_initial *= 2;
 
+    p.shape = shape;
     int rc = parse_lines(&p, buf);
+    if (shape)
+        ingest_expo_shape_end(shape, p.end, rc == NDT_OK);
     free(p.families);
     free(p.index);
     return rc;

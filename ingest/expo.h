@@ -57,6 +57,50 @@ int ingest_expo_parse(const char *buf, size_t len, ingest_expo_format format,
                       ndt_arena *arena, ingest_expo_sample_fn fn, void *ctx,
                       ingest_expo_error *err);
 
+/* ---- page shapes: parsing a page again without its names and labels --
+ *
+ * A target serves the same lines scrape after scrape: only the values (and
+ * timestamps) change, the names, labels, HELP and TYPE lines do not.  A
+ * shape is what a successful parse of a text or OpenMetrics page leaves of
+ * it: every byte but the samples' values and timestamps, and where each
+ * sample's name and labels end.  A later page that has those very bytes in
+ * that order, values and timestamps aside, yields the same samples with
+ * the same names, labels and families: the grammar decides a line's name
+ * and labels from those bytes alone, and nothing that comes after a value
+ * depends on it.  Replaying the shape over such a page reads only the
+ * values and timestamps (with the parser's own functions, so a value the
+ * parser would refuse is refused).  Anything else in the page (a line
+ * added, removed or changed, an exemplar, another format) makes the
+ * replay decline; the caller then parses in full, which judges the page
+ * and records a new shape.  Prometheus's scrape cache rests on the same
+ * observation (the series of a known line are not built again). */
+typedef struct ingest_expo_shape ingest_expo_shape;
+
+ingest_expo_shape *ingest_expo_shape_new(void);
+void ingest_expo_shape_free(ingest_expo_shape *shape);
+/* Whether the shape holds a page (a successful recording). */
+int ingest_expo_shape_valid(const ingest_expo_shape *shape);
+/* The number of samples of the recorded page. */
+size_t ingest_expo_shape_samples(const ingest_expo_shape *shape);
+/* Bytes the shape holds (its part of a target's memory). */
+size_t ingest_expo_shape_bytes(const ingest_expo_shape *shape);
+
+/* ingest_expo_parse, also recording the page's shape into `shape` (which
+ * is valid afterwards only if the parse returned NDT_OK and the format is
+ * text or OpenMetrics; a recording that runs out of memory leaves it
+ * invalid without failing the parse). */
+int ingest_expo_parse_recording(const char *buf, size_t len, ingest_expo_format format,
+                                ndt_arena *arena, ingest_expo_sample_fn fn, void *ctx,
+                                ingest_expo_error *err, ingest_expo_shape *shape);
+
+/* Reads a page of the recorded shape: on NDT_OK values[i] and
+ * timestamps_ms[i] (INGEST_NO_TIMESTAMP if absent) hold the i-th sample's,
+ * for every sample of the shape, exactly as ingest_expo_parse would have
+ * passed them.  NDT_AGAIN (arrays partly written) when the page is not of
+ * that shape or anything in it needs the full parser. */
+int ingest_expo_shape_replay(const ingest_expo_shape *shape, const char *buf, size_t len,
+                             ingest_expo_format format, double *values, int64_t *timestamps_ms);
+
 /* The format a Content-Type header announces; text 0.0.4 for anything
  * unknown or missing, as Prometheus does.  Protobuf only when the header
  * names the delimited MetricFamily encoding exactly. */

@@ -89,6 +89,9 @@ typedef struct ingest_expo_parser {
     int om_last_valid;
     ingest_expo_suffix om_last_suffix;
 
+    /* Recording the page's shape (expo_shape.c), or NULL. */
+    ingest_expo_shape *shape;
+
     size_t nscratch;
     uint64_t label_filter; /* see expo_scratch_add */
     ingest_label scratch[INGEST_EXPO_MAX_LABELS];
@@ -99,6 +102,22 @@ int ingest_expo_proto_parse(const char *buf, size_t len, ndt_arena *arena, inges
                             void *ctx, ingest_expo_error *err);
 
 /* ---- shared functions (expo.c) -------------------------------------- */
+
+/* A sample's value and optional timestamp, from where its name and labels
+ * end to the end of its line (text: vs is past the blanks before the
+ * value; OpenMetrics: *sp is at the space before it, and is left where
+ * the value and timestamp end, an exemplar may follow).  The grammars
+ * parse with them, and a shape's replay reads values with them. */
+int ingest_expo_text_value(ingest_expo_parser *p, const char *vs, const char *e, double *value,
+                           int64_t *timestamp_ms);
+int ingest_expo_om_value(ingest_expo_parser *p, const char **sp, const char *e, double *value,
+                         int64_t *timestamp_ms);
+
+/* Shape recording (expo_shape.c): a sample's name and labels end at
+ * key_end on the line that ends at line_end (its LF). */
+void ingest_expo_shape_note(ingest_expo_parser *p, const char *key_end, const char *line_end);
+void ingest_expo_shape_begin(ingest_expo_shape *shape, const char *buf, ingest_expo_format format);
+void ingest_expo_shape_end(ingest_expo_shape *shape, const char *end, int parsed);
 
 int ingest_expo_fail(ingest_expo_parser *p, const char *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -261,8 +261,8 @@ static int om_labels(ingest_expo_parser *p, const char **sp, const char *e, ndt_
 }
 
 /* Value and optional timestamp after "{...}" or the name; s at the space. */
-static int om_value_and_timestamp(ingest_expo_parser *p, const char **sp, const char *e,
-                                  double *value, int64_t *ts)
+int ingest_expo_om_value(ingest_expo_parser *p, const char **sp, const char *e, double *value,
+                         int64_t *ts)
 {
     char q[80];
     const char *s = *sp;
@@ -317,7 +317,7 @@ static int om_exemplar(ingest_expo_parser *p, const char *s, const char *e,
                                 EXPO_EXEMPLAR_MAX_RUNES);
     if (ingest_expo_scratch_commit(p, ls, &x->labels, &x->nlabels) != NDT_OK)
         return NDT_ERROR;
-    if (om_value_and_timestamp(p, &s, e, &x->value, &x->timestamp_ms) != NDT_OK)
+    if (ingest_expo_om_value(p, &s, e, &x->value, &x->timestamp_ms) != NDT_OK)
         return NDT_ERROR;
     if (s != e)
         return ingest_expo_fail(p, s, "unexpected text after the exemplar");
@@ -413,8 +413,11 @@ static int om_sample(ingest_expo_parser *p, const char *s, const char *e)
     sample.native = NULL; /* text formats carry no native histogram */
     if (ingest_expo_scratch_commit(p, ns, &sample.labels, &sample.nlabels) != NDT_OK)
         return NDT_ERROR;
-    if (om_value_and_timestamp(p, &s, e, &sample.value, &sample.timestamp_ms) != NDT_OK)
+    const char *key_end = s;
+    if (ingest_expo_om_value(p, &s, e, &sample.value, &sample.timestamp_ms) != NDT_OK)
         return NDT_ERROR;
+    if (p->shape) /* a line with an exemplar cannot be replayed */
+        ingest_expo_shape_note(p, s < e ? NULL : key_end, e);
     if (s < e) {
         if (om_exemplar(p, s, e, f, suffix, &exemplar) != NDT_OK)
             return NDT_ERROR;

@@ -174,9 +174,40 @@ static int text_labels(ingest_expo_parser *p, const ingest_expo_family *f, const
     return NDT_OK;
 }
 
-static int text_sample(ingest_expo_parser *p, const char *s, const char *e)
+int ingest_expo_text_value(ingest_expo_parser *p, const char *vs, const char *e, double *value,
+                           int64_t *timestamp_ms)
 {
     char q[80];
+    const char *s = ndt_number_scan_decimal(vs, e, value);
+    if (s && (s == e || expo_is_blank(*s)))
+        goto value_done; /* the common case: one pass over the digits */
+    s = expo_scan_until_blank(vs, e);
+    if (ndt_number_parse_float(vs, (size_t)(s - vs), value) != NDT_OK) {
+        if (s == e && !p->line_complete)
+            return ingest_expo_fail_eof(p, s);
+        return ingest_expo_fail(p, vs, "expected float as value, got %s",
+                                ingest_expo_quote(q, sizeof(q), vs, (size_t)(s - vs)));
+    }
+value_done:
+    *timestamp_ms = INGEST_NO_TIMESTAMP;
+    if (s < e) {
+        const char *ts = expo_skip_blank(s, e);
+        s = expo_scan_until_blank(ts, e);
+        if (ndt_number_parse_int64(ts, (size_t)(s - ts), timestamp_ms) != NDT_OK) {
+            if (s == e && !p->line_complete)
+                return ingest_expo_fail_eof(p, s);
+            return ingest_expo_fail(p, ts, "expected integer as timestamp, got %s",
+                                    ingest_expo_quote(q, sizeof(q), ts, (size_t)(s - ts)));
+        }
+        if (s < e)
+            return ingest_expo_fail(p, s, "spurious string after timestamp: %s",
+                                    ingest_expo_quote(q, sizeof(q), s, (size_t)(e - s)));
+    }
+    return NDT_OK;
+}
+
+static int text_sample(ingest_expo_parser *p, const char *s, const char *e)
+{
     const char *ns = s;
     size_t fi;
     ingest_sample sample;
@@ -213,34 +244,12 @@ static int text_sample(ingest_expo_parser *p, const char *s, const char *e)
     expo_sample_from_family(&sample, f, p->line);
     sample.name = name;
     sample.native = NULL; /* text formats carry no native histogram */
-
-    const char *vs = s;
-    s = ndt_number_scan_decimal(vs, e, &sample.value);
-    if (s && (s == e || expo_is_blank(*s)))
-        goto value_done; /* the common case: one pass over the digits */
-    s = expo_scan_until_blank(vs, e);
-    if (ndt_number_parse_float(vs, (size_t)(s - vs), &sample.value) != NDT_OK) {
-        if (s == e && !p->line_complete)
-            return ingest_expo_fail_eof(p, s);
-        return ingest_expo_fail(p, vs, "expected float as value, got %s",
-                                ingest_expo_quote(q, sizeof(q), vs, (size_t)(s - vs)));
-    }
-value_done:
-    if (s < e) {
-        const char *ts = expo_skip_blank(s, e);
-        s = expo_scan_until_blank(ts, e);
-        if (ndt_number_parse_int64(ts, (size_t)(s - ts), &sample.timestamp_ms) != NDT_OK) {
-            if (s == e && !p->line_complete)
-                return ingest_expo_fail_eof(p, s);
-            return ingest_expo_fail(p, ts, "expected integer as timestamp, got %s",
-                                    ingest_expo_quote(q, sizeof(q), ts, (size_t)(s - ts)));
-        }
-        if (s < e)
-            return ingest_expo_fail(p, s, "spurious string after timestamp: %s",
-                                    ingest_expo_quote(q, sizeof(q), s, (size_t)(e - s)));
-    }
+    if (ingest_expo_text_value(p, s, e, &sample.value, &sample.timestamp_ms) != NDT_OK)
+        return NDT_ERROR;
     if (ingest_expo_scratch_commit(p, ns, &sample.labels, &sample.nlabels) != NDT_OK)
         return NDT_ERROR;
+    if (p->shape)
+        ingest_expo_shape_note(p, s, e);
     return expo_emit(p, &sample, e);
 }
 
