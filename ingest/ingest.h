@@ -46,6 +46,7 @@ typedef struct ingest_scrape_totals {
     uint64_t samples_scraped;     /* samples in expositions */
     uint64_t samples_published;   /* series handed to Kafka, synthetic ones included */
     uint64_t sample_limit_hits;   /* scrapes failed by sample_limit */
+    uint64_t pages_replayed;      /* pages read through the previous page's shape */
     uint64_t publish_waits;       /* back-pressure waits on Kafka's queue */
     uint64_t publish_dropped;     /* samples not published (only on forced stop) */
     uint64_t delivered;           /* Kafka delivery reports: success */

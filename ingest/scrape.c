@@ -479,10 +479,12 @@ static void collect_target_totals(ingest_scraper *s)
     s->totals.parse_errors = 0;
     s->totals.samples_scraped = 0;
     s->totals.sample_limit_hits = 0;
+    s->totals.pages_replayed = 0;
     for (size_t i = 0; i < s->ntargets; i++) {
         s->totals.parse_errors += s->targets[i]->counters.parse_errors;
         s->totals.samples_scraped += s->targets[i]->counters.samples_scraped;
         s->totals.sample_limit_hits += s->targets[i]->counters.sample_limit_hits;
+        s->totals.pages_replayed += s->targets[i]->counters.pages_replayed;
     }
 }
 
@@ -500,13 +502,15 @@ static void write_stats(ingest_scraper *s)
     fprintf(f,
             "{\"targets\":%zu,\"scrapes\":%llu,\"scrape_failures\":%llu,\"parse_errors\":%llu,"
             "\"missed_ticks\":%llu,\"samples_scraped\":%llu,\"samples_published\":%llu,"
-            "\"sample_limit_hits\":%llu,\"publish_waits\":%llu,\"publish_dropped\":%llu,"
+            "\"sample_limit_hits\":%llu,\"pages_replayed\":%llu,\"publish_waits\":%llu,"
+            "\"publish_dropped\":%llu,"
             "\"delivered\":%llu,\"delivery_failed\":%llu,"
             "\"start_jitter_us\":{\"p50\":%.0f,\"p99\":%.0f,\"max\":%.0f,\"count\":%llu}}\n",
             s->ntargets, (unsigned long long)t->scrapes, (unsigned long long)t->scrape_failures,
             (unsigned long long)t->parse_errors, (unsigned long long)t->missed_ticks,
             (unsigned long long)t->samples_scraped, (unsigned long long)t->samples_published,
-            (unsigned long long)t->sample_limit_hits, (unsigned long long)t->publish_waits,
+            (unsigned long long)t->sample_limit_hits, (unsigned long long)t->pages_replayed,
+            (unsigned long long)t->publish_waits,
             (unsigned long long)t->publish_dropped, (unsigned long long)t->delivered,
             (unsigned long long)t->delivery_failed, jitter_quantile_us(s, 0.5),
             jitter_quantile_us(s, 0.99), (double)s->jitter_max_ns / 1000.0,
@@ -536,6 +540,7 @@ static uint64_t c_parse(const ingest_target *t) { return t->counters.parse_error
 static uint64_t c_missed(const ingest_target *t) { return t->counters.missed_ticks; }
 static uint64_t c_samples(const ingest_target *t) { return t->counters.samples_scraped; }
 static uint64_t c_limit(const ingest_target *t) { return t->counters.sample_limit_hits; }
+static uint64_t c_replayed(const ingest_target *t) { return t->counters.pages_replayed; }
 static uint64_t c_up(const ingest_target *t) { return t->up == 1; }
 
 static void per_target(ingest_scraper *s, ndt_buf *b, const char *name, const char *type,
@@ -596,6 +601,10 @@ static void render_metrics(ingest_scraper *s, ndt_buf *b)
                "Samples read from the target's expositions.", c_samples);
     per_target(s, b, "ndtpipe_scrape_sample_limit_hits_total", "counter",
                "Scrapes failed because they exceeded sample_limit.", c_limit);
+    per_target(s, b, "ndtpipe_scrape_pages_replayed_total", "counter",
+               "Successful scrapes whose page had the previous page's names, labels and comments "
+               "line for line, so that only its values were read.",
+               c_replayed);
     start_delay_histogram(s, b);
     ndt_metrics_value(b, "ndtpipe_kafka_messages_delivered_total", "counter",
                  "Kafka messages whose delivery the broker acknowledged.", st.delivered);

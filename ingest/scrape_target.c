@@ -270,6 +270,7 @@ int ingest_target_new(ingest_target_def *def, ingest_target **out, char *err, si
     t->up = -1;
     uint64_t limit = t->job->body_size_limit ? t->job->body_size_limit : INGEST_DEFAULT_BODY_LIMIT;
     ndt_buf_init(&t->body, (size_t)limit);
+    t->cache = ingest_scrape_cache_new(); /* without one every page is parsed in full */
     if (setup_easy(t, err, errlen) != NDT_OK) {
         ingest_target_free(t);
         return NDT_ERROR;
@@ -288,6 +289,7 @@ void ingest_target_free(ingest_target *t)
     curl_slist_free_all(t->connect_to);
     free(t->request_url);
     ndt_buf_free(&t->body);
+    ingest_scrape_cache_free(t->cache);
     free(t->content_type);
     free(t->key);
     ingest_target_def_clear(&t->def);
@@ -317,8 +319,13 @@ typedef struct batch_builder {
     uint64_t post_relabel;
     const ingest_label *common; /* target + external labels, none empty; */
     size_t ncommon;             /* fast-path series inherit them */
+    int32_t *sample_series;  /* recording a shape: the series each sample became */
+    size_t nsamples, samples_cap;
     char fail[256];          /* set when a limit fails the scrape */
 } batch_builder;
+
+/* Room for the synthetic series a scrape appends to its page's. */
+#define SYNTHETIC_SERIES 4
 
 static inline int push_series(batch_builder *b, const ingest_series *s)
 {
@@ -640,6 +647,37 @@ oom:
     return NDT_ERROR;
 }
 
+/* on_sample while recording a shape: notes which series the sample
+ * became (the last one pushed, or -1 when it was dropped). */
+static int on_sample_recording(void *userp, const ingest_sample *sample)
+{
+    batch_builder *b = userp;
+    size_t before = b->n;
+    int rc = on_sample(userp, sample);
+    if (rc != NDT_OK)
+        return rc;
+    if (b->nsamples == b->samples_cap) {
+        size_t cap = b->samples_cap ? b->samples_cap * 2 : b->target->last_nseries + 8;
+        if (cap < 256)
+            cap = 256;
+        int32_t *grown = ndt_arena_alloc(b->ctx->arena, cap * sizeof(*grown));
+        if (!grown) {
+            snprintf(b->fail, sizeof(b->fail), "scrape too large: per-scrape memory limit reached");
+            return NDT_ERROR;
+        }
+        if (b->nsamples)
+            memcpy(grown, b->sample_series, b->nsamples * sizeof(*grown));
+        b->sample_series = grown;
+        b->samples_cap = cap;
+    }
+    /* Series indexes past INT32_MAX cannot be noted: the count then falls
+     * short of the shape's and the page is not kept. */
+    if (b->n > (size_t)INT32_MAX)
+        return NDT_OK;
+    b->sample_series[b->nsamples++] = b->n > before ? (int32_t)(b->n - 1) : -1;
+    return NDT_OK;
+}
+
 static int add_synthetic(batch_builder *b, const char *name, double value)
 {
     ingest_labelset ls;
@@ -696,6 +734,28 @@ static void log_health_change(ingest_target *t, int up, const char *error)
     snprintf(t->last_error, sizeof(t->last_error), "%s", up ? "" : error);
 }
 
+/* A page of the previous page's shape becomes that page's series with
+ * the new values: NDT_OK with the builder filled, NDT_AGAIN to parse it
+ * in full, NDT_ERROR when the scrape's memory ran out. */
+static int replay_page(ingest_target *t, ingest_expo_format format, batch_builder *b)
+{
+    ingest_scrape_replay r;
+    if (!t->cache || format == INGEST_EXPO_PROTOBUF || !t->body.data)
+        return NDT_AGAIN;
+    int rc = ingest_scrape_cache_replay(t->cache, t->body.data, t->body.len, format,
+                                        t->job->honor_timestamps, t->started_real_ms,
+                                        SYNTHETIC_SERIES, b->ctx->arena, &r);
+    if (rc != NDT_OK)
+        return rc;
+    b->series = r.series;
+    b->n = r.nseries;
+    b->cap = r.nseries + SYNTHETIC_SERIES;
+    b->scraped = r.scraped;
+    b->post_relabel = r.post_relabel;
+    t->counters.pages_replayed++;
+    return NDT_OK;
+}
+
 /* Fetches and parses; returns 1 if the scrape succeeded, 0 with error set. */
 static int collect_samples(ingest_target *t, CURLcode result, batch_builder *b, char *error,
                            size_t errsize)
@@ -711,12 +771,27 @@ static int collect_samples(ingest_target *t, CURLcode result, batch_builder *b, 
         return 0;
     }
     ingest_expo_format format = ingest_expo_format_from_content_type(t->content_type);
-    ingest_expo_error perr;
-    memset(&perr, 0, sizeof(perr));
-    int rc = ingest_expo_parse(t->body.data ? t->body.data : "", t->body.len, format,
-                               b->ctx->arena, on_sample, b, &perr);
+    const char *body = t->body.data ? t->body.data : "";
+    int rc = replay_page(t, format, b);
     if (rc == NDT_OK)
         return 1;
+    if (rc == NDT_ERROR) {
+        snprintf(error, errsize, "scrape too large: per-scrape memory limit reached");
+        return 0;
+    }
+    ingest_expo_shape *shape = NULL;
+    if (t->cache && format != INGEST_EXPO_PROTOBUF)
+        shape = ingest_scrape_cache_recorder(t->cache);
+    ingest_expo_error perr;
+    memset(&perr, 0, sizeof(perr));
+    rc = ingest_expo_parse_recording(body, t->body.len, format, b->ctx->arena,
+                                     shape ? on_sample_recording : on_sample, b, &perr, shape);
+    if (rc == NDT_OK) {
+        if (shape)
+            ingest_scrape_cache_store(t->cache, b->series, b->n, b->sample_series, b->nsamples,
+                                      b->post_relabel);
+        return 1;
+    }
     if (b->fail[0]) {
         snprintf(error, errsize, "%s", b->fail);
     } else {

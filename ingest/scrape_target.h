@@ -8,7 +8,8 @@
  * where a gzip bomb would hurt).  Turning a response into a batch
  * (parse, merge target labels, metric_relabel_configs, limits, synthetic
  * series) happens in ingest_target_finish with memory from the scraper's
- * per-scrape arena.
+ * per-scrape arena; a page with the previous page's shape is read
+ * through the target's scrape cache instead (scrape_cache.h).
  */
 #ifndef INGEST_SCRAPE_TARGET_H
 #define INGEST_SCRAPE_TARGET_H
@@ -19,6 +20,7 @@
 
 #include "common/arena.h"
 #include "common/buf.h"
+#include "ingest/scrape_cache.h"
 #include "ingest/scrape_config.h"
 #include "ingest/sink.h"
 
@@ -34,6 +36,7 @@ typedef struct ingest_target_counters {
     uint64_t samples_scraped;
     uint64_t samples_published;
     uint64_t sample_limit_hits;
+    uint64_t pages_replayed;    /* read through the previous page's shape */
 } ingest_target_counters;
 
 typedef struct ingest_target {
@@ -63,6 +66,7 @@ typedef struct ingest_target {
     int up;                     /* -1 before the first scrape */
     char last_error[256];
     size_t last_nseries;       /* series of the last scrape: sizes the next one's array */
+    ingest_scrape_cache *cache; /* the last fully parsed page (NULL: none, no memory) */
     ingest_target_counters counters;
 } ingest_target;
 
