@@ -23,39 +23,60 @@ prom_metric() {
     curl -sf "$1" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%.0f\n", s }'
 }
 
-# capture_node_exposition FILE: one real node-exporter page, captured once
-# and then served statically (node-exporter itself would cost more CPU than
-# the scrapers or receivers being measured).
-capture_node_exposition() {
-    local port pid
+# capture_node_pages PREFIX COUNT: COUNT real node-exporter pages taken
+# 0.5 s apart, as PREFIX-0.prom ... PREFIX-(COUNT-1).prom: the same series
+# with the values a live target moves on to between scrapes.
+capture_node_pages() {
+    local port pid i
     port=$(free_port)
     bg node-exporter prometheus-node-exporter --web.listen-address="127.0.0.1:$port" --no-collector.systemd
     pid=$BG_PID
     wait_port "$port" || die "node-exporter did not start"
     sleep 1
-    curl -sf "http://127.0.0.1:$port/metrics" >"$1" || die "cannot scrape node-exporter"
+    for i in $(seq 0 $(($2 - 1))); do
+        [ "$i" -gt 0 ] && sleep 0.5
+        curl -sf "http://127.0.0.1:$port/metrics" >"$1-$i.prom" || die "cannot scrape node-exporter"
+    done
     kill "$pid"
 }
 
-# start_nginx_targets N FILE: serves FILE as /metrics on N ports; PORTS gets the list.
+# capture_node_exposition FILE: one real node-exporter page, captured once
+# and then served statically (node-exporter itself would cost more CPU than
+# the scrapers or receivers being measured).
+capture_node_exposition() {
+    capture_node_pages "$1.capture" 1
+    mv "$1.capture-0.prom" "$1"
+}
+
+# start_nginx_targets N FILE...: serves /metrics on N ports; PORTS gets the
+# list.  With one FILE every target serves it.  With several, each target
+# serves them in turn, the next one on every request of its keep-alive
+# connection (the last digit of nginx's $connection_requests picks it, so
+# 2, 5 or 10 files rotate evenly), starting at a different file per target:
+# every scrape sees other values than the one before it, and the targets
+# do not serve the same bytes at the same time, as with live exporters.
 start_nginx_targets() {
-    local n=$1 file=$2 i p
-    mkdir -p "$B/www"
-    cp "$file" "$B/www/metrics.txt"
+    local n=$1 i j d p
+    shift
+    local files=("$@") k=$#
     PORTS=()
     {
         echo "worker_processes 1; daemon off; pid $B/nginx.pid; error_log $B/nginx-error.log;"
         echo "events { worker_connections 8192; }"
         echo "http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;"
-        echo "  server {"
-        for i in $(seq 1 "$n"); do
+        echo "  map \$connection_requests \$page {"
+        for d in $(seq 0 9); do echo "    ~$d\$ $((d % k));"; done
+        echo "  }"
+        for i in $(seq 0 $((n - 1))); do
+            mkdir -p "$B/www/t$i"
+            for j in $(seq 0 $((k - 1))); do
+                cp "${files[$(((i + j) % k))]}" "$B/www/t$i/metrics-$j.txt"
+            done
             p=$(free_port)
             PORTS+=("$p")
-            echo "    listen 127.0.0.1:$p;"
+            echo "  server { listen 127.0.0.1:$p; root $B/www/t$i;"
+            echo "    location /metrics { default_type \"text/plain; version=0.0.4\"; try_files /metrics-\$page.txt =404; } }"
         done
-        echo "    root $B/www;"
-        echo "    location /metrics { default_type \"text/plain; version=0.0.4\"; try_files /metrics.txt =404; }"
-        echo "  }"
         echo "}"
     } >"$B/nginx.conf"
     bg nginx nginx -c "$B/nginx.conf" -e "$B/nginx-error.log"

@@ -2,9 +2,11 @@
 # Scrape benchmarks (issue: TDL).
 #
 #  1. CPU per sample: ndtpipe scrape (into Kafka), vmagent (remote-writing to
-#     VictoriaMetrics) and Prometheus scrape the same N cheap targets (a real
-#     node-exporter exposition served by nginx) at 20 ms, side by side in the
-#     same run.  Each one's CPU time (from /proc, all threads) over a window
+#     VictoriaMetrics) and Prometheus scrape the same N cheap targets (five
+#     real node-exporter pages taken 0.5 s apart, served by nginx in turn,
+#     so that every scrape reads new values as from a live exporter, while
+#     nginx costs far less than node-exporter would) at 20 ms, side by side
+#     in the same run.  Each one's CPU time (from /proc, all threads) over a window
 #     after a warm-up is divided by the samples it says it scraped in that
 #     window (its own counter).  BENCH_ROUNDS rounds (default 3), each with
 #     fresh processes started in a rotating order; every round's ratio is
@@ -26,12 +28,19 @@ for c in nginx vmagent victoria-metrics prometheus prometheus-node-exporter curl
     command -v "$c" >/dev/null || die "$c missing (make deps)"
 done
 
-capture_node_exposition "$B/node.prom"
-SAMPLES_PER_TARGET=$("$NDTPIPE" check metrics --dump "$B/node.prom" | wc -l)
+NPAGES=5
+capture_node_pages "$B/node" "$NPAGES"
+# Prometheus's samples are counted as scrapes x samples per page: the pages
+# must agree on the count (node-exporter's series do not come and go).
+SAMPLES_PER_TARGET=$("$NDTPIPE" check metrics --dump "$B/node-0.prom" | wc -l)
+for i in $(seq 1 $((NPAGES - 1))); do
+    n=$("$NDTPIPE" check metrics --dump "$B/node-$i.prom" | wc -l)
+    [ "$n" = "$SAMPLES_PER_TARGET" ] || die "node-exporter pages differ in samples ($SAMPLES_PER_TARGET, $n)"
+done
 
-echo "## Scrape CPU per sample ($NTARGETS targets x $SAMPLES_PER_TARGET samples at 20 ms, $ROUNDS rounds of ${SECONDS_PER_RUN} s after ${WARMUP} s of warm-up)"
+echo "## Scrape CPU per sample ($NTARGETS targets x $SAMPLES_PER_TARGET samples at 20 ms, $NPAGES pages in turn, $ROUNDS rounds of ${SECONDS_PER_RUN} s after ${WARMUP} s of warm-up)"
 echo
-start_nginx_targets "$NTARGETS" "$B/node.prom"
+start_nginx_targets "$NTARGETS" "$B"/node-*.prom
 TARGETS=$(targets_yaml)
 cat >"$B/scrape.yml" <<CONFIG
 global:

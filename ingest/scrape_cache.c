@@ -10,9 +10,10 @@
  *
  * Churn: a store that is followed by a miss before any replay means the
  * target's shape did not last one scrape.  After two such stores in a row
- * the cache empties itself and sits out 2, 4, ... up to 64 pages before
- * recording again; one replay resets that.  A page that changes every
- * scrape thus costs a recording once in 64 pages, not every page.
+ * the cache sits out 2, 4, ... up to 64 full parses before recording
+ * again; one replay resets that.  A miss also drops the shape, so that a
+ * page that changes every scrape costs one recording and one failed
+ * replay in 64 pages, not on every page.
  */
 #include "ingest/scrape_cache.h"
 
@@ -166,7 +167,6 @@ static void note_store(ingest_scrape_cache *c)
     if (c->unstable >= 2) {
         unsigned skip = 1u << (c->unstable - 1 < 6 ? c->unstable - 1 : 6);
         c->skip = skip < SCRAPE_CACHE_MAX_SKIP ? skip : SCRAPE_CACHE_MAX_SKIP;
-        c->valid = 0;
     }
 }
 
@@ -191,9 +191,12 @@ int ingest_scrape_cache_replay(ingest_scrape_cache *c, const char *buf, size_t l
                                ingest_expo_format format, int honor_timestamps, int64_t scrape_ms,
                                size_t extra, ndt_arena *arena, ingest_scrape_replay *out)
 {
-    if (!c->valid ||
-        ingest_expo_shape_replay(c->shape, buf, len, format, c->values, c->timestamps) != NDT_OK)
+    if (!c->valid)
         return NDT_AGAIN;
+    if (ingest_expo_shape_replay(c->shape, buf, len, format, c->values, c->timestamps) != NDT_OK) {
+        c->valid = 0; /* the target moved on: no use trying this shape again */
+        return NDT_AGAIN;
+    }
     ingest_series *series = ndt_arena_alloc(arena, (c->nseries + extra) * sizeof(*series));
     if (!series)
         return NDT_ERROR;
@@ -209,6 +212,8 @@ int ingest_scrape_cache_replay(ingest_scrape_cache *c, const char *buf, size_t l
                                      : scrape_ms;
     }
     c->replays_since_store++;
+    c->unstable = 0; /* the shape lasted: record the next one at once */
+    c->skip = 0;
     out->series = series;
     out->nseries = c->nseries;
     out->scraped = c->nsamples;
