@@ -418,12 +418,15 @@ int cli_cmd_run(int argc, char **argv)
     if (cli_stop_flag)
         goto out;
 
-    /* Harmonize: the stage's defaults, with run's brokers, UDR and files. */
+    /* Harmonize: the stage's defaults, with run's brokers, UDR and files,
+     * and the format the scraper writes (detecting an unframed Avro record
+     * would read every message twice). */
     if (hdl_options_init(&ho, err, sizeof(err)) != NDT_OK)
         goto out;
     have_ho = 1;
     if (set_string(&ho.brokers, bootstrap) || set_string(&ho.udr, o.udr) ||
-        set_string(&ho.mapping, o.mapping) || set_string(&ho.spool_dir, spool_buf)) {
+        set_string(&ho.mapping, o.mapping) || set_string(&ho.spool_dir, spool_buf) ||
+        set_string(&ho.format, kafka.format ? kafka.format : "avro")) {
         ndt_log(NDT_LOG_ERROR, "run", "out of memory");
         goto out;
     }
