@@ -605,6 +605,12 @@ static void render_metrics(ingest_scraper *s, ndt_buf *b)
                "Successful scrapes whose page had the previous page's names, labels and comments "
                "line for line, so that only its values were read.",
                c_replayed);
+    size_t cache_bytes = 0;
+    for (size_t i = 0; i < s->ntargets; i++)
+        cache_bytes += ingest_scrape_cache_bytes(s->targets[i]->cache);
+    ndt_metrics_value(b, "ndtpipe_scrape_cache_bytes", "gauge",
+                      "Memory the targets' scrape caches hold (their last fully parsed pages).",
+                      cache_bytes);
     start_delay_histogram(s, b);
     ndt_metrics_value(b, "ndtpipe_kafka_messages_delivered_total", "counter",
                  "Kafka messages whose delivery the broker acknowledged.", st.delivered);

@@ -66,6 +66,15 @@ void ingest_scrape_cache_free(ingest_scrape_cache *c)
     free(c);
 }
 
+size_t ingest_scrape_cache_bytes(const ingest_scrape_cache *c)
+{
+    if (!c)
+        return 0;
+    return sizeof(*c) + ingest_expo_shape_bytes(c->shape) + c->block_cap +
+           c->samples_cap * (sizeof(*c->sample_series) + sizeof(*c->values) +
+                             sizeof(*c->timestamps));
+}
+
 ingest_expo_shape *ingest_scrape_cache_recorder(ingest_scrape_cache *c)
 {
     if (c->skip) {
