@@ -79,6 +79,8 @@ size_t ingest_expo_shape_bytes(const ingest_expo_shape *shape)
 
 static int keep_bytes(ingest_expo_shape *shape, const char *from, size_t n)
 {
+    if (n == 0) /* an empty page: nothing to keep, and bytes may be NULL */
+        return NDT_OK;
     if (shape->bytes_cap - shape->nbytes < n) {
         size_t cap = shape->bytes_cap ? shape->bytes_cap : 4096;
         while (cap - shape->nbytes < n) {
@@ -172,6 +174,8 @@ int ingest_expo_shape_replay(const ingest_expo_shape *shape, const char *buf, si
     p.line_complete = 1;
     p.openmetrics = format == INGEST_EXPO_OPENMETRICS;
 
+    if (len == 0)
+        buf = ""; /* no offsets from a NULL body */
     const char *s = buf, *end = buf + len;
     const char *kept = shape->bytes;
     for (size_t i = 0; i < shape->nentries; i++) {
@@ -194,7 +198,9 @@ int ingest_expo_shape_replay(const ingest_expo_shape *shape, const char *buf, si
         }
         s = nl + 1;
     }
-    if ((size_t)(end - s) != shape->tail || memcmp(s, kept, shape->tail) != 0)
+    if ((size_t)(end - s) != shape->tail)
+        return NDT_AGAIN;
+    if (shape->tail && memcmp(s, kept, shape->tail) != 0)
         return NDT_AGAIN;
     return NDT_OK;
 }
