@@ -76,7 +76,7 @@ for file in "${targets[@]}"; do
     # Fixture directories are nested: libFuzzer reads only files at the
     # top of a seed directory, so flatten the seeds into the corpus once.
     for d in $seeds; do
-        find "$d" -type f -size -1M -exec cp -n {} "$corpus/" \; 2>/dev/null
+        find "$d" -type f -size -1024k -exec cp -n {} "$corpus/" \; 2>/dev/null
     done
     if ! "$out/$name" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/" \
