@@ -90,7 +90,7 @@ static int cjson_may_refuse(const uint8_t *p, size_t n)
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         if (i + 3 < n && p[i] == '\\' && p[i + 1] == 'u' && (p[i + 2] | 0x20) == 'd' &&
-            strchr("89abAB", p[i + 3]) && p[i + 3])
+            strchr("89abcdefABCDEF", p[i + 3]) && p[i + 3])
             return 1;
         run = (p[i] >= '0' && p[i] <= '9') || p[i] == '.' || p[i] == 'e' || p[i] == 'E' ||
                       p[i] == '+' || p[i] == '-'
