@@ -47,24 +47,30 @@ static double exp_interpolate(double lower, double upper, double f)
     return sign * exp2(log2(a) + (log2(b) - log2(a)) * f);
 }
 
+/* Whether a side's lowest populated bucket (in magnitude) lies at or
+ * above the zero threshold; a side with no populated bucket does. */
+static int side_clear_of_zero(int schema, double zero_threshold, const hdl_native_bucket *b,
+                              size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (b[k].count > 0)
+            return hdl_native_bucket_upper(schema, b[k].index - 1) >= zero_threshold;
+    }
+    return 1;
+}
+
 /* Whether the histogram is one a quantile can be read from: a schema of
  * the exposition ([-4, 8]), a finite zero threshold that lies below every
- * populated bucket (as the exposition requires; a message from elsewhere
- * may break it, and the estimate would then not grow with q). */
+ * populated bucket of both sides (as the exposition requires; a message
+ * from elsewhere may break it, and the estimate would then not grow with
+ * q). */
 static int well_formed(const hdl_native_histogram *h)
 {
     if (h->schema < -4 || h->schema > 8 || !(h->zero_threshold >= 0) ||
         !isfinite(h->zero_threshold))
         return 0;
-    for (size_t k = 0; k < h->npositive; k++) {
-        if (h->positive[k].count > 0)
-            return hdl_native_bucket_upper(h->schema, h->positive[k].index - 1) >= h->zero_threshold;
-    }
-    for (size_t k = 0; k < h->nnegative; k++) {
-        if (h->negative[k].count > 0)
-            return hdl_native_bucket_upper(h->schema, h->negative[k].index - 1) >= h->zero_threshold;
-    }
-    return 1;
+    return side_clear_of_zero(h->schema, h->zero_threshold, h->positive, h->npositive) &&
+           side_clear_of_zero(h->schema, h->zero_threshold, h->negative, h->nnegative);
 }
 
 double hdl_native_quantile(const hdl_native_histogram *h, double q)

@@ -136,6 +136,21 @@ static void test_quantiles_refused(void **state)
     assert_true(isnan(hdl_native_quantile(&schema, 0.5)));
     hdl_native_histogram inf = hist(0, INFINITY, 0, tool_pos, 3, NULL, 0);
     assert_true(isnan(hdl_native_quantile(&inf, 0.5)));
+    /* Found by fuzz_decode_avro again: the same on the negative side when
+     * the positive side is well placed (only the positive side's first
+     * bucket was checked): the negative bucket (-0.0625, -0.03125] lies
+     * inside the zero bucket [-0.5, 0.5], and p50 fell below p0. */
+    hdl_native_bucket inside[] = { { -4, 3 } };
+    hdl_native_bucket above[] = { { 1, 1 } };
+    hdl_native_histogram twosided = hist(0, 0.5, 4, above, 1, inside, 1);
+    assert_true(isnan(hdl_native_quantile(&twosided, 0.5)));
+    /* Both sides outside the zero bucket: an estimate, growing with q. */
+    hdl_native_bucket outside[] = { { 1, 3 } };
+    hdl_native_histogram fine = hist(0, 0.5, 4, above, 1, outside, 1);
+    double q0 = hdl_native_quantile(&fine, 0), q5 = hdl_native_quantile(&fine, 0.5),
+           q1 = hdl_native_quantile(&fine, 1);
+    assert_true(q0 <= q5 && q5 <= q1);
+    assert_true(q0 >= -2 && q1 <= 2);
 }
 
 /* ---- the rule and the engine --------------------------------------------- */
